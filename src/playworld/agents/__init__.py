@@ -1,0 +1,1 @@
+"""Agents inside world models: WorldModelEnv, imagination actor-critic, planners."""

@@ -1,0 +1,35 @@
+"""The training/evaluation batch: K context frames and actions, then F future actions and frames.
+
+Time convention (used everywhere in playworld, like Dreamer's replay):
+    actions[t] is the action that led INTO frames[t] (actions[0] of an episode is the no-op);
+    rewards[t] is the reward received on arriving at frames[t]; terminated[t] marks frames[t] terminal.
+So a model predicts future_frames[:, 0] from context_frames and context_actions plus future_actions[:, 0].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Batch:
+    context_frames: Tensor  # (B, K, 3, H, W) uint8
+    context_actions: Tensor  # (B, K) int64, or (B, K, dim) float32; [:, i] led into context frame i
+    future_actions: Tensor  # (B, F) int64, or (B, F, dim) float32; [:, j] leads into future frame j
+    future_frames: Tensor  # (B, F, 3, H, W) uint8
+    future_rewards: Tensor  # (B, F) float32
+    future_terminated: Tensor  # (B, F) bool
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+        return Batch(**{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking) for f in fields(self)})
+
+    @property
+    def size(self) -> int:
+        return self.context_frames.shape[0]
+
+    def __getitem__(self, idx) -> "Batch":
+        """Select examples along the batch dimension."""
+        return Batch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})

@@ -1,0 +1,1 @@
+"""Evaluation: fidelity, controllability, physical consistency, long-horizon coherence; the HTML report."""

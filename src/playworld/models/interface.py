@@ -1,0 +1,76 @@
+"""The one interface between a trained model and everything that uses it.
+
+Play, eval, agents and rollout talk to a model only through `WorldModel`:
+
+    state = model.reset(frames, actions, seed=0)   # frames (B, K, 3, H, W) uint8; actions (B, K) or (B, K, dim)
+    state, frame = model.step(state, action)       # action (B,) or (B, dim) -> next frame (B, 3, H, W) uint8
+
+`actions[:, i]` led into `frames[:, i]` (see `playworld.data.batch`); `step`'s action is taken at
+the newest frame and leads into the returned one. Models are batched, seeded (a given seed in
+`reset` makes every later `step` deterministic) and device-agnostic (inputs may live on any
+device; outputs come back on the model's device). States are opaque to callers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from playworld.spaces import ActionSpace
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """What a world model consumes and produces."""
+
+    resolution: int
+    """frames are square: (3, resolution, resolution)"""
+    action_space: ActionSpace
+    context: int
+    """K, the number of past frames (and their actions) a model conditions on"""
+    channels: int = 3
+    fps: float = 10.0
+    world: str = ""
+    """name of the world the data came from (e.g. 'explorer', 'gym:CartPole-v1'), for bookkeeping"""
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.resolution, self.resolution)
+
+    def to_dict(self) -> dict:
+        return {
+            "resolution": self.resolution, "action_space": self.action_space.to_dict(), "context": self.context,
+            "channels": self.channels, "fps": self.fps, "world": self.world,
+        }
+
+    @staticmethod
+    def from_dict(d: dict) -> "WorldSpec":
+        return WorldSpec(
+            resolution=int(d["resolution"]), action_space=ActionSpace.from_dict(d["action_space"]),
+            context=int(d["context"]), channels=int(d.get("channels", 3)), fps=float(d.get("fps", 10.0)),
+            world=str(d.get("world", "")),
+        )
+
+
+@runtime_checkable
+class WorldModel(Protocol):
+    spec: WorldSpec
+
+    def reset(self, frames: Tensor, actions: Tensor, seed: int | None = None) -> Any: ...
+
+    def step(self, state: Any, action: Tensor) -> tuple[Any, Tensor]: ...
+
+
+def frames_to_unit(frames: Tensor) -> Tensor:
+    """uint8 [0, 255] or float [0, 1] frames -> float32 in [-1, 1] (the models' working range)."""
+    if frames.dtype == torch.uint8:
+        return frames.float().div_(127.5).sub_(1.0)
+    return frames.float().mul(2.0).sub(1.0)
+
+
+def unit_to_frames(x: Tensor) -> Tensor:
+    """float in [-1, 1] -> uint8 [0, 255] (clamped, rounded)."""
+    return x.clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8)

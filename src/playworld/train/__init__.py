@@ -1,0 +1,1 @@
+"""The shared training loop: optimisation, EMA, checkpoints, logging, resume, distributed."""

@@ -1,0 +1,117 @@
+"""The World contract and the world registry.
+
+A world is an environment that renders RGB frames. Every world, built-in or adapted, obeys:
+
+    frame, state = world.reset(seed)                    # frame (H, W, 3) uint8, state: dict of arrays
+    step = world.step(action)                           # StepResult(frame, reward, terminated, truncated, state)
+
+`state` is the world's ground truth for the current frame (positions, velocities, ...): a dict
+of numpy arrays whose keys and shapes do not change within a world. Worlds that can be put back
+into a recorded state implement `restore(state) -> frame`, which the oracle baseline uses to
+replay the real world from any recorded moment.
+
+Worlds register under a name (``explorer``, ``physics/uniform``); ``gym:<id>`` names any
+Gymnasium environment. `make_world` is the only constructor callers need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from playworld.errors import PlayworldError
+from playworld.spaces import ActionSpace
+
+MIN_RESOLUTION, MAX_RESOLUTION = 32, 256
+
+
+@dataclass
+class StepResult:
+    frame: np.ndarray  # (H, W, 3) uint8
+    reward: float
+    terminated: bool
+    truncated: bool
+    state: dict[str, np.ndarray]
+
+
+class World:
+    """Base class of every world. Subclasses set the attributes and implement reset/step."""
+
+    name: str = "world"
+    resolution: int = 64
+    action_space: ActionSpace = ActionSpace.none()
+    fps: float = 10.0
+    """frames per second of the world's clock (physics: 10, i.e. 0.1 s per frame)"""
+    max_steps: int | None = None
+    """natural episode length in steps (physics clips: 31 steps = 32 frames); None = unbounded"""
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+    def step(self, action: Any) -> StepResult:
+        raise NotImplementedError
+
+    def restore(self, state: dict[str, np.ndarray]) -> np.ndarray:
+        """Put the world into a recorded `state` and return its frame (oracle replay)."""
+        raise NotImplementedError(f"world {self.name!r} cannot be restored from a recorded state")
+
+    @property
+    def can_restore(self) -> bool:
+        return type(self).restore is not World.restore
+
+    def close(self) -> None:
+        pass
+
+
+WorldFactory = Callable[..., World]
+_WORLDS: dict[str, WorldFactory] = {}
+
+
+def register_world(name: str) -> Callable[[WorldFactory], WorldFactory]:
+    """Decorator: ``@register_world("physics/uniform")`` on a factory ``(resolution=64, **options) -> World``."""
+
+    def deco(factory: WorldFactory) -> WorldFactory:
+        if name in _WORLDS:
+            raise ValueError(f"world {name!r} registered twice")
+        _WORLDS[name] = factory
+        return factory
+
+    return deco
+
+
+def _load_builtin_worlds() -> None:
+    # Importing the modules runs their @register_world decorators.
+    import playworld.worlds.explorer  # noqa: F401
+    import playworld.worlds.physics  # noqa: F401
+
+
+def list_worlds() -> list[str]:
+    _load_builtin_worlds()
+    return sorted(_WORLDS)
+
+
+def check_resolution(resolution: int) -> int:
+    if not (MIN_RESOLUTION <= int(resolution) <= MAX_RESOLUTION):
+        raise PlayworldError(
+            f"resolution {resolution} is out of range",
+            f"choose a square resolution from {MIN_RESOLUTION} to {MAX_RESOLUTION}, e.g. --resolution 64",
+        )
+    return int(resolution)
+
+
+def make_world(name: str, resolution: int = 64, **options: Any) -> World:
+    """Build a world by name: a built-in (``explorer``, ``physics/parabola``) or ``gym:<id>``."""
+    check_resolution(resolution)
+    if name.startswith("gym:"):
+        from playworld.worlds.gym import make_gym_world
+
+        return make_gym_world(name[len("gym:"):], resolution=resolution, **options)
+    _load_builtin_worlds()
+    if name not in _WORLDS:
+        raise PlayworldError(
+            f"unknown world {name!r}",
+            f"choose one of {', '.join(sorted(_WORLDS))}, or gym:<id> for a Gymnasium environment",
+        )
+    return _WORLDS[name](resolution=resolution, **options)

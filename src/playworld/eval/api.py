@@ -29,6 +29,20 @@ class Skip(Exception):
     """Raised by a metric that cannot be computed here; the reason is reported, never a 0."""
 
 
+class NotApplicable(Skip):
+    """The group does not apply to this dataset's world (e.g. physics metrics on explorer).
+
+    The suite reports it as skipped, and as a user error when the group was asked for by name."""
+
+
+class TooFewEpisodes(Skip):
+    """The dataset has too few (or too short) episodes for `metric`; `needed` says what it needs."""
+
+    def __init__(self, metric: str, needed: str, have: str):
+        super().__init__(f"{metric} needs {needed}; the dataset has {have}")
+        self.metric, self.needed, self.have = metric, needed, have
+
+
 @dataclass
 class Metric:
     value: float

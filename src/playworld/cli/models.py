@@ -1,0 +1,91 @@
+"""`playworld train` and `playworld rollout`: fit a model family to a dataset, then watch it dream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from playworld.errors import PlayworldError
+
+
+def train_cmd(
+    out: Path = typer.Option(..., "--out", help="Run directory to write (config, checkpoints, metrics, media), e.g. runs/explorer."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset to train on (a `playworld collect` folder). On --resume, defaults to the run's."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model family to train (default: diffusion)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Preset: debug (seconds), small (CPU minutes; the default), base (GPU), or a .yaml file."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Stop after this many wall-clock minutes (whichever of --minutes/--steps comes first)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Stop after this many optimiser steps in total."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint, exactly where it stopped."),
+    sets: Optional[List[str]] = typer.Option(None, "--set", help="Override one option, e.g. --set train.lr=3e-4 --set model.steps=2 (repeatable)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available). Under torchrun each rank takes its own GPU."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+) -> None:
+    """Train a world model on a dataset; Ctrl-C saves a checkpoint, --resume continues it.
+
+    Multi-process (DDP): torchrun --nproc_per_node=N $(which playworld) train ...
+    """
+    import os
+
+    from playworld.train.loop import train
+
+    result = train(out, data=data, model=model, preset=preset, sets=sets, steps=steps, minutes=minutes,
+                   resume=resume, device=device, progress=progress)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    why = {"steps": "step budget reached", "time": "time budget reached", "interrupted": "interrupted"}[result.reason]
+    psnr = f"; val PSNR {result.val_psnr:.2f} dB (teacher-forced, EMA)" if result.val_psnr is not None else ""
+    typer.echo(f"{why} at step {result.step}{psnr}")
+    typer.echo(f"checkpoint: {result.checkpoint}")
+    if result.reason == "interrupted":
+        typer.echo(f"continue with: playworld train --out {out} --resume")
+        raise typer.Exit(130)
+    data_arg = f" --data {data}" if data else ""
+    typer.echo(f"next: playworld rollout {out}{data_arg} --out {out}/rollout.mp4")
+
+
+def rollout_cmd(
+    run: Path = typer.Argument(..., help="Run directory written by `playworld train`."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset to take real contexts and actions from (default: the run's)."),
+    horizon: int = typer.Option(64, "--horizon", help="Frames to generate after the context."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Video to write: .mp4, .webm or .gif (default: RUN/rollout.mp4)."),
+    episodes: int = typer.Option(4, "--episodes", help="Rollouts to show, one row each."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the choice of windows and the sampler."),
+    split: str = typer.Option("val", "--split", help="Dataset split to take contexts from: train, val or test."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Checkpoint step to load (default: the last)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+) -> None:
+    """Generate frames autoregressively from real contexts with the real actions; generated (left) beside ground truth (right)."""
+    import yaml
+
+    from playworld.rollout import dataset_windows, rollout, write_comparison
+    from playworld.train.checkpoint import check_dataset_matches, check_run_dir, load_world_model
+    from playworld.train.distributed import pick_device
+    from playworld.train.run import open_dataset
+
+    check_run_dir(run)
+    out = out or run / "rollout.mp4"
+    if out.suffix.lower() not in (".mp4", ".webm", ".gif"):
+        raise PlayworldError(f"cannot write {out}: unknown video suffix {out.suffix!r}", "use .mp4, .webm or .gif")
+    if horizon < 1 or episodes < 1:
+        raise PlayworldError("--horizon and --episodes must be at least 1", "pass e.g. --horizon 64 --episodes 4")
+    if data is None:
+        config = run / "config.yaml"
+        if not config.is_file():
+            raise PlayworldError(f"{run} has no config.yaml naming its dataset", "pass --data DATA")
+        data = Path((yaml.safe_load(config.read_text()) or {}).get("data", ""))
+    model = load_world_model(run, device=pick_device(device), checkpoint=checkpoint)
+    dataset = open_dataset(data)
+    check_dataset_matches(model.spec, dataset, f"run {run}")
+    windows = dataset_windows(dataset, model.spec.context, horizon, episodes, split, seed)
+    if windows.future_frames.shape[1] < horizon:
+        typer.echo(f"note: horizon shortened to {windows.future_frames.shape[1]} frames (the episodes are not longer)")
+    generated = rollout(model, windows, horizon, seed=seed)
+    write_comparison(generated, windows.future_frames, out, fps=dataset.fps)
+    typer.echo(f"wrote {out}: {generated.shape[0]} rollouts x {generated.shape[1]} frames (left generated, right ground truth)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train", rich_help_panel="2. Models")(train_cmd)
+    app.command("rollout", rich_help_panel="2. Models")(rollout_cmd)

@@ -1,0 +1,74 @@
+"""Training logs: metrics.jsonl (always), TensorBoard (when installed), a rich progress bar."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class MetricsLog:
+    """Appends one JSON object per line to run_dir/metrics.jsonl; mirrors scalars to TensorBoard.
+
+    On resume, lines logged after the checkpoint's step (by the interrupted run) are dropped so the
+    file reads as one uninterrupted run.
+    """
+
+    def __init__(self, run_dir: Path, resume_step: int = 0, tensorboard: bool = True):
+        self.path = Path(run_dir) / "metrics.jsonl"
+        if self.path.exists():
+            kept = [ln for ln in self.path.read_text().splitlines() if _step_of(ln) <= resume_step]
+            self.path.write_text("".join(ln + "\n" for ln in kept))
+        self._file = self.path.open("a")
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
+            except Exception:  # tensorboard is optional; its absence is not an error
+                self._tb = None
+
+    def write(self, step: int, kind: str, values: dict[str, Any]) -> None:
+        row = {"step": step, "kind": kind, **{k: _plain(v) for k, v in values.items()}}
+        self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            for k, v in values.items():
+                if isinstance(v, (int, float)) and math.isfinite(v):
+                    self._tb.add_scalar(f"{kind}/{k}", v, step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)  # JSON has no NaN/inf
+    return v
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError):
+        return 1 << 62  # unreadable (half-written) line: drop it
+
+
+def progress_bar(enabled: bool) -> Progress:
+    """Steps done / total, elapsed and remaining time, then the latest loss and samples/s."""
+    return Progress(
+        TextColumn("[bold]train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        disable=not enabled,
+        transient=False,
+    )

@@ -1,0 +1,285 @@
+"""The training loop shared by every model family.
+
+    result = train("runs/explorer", data="data/explorer", model="diffusion", preset="small", minutes=10)
+
+It reaches a family only through the `Family` API (build, loss, world_model) and reads top to
+bottom like the algorithm: set up the run, then repeat {batch -> loss -> backward -> clip -> AdamW
+-> EMA}, logging, validating, writing media and checkpoints on schedule, until the step or time
+budget runs out, Ctrl-C is pressed, or the loss stops being finite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim import AdamW
+from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from playworld.errors import PlayworldError
+from playworld.rollout import dataset_windows, rollout, write_comparison
+from playworld.train import distributed
+from playworld.train.batches import training_batches
+from playworld.train.checkpoint import build_from_checkpoint, load_training_state, save_checkpoint, weights_metadata
+from playworld.train.logging import MetricsLog, progress_bar
+from playworld.train.run import capture_rng, prepare_run, restore_rng, write_run_files
+from playworld.train.validation import teacher_forced_psnr, validation_windows
+
+
+class TrainingDiverged(PlayworldError):
+    """The loss or the gradient became NaN/inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    """optimiser steps done in total"""
+    checkpoint: Path | None
+    """the checkpoint saved last (None on ranks other than 0)"""
+    reason: str
+    """why training stopped: 'steps', 'time' or 'interrupted'"""
+    val_psnr: float | None
+    """the last teacher-forced validation PSNR (dB), None without a val split"""
+
+
+def train(
+    out: str | Path, data: str | Path | None = None, model: str | None = None, preset: str | None = None,
+    sets: list[str] | None = None, steps: int | None = None, minutes: float | None = None, resume: bool = False,
+    device: str | None = None, progress: bool = True,
+) -> TrainResult:
+    """Train (or, with `resume`, continue) the run in `out`. See `playworld train --help`."""
+    d = distributed.setup(device)
+    try:
+        return _train(d, Path(out), data, model, preset, sets, steps, minutes, resume, progress)
+    finally:
+        distributed.cleanup(d)
+
+
+def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progress) -> TrainResult:
+    plan = prepare_run(run_dir, data, model, preset, sets, steps, minutes, resume)
+    family, mcfg, cfg, dataset, spec = plan.family, plan.model_config, plan.train_config, plan.dataset, plan.spec
+    dev = d.device
+
+    # -- the network, its EMA copy, the optimiser with linear warm-up ------------------------------
+    torch.manual_seed(cfg.seed)
+    net = family.build(mcfg, spec).to(dev)
+    params = [p for p in net.parameters() if p.requires_grad]
+    if not params:
+        raise PlayworldError(f"model family {family.name} has no trainable parameters", "pick a trainable --model")
+    ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    optimizer = AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warmup = max(1, cfg.warmup_steps)
+    scheduler = LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+
+    step = 0
+    if plan.resume_from is not None:  # weights, optimiser, scheduler, EMA, RNG: exactly as saved
+        step = _restore(plan.resume_from, net, ema, optimizer, scheduler, cfg, dev)
+
+    train_net = net
+    if d.enabled:
+        train_net = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+    if cfg.compile:
+        train_net = torch.compile(train_net)
+
+    # -- the run directory explains itself before step 0 -------------------------------------------
+    if d.is_main:
+        write_run_files(plan, d, step)
+    k, f = family.context_length(mcfg), family.future_length(mcfg)
+    batches = training_batches(dataset, k, f, cfg.batch_size, cfg.seed, d.rank, d.world_size, cfg.num_workers, start=step)
+    log = MetricsLog(run_dir, resume_step=step) if d.is_main else None
+    val_windows = validation_windows(dataset, k, cfg.val_batches * cfg.batch_size) if d.is_main else None
+    meta = weights_metadata(family, mcfg, spec, step)
+    saved_step, checkpoint, val_psnr = (step if plan.resume_from is not None else -1), plan.resume_from, None
+
+    def save(reason: str) -> None:
+        nonlocal saved_step, checkpoint
+        if d.is_main and saved_step != step:
+            state = _training_state(step, optimizer, scheduler, ema, cfg, d)
+            checkpoint = save_checkpoint(run_dir, step, {**meta, "step": str(step)}, ema.module, net, state, cfg.keep_checkpoints)
+        saved_step = step
+
+    done = {"val": -1, "media": -1}  # the step each was last done at, so the final pass does not repeat it
+
+    def validate_and_media(final: bool) -> None:
+        nonlocal val_psnr
+        want_val = val_windows is not None and (final or (cfg.val_every and step % cfg.val_every == 0))
+        want_media = final or (cfg.media_every and step % cfg.media_every == 0)
+        want_val, want_media = want_val and done["val"] != step, want_media and done["media"] != step
+        if not d.is_main or not (want_val or want_media):
+            return
+        # the EMA weights through the WorldModel interface; their own RNG, so training's is untouched
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            wm = family.world_model(ema.module, mcfg, spec)
+            if want_val:
+                val_psnr, done["val"] = teacher_forced_psnr(wm, val_windows, cfg.batch_size, seed=cfg.seed), step
+                log.write(step, "val", {"psnr": val_psnr})
+            if want_media:
+                _write_media(wm, dataset, k, cfg.media_horizon, run_dir / "media" / f"{step:08d}", seed=cfg.seed)
+                done["media"] = step
+
+    # -- the loop ----------------------------------------------------------------------------------
+    started, reason = time.monotonic(), "steps"
+    window = _Window()
+    with progress_bar(progress and d.is_main) as bar, _StopOnSignal() as stop:
+        task = bar.add_task("train", total=cfg.steps, completed=step, info="")
+        while step < cfg.steps:
+            try:
+                batch = next(batches).to(dev, non_blocking=True)
+            except RuntimeError:  # a loader worker killed by the same Ctrl-C
+                if not stop.requested:
+                    raise
+                batch = None
+            generator = torch.Generator(dev).manual_seed(_step_seed(cfg.seed, d.rank, step))
+            loss = torch.tensor(float("nan"), device=dev)
+            if batch is not None:
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                    loss, logs = family.loss(train_net, batch, mcfg, step, generator)
+            out_of_time = cfg.minutes > 0 and time.monotonic() - started >= cfg.minutes * 60
+            diverged, interrupted, out_of_time = distributed.any_rank(
+                [not bool(torch.isfinite(loss.detach())), stop.requested, out_of_time], d
+            )
+            if interrupted or out_of_time:
+                reason = "interrupted" if interrupted else "time"
+                break
+            if diverged:
+                raise _diverged(run_dir, step, "loss", checkpoint)
+
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+            if not bool(torch.isfinite(grad_norm)):
+                raise _diverged(run_dir, step, "gradient norm", checkpoint)
+            optimizer.step()
+            scheduler.step()
+            ema.update_parameters(net)
+            step += 1
+
+            window.add(float(loss), float(grad_norm), logs, cfg.batch_size * d.world_size)
+            bar.update(task, completed=step, info=window.describe())
+            if d.is_main and step % cfg.log_every == 0:
+                log.write(step, "train", {**window.means(), "lr": scheduler.get_last_lr()[0]})
+                window = _Window()
+            validate_and_media(final=False)
+            if step % cfg.ckpt_every == 0:
+                save("periodic")
+
+    # -- always end with validation, media and a checkpoint of where we stopped ---------------------
+    validate_and_media(final=True)
+    save(reason)
+    if log is not None:
+        log.write(step, "end", {"reason": reason, "minutes": (time.monotonic() - started) / 60})
+        log.close()
+    return TrainResult(run_dir, step, checkpoint if d.is_main else None, reason, val_psnr)
+
+
+# -- pieces of the loop --------------------------------------------------------------------------
+
+
+def _step_seed(seed: int, rank: int, step: int) -> int:
+    """The loss's noise seed for one step of one rank: resuming at `step` redraws the same noise."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def _training_state(step, optimizer, scheduler, ema, cfg, d) -> dict:
+    """Everything beside the weights that `--resume` needs, as tensors and plain Python values."""
+    return {
+        "step": step,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "ema_n_averaged": ema.n_averaged.detach().cpu(),
+        "rng": capture_rng(d.device),
+        # batch i of a rank is a function of (seed, rank, world_size, batch_size, i): see train/batches.py
+        "loader": {"next_batch": step, "seed": cfg.seed, "world_size": d.world_size, "batch_size": cfg.batch_size},
+    }
+
+
+def _restore(ckpt: Path, net, ema, optimizer, scheduler, cfg, dev) -> int:
+    _, _, _, raw, _ = build_from_checkpoint(ckpt, "raw")
+    net.load_state_dict(raw.state_dict())
+    _, _, _, averaged, _ = build_from_checkpoint(ckpt, "model")
+    ema.module.load_state_dict(averaged.state_dict())
+    state = load_training_state(ckpt)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scheduler.base_lrs = [cfg.lr] * len(scheduler.base_lrs)  # `--set train.lr=...` may change it on resume
+    for group, lr in zip(optimizer.param_groups, scheduler.get_lr()):
+        group["lr"], group["initial_lr"], group["weight_decay"] = lr, cfg.lr, cfg.weight_decay
+    ema.n_averaged.copy_(state["ema_n_averaged"].to(dev))
+    restore_rng(state["rng"], dev)
+    return int(state["step"])
+
+
+def _write_media(wm, dataset, context: int, horizon: int, folder: Path, seed: int) -> None:
+    """media/<step>/rollout.mp4: generated (left) beside ground truth (right), a few val episodes."""
+    split = "val" if dataset.episode_ids("val") else "train"
+    try:
+        windows = dataset_windows(dataset, context, horizon, episodes=4, split=split, seed=seed)
+    except PlayworldError:
+        return  # no episode long enough for a rollout: nothing to show
+    generated = rollout(wm, windows, horizon, seed=seed)
+    write_comparison(generated, windows.future_frames, folder / "rollout.mp4", fps=dataset.fps)
+
+
+def _diverged(run_dir: Path, step: int, what: str, checkpoint: Path | None) -> TrainingDiverged:
+    kept = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint had been saved yet"
+    return TrainingDiverged(
+        f"training stopped at step {step}: the {what} is NaN or infinite; {kept}",
+        "lower train.lr (--set train.lr=...), keep train.grad_clip > 0 or use precision fp32, then "
+        f"`playworld train --out {run_dir} --resume`",
+    )
+
+
+class _Window:
+    """Running means of the logged values since the last log line, and samples/s."""
+
+    def __init__(self):
+        self.start, self.n, self.samples, self.sums = time.monotonic(), 0, 0, {}
+
+    def add(self, loss: float, grad_norm: float, logs: dict, samples: int) -> None:
+        self.n += 1
+        self.samples += samples
+        for key, v in {**logs, "loss": loss, "grad_norm": grad_norm}.items():
+            if isinstance(v, (int, float)):
+                self.sums[key] = self.sums.get(key, 0.0) + float(v)
+
+    def means(self) -> dict[str, float]:
+        out = {k: v / max(1, self.n) for k, v in self.sums.items()}
+        out["samples_per_s"] = self.samples / max(1e-9, time.monotonic() - self.start)
+        return out
+
+    def describe(self) -> str:
+        m = self.means()
+        return f"loss {m.get('loss', float('nan')):.4f}  {m['samples_per_s']:.0f} samples/s"
+
+
+class _StopOnSignal(contextlib.AbstractContextManager):
+    """The first Ctrl-C (or SIGTERM) asks the loop to stop after the current step and save; a second
+    Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.requested, self._old = False, {}
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __enter__(self):
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread: no signal handling
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False

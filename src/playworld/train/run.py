@@ -1,0 +1,207 @@
+"""Setting up a run: resolve its configuration, open its data, write config.yaml and meta.json.
+
+A fresh run resolves  family Config / TrainConfig defaults <- preset <- `--set` overrides.
+A resumed run reads its own config.yaml back; only `train.*` values may change (`--set`,
+`--steps`, `--minutes`), and the dataset must still fit the checkpoint's WorldSpec.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from playworld.errors import PlayworldError
+from playworld.models.interface import WorldSpec
+from playworld.models.registry import Family, get_family
+from playworld.train.checkpoint import check_dataset_matches, check_run_dir, list_checkpoints, read_metadata, resolve_checkpoint
+from playworld.train.config import (
+    TrainConfig, config_to_dict, load_preset, make_model_config, make_train_config, parse_sets, run_config_dict, validate,
+)
+
+DEFAULT_FAMILY = "diffusion"
+DEFAULT_PRESET = "small"
+
+
+@dataclass
+class RunPlan:
+    run_dir: Path
+    family: Family
+    model_config: Any
+    train_config: TrainConfig
+    dataset: Any
+    data_path: Path
+    spec: WorldSpec
+    resume_from: Path | None
+    """the checkpoint folder to continue from (None for a fresh run)"""
+
+
+def open_dataset(data: str | Path):
+    from playworld.data.store import Dataset
+
+    if not Path(data).exists():
+        raise PlayworldError(f"dataset {data} does not exist", "collect one first: playworld collect --env explorer --out DATA")
+    return Dataset(data)
+
+
+def prepare_run(
+    run_dir: Path, data, model: str | None, preset: str | None, sets: list[str] | None,
+    steps: int | None, minutes: float | None, resume: bool,
+) -> RunPlan:
+    overrides = parse_sets(sets)
+    if resume:
+        family, mcfg, tcfg, data, ckpt = _resume_config(run_dir, data, model, preset, overrides)
+    else:
+        if data is None:
+            raise PlayworldError("no dataset given", "pass --data DATA (a folder written by `playworld collect`)")
+        if list_checkpoints(run_dir):
+            raise PlayworldError(f"{run_dir} already holds a trained run", "pass --resume to continue it, or choose another --out")
+        family = get_family(model or DEFAULT_FAMILY)
+        p = load_preset(preset or DEFAULT_PRESET)
+        mcfg = make_model_config(family, p, overrides["model"])
+        tcfg = make_train_config(p, overrides["train"])
+        ckpt = None
+    if steps is not None:
+        tcfg.steps = int(steps)
+    if minutes is not None:
+        tcfg.minutes = float(minutes)
+    validate(tcfg)
+
+    dataset = open_dataset(data)
+    spec = WorldSpec(
+        resolution=dataset.resolution, action_space=dataset.action_space, context=family.context_length(mcfg),
+        fps=dataset.fps, world=dataset.world,
+    )
+    if ckpt is not None:
+        saved_spec = WorldSpec.from_dict(json.loads(read_metadata(ckpt / "model.safetensors")["spec"]))
+        check_dataset_matches(saved_spec, dataset, f"run {run_dir}")
+    return RunPlan(run_dir, family, mcfg, tcfg, dataset, Path(data), spec, ckpt)
+
+
+def _resume_config(run_dir: Path, data, model, preset, overrides):
+    check_run_dir(run_dir)
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise PlayworldError(f"{run_dir} has no config.yaml, so it is not a run to resume", "start a new run without --resume")
+    saved = yaml.safe_load(config_file.read_text()) or {}
+    (family_name,) = saved["model"]
+    ckpt = resolve_checkpoint(run_dir)
+    ckpt_family = read_metadata(ckpt / "model.safetensors")["family"]
+    if ckpt_family != family_name:
+        raise PlayworldError(
+            f"checkpoint {ckpt} is of model family {ckpt_family}, but {run_dir}/config.yaml says {family_name}",
+            "resume from a checkpoint of this run, or start a new run with another --out",
+        )
+    if model and model != family_name:
+        raise PlayworldError(
+            f"run {run_dir} trains model family {family_name}, not {model}", "drop --model, or start a new run with another --out"
+        )
+    if preset:
+        raise PlayworldError("--preset cannot change a run being resumed", "drop --preset; change single values with --set train.KEY=VALUE")
+    family = get_family(family_name)
+    mcfg = make_model_config(family, saved)
+    if overrides["model"]:
+        wanted = make_model_config(family, saved, overrides["model"])
+        if config_to_dict(wanted) != config_to_dict(mcfg):
+            raise PlayworldError("model options cannot change on --resume", "drop --set model.*, or start a new run with another --out")
+    tcfg = make_train_config(saved, overrides["train"])
+    return family, mcfg, tcfg, data or saved["data"], ckpt
+
+
+# -- the run directory ----------------------------------------------------------------------------
+
+
+def write_run_files(plan: RunPlan, d, step: int) -> None:
+    """config.yaml (the resolved configuration) and meta.json (what produced the run)."""
+    run_dir = plan.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = run_config_dict(str(plan.data_path), plan.family.name, plan.model_config, plan.train_config)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    meta_file = run_dir / "meta.json"
+    invocation = {"command": sys.argv, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "step": step,
+                  "world_size": d.world_size, "device": str(d.device)}
+    if plan.resume_from is not None and meta_file.is_file():
+        meta = json.loads(meta_file.read_text())
+        meta.setdefault("resumed", []).append(invocation)
+    else:
+        meta = {
+            "family": plan.family.name,
+            "started": invocation,
+            "versions": _versions(),
+            "git_sha": _git_sha(),
+            "data": _data_identity(plan.dataset),
+            "spec": plan.spec.to_dict(),
+        }
+    meta_file.write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("playworld", "torch", "numpy", "safetensors"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _git_sha() -> str | None:
+    """The commit of the playworld source tree, when it is a git checkout."""
+    try:
+        res = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+        return res.stdout.strip() or None if res.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _data_identity(dataset) -> dict[str, Any]:
+    import hashlib
+
+    manifest = Path(dataset.path) / "manifest.json"
+    return {
+        "path": str(dataset.path),
+        "world": dataset.world,
+        "fingerprint": dataset.fingerprint,
+        "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        "episodes": len(dataset),
+        "frames": dataset.num_frames,
+    }
+
+
+# -- RNG state as tensors and plain values (loadable with torch.load(weights_only=True)) ------------
+
+
+def capture_rng(device: torch.device) -> dict[str, Any]:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)},
+        "python": random.getstate(),
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_rng(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)

@@ -1,0 +1,101 @@
+"""The `rssm` family behind the `WorldModel` interface, plus the heads agents use.
+
+    state = model.reset(frames, actions, seed)  # filters the K context frames with the posterior
+    state, frame = model.step(state, action)    # imagines one step with the prior, decodes the frame
+    model.predict_reward(state)   -> (B,) float  reward on arriving at the state's newest frame
+    model.predict_continue(state) -> (B,) float  probability that the newest frame is not terminal
+
+`predict_reward` / `predict_continue` go beyond the shared interface; `WorldModelEnv` and the
+planners use them when a model has them. States are immutable: each carries its own copy of the
+sampling generator, so stepping one state twice with the same action gives the same frame, and a
+seed given to `reset` fixes every later step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from playworld.errors import PlayworldError
+from playworld.models.interface import WorldSpec, frames_to_unit, unit_to_frames
+from playworld.models.rssm.network import RSSMNet, symexp
+
+
+@dataclass(frozen=True)
+class RSSMState:
+    h: Tensor  # (B, deter) deterministic state at the newest frame
+    z: Tensor  # (B, stoch, classes) one-hot latents at the newest frame
+    generator: torch.Generator  # sampling noise for the next step (owned by this state)
+
+
+def _fork(generator: torch.Generator) -> torch.Generator:
+    g = torch.Generator(device=generator.device)
+    g.set_state(generator.get_state())
+    return g
+
+
+class RSSMWorldModel:
+    def __init__(self, net: RSSMNet, config, spec: WorldSpec):
+        self.net, self.config, self.spec = net, config, spec
+        self.device = net.h0.device
+
+    def _check(self, frames: Tensor, actions: Tensor) -> None:
+        space = self.spec.action_space
+        if frames.ndim != 5 or tuple(frames.shape[2:]) != self.spec.frame_shape:
+            raise PlayworldError(
+                f"context frames of shape {tuple(frames.shape)} do not match the model",
+                f"pass frames shaped (B, K, {', '.join(map(str, self.spec.frame_shape))})",
+            )
+        if tuple(actions.shape) != tuple(frames.shape[:2]) + space.shape:
+            raise PlayworldError(
+                f"context actions of shape {tuple(actions.shape)} do not match frames {tuple(frames.shape[:2])} "
+                f"and the model's action space {space.describe()}",
+                f"pass actions shaped {tuple(frames.shape[:2]) + space.shape}",
+            )
+
+    def _action(self, action: Tensor) -> Tensor:
+        space = self.spec.action_space
+        action = torch.as_tensor(action, device=self.device)
+        if space.kind == "continuous":
+            if action.ndim != 2 or action.shape[1] != space.dim:
+                raise PlayworldError(
+                    f"action of shape {tuple(action.shape)} does not fit the model's {space.describe()} action space",
+                    f"pass a float tensor shaped (B, {space.dim})",
+                )
+            return action.float()
+        if action.ndim != 1 or action.is_floating_point() or bool(((action < 0) | (action >= space.n)).any()):
+            raise PlayworldError(
+                f"action {action.tolist()} does not fit the model's {space.describe()} action space",
+                f"pass integer actions in [0, {space.n}) shaped (B,)",
+            )
+        return action.long()
+
+    @torch.no_grad()
+    def reset(self, frames: Tensor, actions: Tensor, seed: int | None = None) -> RSSMState:
+        self._check(frames, actions)
+        generator = torch.Generator(device=self.device).manual_seed(0 if seed is None else int(seed))
+        x = frames_to_unit(frames.to(self.device))
+        a = actions.to(self.device)
+        a = a.float() if self.spec.action_space.kind == "continuous" else a.long()
+        out = self.net.observe(x, a, generator)
+        return RSSMState(h=out["h"][:, -1], z=out["z"][:, -1], generator=generator)
+
+    @torch.no_grad()
+    def step(self, state: RSSMState, action: Tensor) -> tuple[RSSMState, Tensor]:
+        generator = _fork(state.generator)
+        h, prior = self.net.img_step(state.h, state.z, self._action(action))
+        z = self.net.sample(prior, generator)
+        frame = unit_to_frames(self.net.decoder(self.net.feature(h, z)).float())  # (B, 3, R, R)
+        return RSSMState(h=h, z=z, generator=generator), frame
+
+    @torch.no_grad()
+    def predict_reward(self, state: RSSMState) -> Tensor:
+        """(B,) reward on arriving at the state's newest frame (the reward head, symexp of its output)."""
+        return symexp(self.net.reward_head(self.net.feature(state.h, state.z)).squeeze(-1).float())
+
+    @torch.no_grad()
+    def predict_continue(self, state: RSSMState) -> Tensor:
+        """(B,) probability in [0, 1] that the episode goes on after the state's newest frame."""
+        return torch.sigmoid(self.net.continue_head(self.net.feature(state.h, state.z)).squeeze(-1).float())

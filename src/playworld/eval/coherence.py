@@ -1,0 +1,231 @@
+"""Long-horizon coherence on explorer: loop closure and drift.
+
+Loop closure (does the model show the same place when the agent comes back?). From each real
+context the agent walks a short lead-in of L moves to a place A, then an A -> B -> A path: g//2
+moves away, a no-op when g is odd, and the same moves reversed back, so it stands on A again g
+steps after its first visit. Every path is planned in the real world (restored from the recorded
+state, blocked moves avoided), so the real agent provably returns to A. The lead-in makes the first
+visit a *generated* frame: without it, repeating the last context frame would "close every loop".
+
+- `loop_psnr@g`: PSNR of the generated revisit frame against the real frame at the first visit.
+  Its floor is the real world's own revisit-vs-first-visit PSNR (coins collected on the way and the
+  agent's facing differ slightly).
+- `loop_state_error@g`: where does the revisit frame show the agent? The real world is rendered with
+  the agent at every cell within +-SEARCH cells of the true revisit cell (everything else as at the
+  revisit); the cell whose render is closest (MSE) to the generated frame is the estimate, and the
+  error is its distance in cells from the true cell (0 for a perfect model).
+- both split by the model's context window K: gaps g <= K (the first visit is still in context) vs
+  g > K (the model must reproduce a place it can no longer see).
+
+Drift: from the same contexts the agent takes DRIFT_STEPS sticky random moves; the curves are
+the per-step PSNR of the generated frames against the real world driven by the same actions, and
+the per-step gap between generated and real frame statistics (mean and std of the pixel values;
+autoregressive models often drift in brightness or saturation long before they lose the layout).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from playworld.eval.api import DatasetOracle, EvalContext, GroupResult, Metric, NotApplicable, Skip, Windows, register_group
+from playworld.eval.metrics import psnr
+
+GAPS = (5, 15, 30, 50)
+LEAD_IN = 4
+"""moves from the end of the real context to the first visit of A"""
+SEARCH = 4
+"""cells searched on each side of the true revisit cell for the state estimate"""
+DRIFT_STEPS = 256
+DIRECTIONS = ("up", "down", "left", "right")
+INVERSE = {"up": "down", "down": "up", "left": "right", "right": "left"}
+
+
+class _RealWorld:
+    """The dataset's world, restorable and never truncated (paths may outlast recorded episodes)."""
+
+    def __init__(self, ctx: EvalContext):
+        from playworld.worlds.base import make_world
+
+        options = dict(ctx.dataset.manifest.get("world_options") or {})
+        options["max_steps"] = 10**9
+        self.world = make_world(ctx.dataset.world, resolution=ctx.spec.resolution, **options)
+        names = list(ctx.spec.action_space.names)
+        if not all(d in names for d in DIRECTIONS) or "agent" not in ctx.dataset.state_keys:
+            raise NotApplicable("needs a world with up/down/left/right actions and an 'agent' state (explorer)")
+        self.action = {d: names.index(d) for d in DIRECTIONS}
+        self.noop = 0
+
+    def run(self, state: dict, actions: list[int]) -> tuple[np.ndarray, list[dict]]:
+        """Restore `state`, take `actions`; -> frames (len, H, W, 3) u8 and the state after each."""
+        self.world.restore(state)
+        frames, states = [], []
+        for a in actions:
+            r = self.world.step(np.int64(a))
+            frames.append(r.frame)
+            states.append(r.state)
+        return np.stack(frames), states
+
+    def walk(self, state: dict, steps: int, rng: np.random.Generator) -> tuple[list[str], dict]:
+        """A random walk of `steps` unblocked moves (no immediate reversal when avoidable)."""
+        self.world.restore(state)
+        moves: list[str] = []
+        for _ in range(steps):
+            before = self.world.state()
+            options = [d for d in rng.permutation(DIRECTIONS) if not moves or d != INVERSE[moves[-1]]]
+            options += [INVERSE[moves[-1]]] if moves else []
+            for d in options:
+                r = self.world.step(np.int64(self.action[d]))
+                if not np.array_equal(r.state["agent"], before["agent"]):
+                    moves.append(d)
+                    break
+                self.world.restore(before)
+            else:
+                raise Skip("the agent is walled in at an evaluation start (no move is possible)")
+        return moves, self.world.state()
+
+    def locate(self, frame: np.ndarray, state: dict) -> np.ndarray:
+        """The (dx, dy) offset from state['agent'] at which the real world looks most like `frame`."""
+        agent = np.asarray(state["agent"])
+        size = self.world.map_size  # candidates stay on the map
+        offsets = [(dx, dy) for dy in range(-SEARCH, SEARCH + 1) for dx in range(-SEARCH, SEARCH + 1)
+                   if 0 <= agent[0] + dx < size and 0 <= agent[1] + dy < size]
+        f = frame.astype(np.float32)
+        best, best_err = (0, 0), np.inf
+        for dx, dy in offsets:
+            s = dict(state)
+            s["agent"] = agent + np.array([dx, dy], agent.dtype)
+            err = float(((self.world.restore(s).astype(np.float32) - f) ** 2).mean())
+            if err < best_err:
+                best, best_err = (dx, dy), err
+        return np.array(best, np.float64)
+
+
+def _loop_paths(ctx: EvalContext, real: _RealWorld, windows: Windows, gap: int) -> dict:
+    """Plan one lead-in + A->B->A path per window: actions (N, L+gap), real frames (N, L+gap, H, W, 3)."""
+    key = ("coherence-loop", ctx.seed, tuple(windows.index), gap)
+    if key in ctx.cache:
+        return ctx.cache[key]
+    rng = np.random.default_rng([ctx.seed, gap])
+    actions, real_frames, revisit_state = [], [], []
+    for start in windows.world_states():
+        lead, at_a = real.walk(start, LEAD_IN, rng)
+        away, _ = real.walk(at_a, gap // 2, rng)
+        back = [INVERSE[d] for d in reversed(away)]
+        seq = [real.action[d] for d in lead + away] + [real.noop] * (gap % 2) + [real.action[d] for d in back]
+        frames, states = real.run(start, seq)
+        assert np.array_equal(states[-1]["agent"], at_a["agent"]), "a reversed path must return to A"
+        actions.append(seq)
+        real_frames.append(frames)
+        revisit_state.append(states[-1])
+    frames = np.stack(real_frames)  # (N, L+gap, H, W, 3)
+    out = {"actions": torch.tensor(actions, dtype=torch.long), "frames": frames, "first": frames[:, LEAD_IN - 1],
+           "revisit": frames[:, -1], "revisit_state": revisit_state}
+    ctx.cache[key] = out
+    return out
+
+
+def _drift_paths(ctx: EvalContext, real: _RealWorld, windows: Windows) -> dict:
+    """Sticky random moves (repeat with probability 0.8) and the real frames they lead to."""
+    key = ("coherence-drift", ctx.seed, tuple(windows.index))
+    if key in ctx.cache:
+        return ctx.cache[key]
+    rng = np.random.default_rng([ctx.seed, DRIFT_STEPS])
+    n_actions = ctx.spec.action_space.n
+    actions, frames = [], []
+    for start in windows.world_states():
+        seq, a = [], int(rng.integers(n_actions))
+        for _ in range(DRIFT_STEPS):
+            a = a if rng.random() < 0.8 else int(rng.integers(n_actions))
+            seq.append(a)
+        actions.append(seq)
+        frames.append(real.run(start, seq)[0])
+    out = {"actions": torch.tensor(actions, dtype=torch.long), "frames": np.stack(frames)}  # frames (N, S, H, W, 3)
+    ctx.cache[key] = out
+    return out
+
+
+def _rollout(model, ctx: EvalContext, windows: Windows, actions: torch.Tensor, real_frames: np.ndarray) -> np.ndarray:
+    """Generated frames (N, S, H, W, 3) u8; the oracle is the real world itself."""
+    if isinstance(model, DatasetOracle):
+        return real_frames
+    return ctx.generate(model, windows, actions).numpy().transpose(0, 1, 3, 4, 2)
+
+
+@register_group("coherence")
+def coherence_group(model, ctx: EvalContext) -> GroupResult:
+    if ctx.dataset.world != "explorer":
+        raise NotApplicable(f"needs an explorer dataset (this one is {ctx.dataset.world!r})")
+    real = _RealWorld(ctx)
+    K = ctx.spec.context
+    windows = ctx.windows(horizon=1)
+    result = GroupResult(extra={"context": K, "gaps": list(GAPS), "lead_in": LEAD_IN, "search_cells": SEARCH,
+                                "windows": len(windows), "drift_steps": DRIFT_STEPS})
+    per_gap: dict[int, tuple[float, float]] = {}
+    for gap in GAPS:
+        paths = _loop_paths(ctx, real, windows, gap)
+        gen = _rollout(model, ctx, windows, paths["actions"], paths["frames"])  # (N, L+gap, H, W, 3)
+        gen_revisit, gen_first = gen[:, -1], gen[:, LEAD_IN - 1]
+        loop = psnr(gen_revisit, paths["first"], channels_first=False)
+        floor = psnr(paths["revisit"], paths["first"], channels_first=False)
+        err = [np.linalg.norm(real.locate(f, s)) for f, s in zip(gen_revisit, paths["revisit_state"])]
+        where = "inside" if gap <= K else "beyond"
+        result.metrics[f"loop_psnr@{gap}"] = Metric(
+            float(loop.mean()), higher_is_better=True, floor=float(floor.mean()), unit="dB",
+            description=f"revisit after {gap} steps vs the real first visit ({where} the K={K} context)",
+        )
+        result.metrics[f"loop_state_error@{gap}"] = Metric(
+            float(np.mean(err)), higher_is_better=False, floor=0.0, unit="cells",
+            description=f"distance of the cell the revisit frame shows from the true cell, gap {gap} ({where} context)",
+        )
+        result.extra[f"loop_self_psnr@{gap}"] = float(psnr(gen_revisit, gen_first, channels_first=False).mean())
+        per_gap[gap] = (float(loop.mean()), float(np.mean(err)))
+        if gap == max(GAPS) and not isinstance(model, DatasetOracle):
+            result.videos[f"loop closure, gap {gap}: real | generated"] = _side_by_side(paths["frames"][0], gen[0])
+    for where, gaps in (("inside", [g for g in GAPS if g <= K]), ("beyond", [g for g in GAPS if g > K])):
+        if not gaps:
+            reason = f"no gap of {list(GAPS)} is {'within' if where == 'inside' else 'beyond'} the model's context K={K}"
+            result.skipped[f"loop_psnr_{where}_context"] = reason
+            result.skipped[f"loop_state_error_{where}_context"] = reason
+            continue
+        floors = [result.metrics[f"loop_psnr@{g}"].floor for g in gaps]
+        result.metrics[f"loop_psnr_{where}_context"] = Metric(
+            float(np.mean([per_gap[g][0] for g in gaps])), True, float(np.mean(floors)), "dB",
+            f"loop-closure PSNR averaged over gaps {gaps} ({where} the K={K} context)")
+        result.metrics[f"loop_state_error_{where}_context"] = Metric(
+            float(np.mean([per_gap[g][1] for g in gaps])), False, 0.0, "cells",
+            f"loop-closure state error averaged over gaps {gaps} ({where} the K={K} context)")
+    _drift(model, ctx, real, windows, result)
+    return result
+
+
+def _drift(model, ctx: EvalContext, real: _RealWorld, windows: Windows, result: GroupResult) -> None:
+    paths = _drift_paths(ctx, real, windows)
+    truth = paths["frames"]
+    gen = _rollout(model, ctx, windows, paths["actions"], truth)
+    by_step = psnr(gen, truth, channels_first=False).mean(0)  # (S,)
+    g, t = gen.astype(np.float64), truth.astype(np.float64)
+    mean_gap = np.abs(g.mean(axis=(2, 3, 4)) - t.mean(axis=(2, 3, 4))).mean(0)  # (S,) grey levels
+    std_gap = np.abs(g.std(axis=(2, 3, 4)) - t.std(axis=(2, 3, 4))).mean(0)
+    result.curves["drift_psnr_by_step"] = by_step.tolist()
+    result.curves["drift_mean_gap_by_step"] = mean_gap.tolist()
+    result.curves["drift_std_gap_by_step"] = std_gap.tolist()
+    last = slice(-32, None)
+    result.metrics["drift_psnr_mean"] = Metric(
+        float(by_step.mean()), True, None, "dB", f"per-step PSNR against the real world over {DRIFT_STEPS} steps, averaged")
+    result.metrics["drift_psnr_last32"] = Metric(
+        float(by_step[last].mean()), True, None, "dB", f"per-step PSNR over steps {DRIFT_STEPS - 31}..{DRIFT_STEPS}")
+    result.metrics["drift_mean_gap_last32"] = Metric(
+        float(mean_gap[last].mean()), False, 0.0, "grey levels",
+        f"|mean pixel value of generated - real| over steps {DRIFT_STEPS - 31}..{DRIFT_STEPS} (brightness drift)")
+    result.metrics["drift_std_gap_last32"] = Metric(
+        float(std_gap[last].mean()), False, 0.0, "grey levels",
+        f"|pixel std of generated - real| over steps {DRIFT_STEPS - 31}..{DRIFT_STEPS} (contrast drift)")
+    if not isinstance(model, DatasetOracle):
+        result.videos[f"drift over {DRIFT_STEPS} steps: real | generated"] = _side_by_side(truth[0], gen[0])
+
+
+def _side_by_side(real: np.ndarray, gen: np.ndarray) -> np.ndarray:
+    """(S, H, W, 3) twice -> (S, H, 2W + 2, 3) u8 with a grey divider."""
+    gap = np.full((*real.shape[:2], 2, 3), 128, np.uint8)
+    return np.concatenate([real, gap, gen], axis=2)

@@ -1,7 +1,8 @@
 """Video in and out: uint8 frame arrays (T, H, W, 3) <-> .mp4 / .gif / .webm files.
 
 mp4 is written with PyAV as H.264 in yuv420p with even dimensions, the combination every browser
-plays; gif goes through imageio. Reading uses PyAV for every container (it decodes gif too).
+plays; gif goes through imageio (whole-centisecond delays; repeated frames merge into one longer
+delay, which reading expands again). Reading uses PyAV for every container (it decodes gif too).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 18)
             stream.options = {"crf": str(crf), "preset": "medium", "movflags": "+faststart"}
         else:
             stream = container.add_stream("libvpx-vp9", rate=rate)
-            stream.options = {"crf": str(crf + 12), "b": "0"}
+            stream.options = {"crf": str(crf + 6), "b": "0"}
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
@@ -79,8 +80,12 @@ def read_video(path: str | Path) -> tuple[np.ndarray, float]:
             if not container.streams.video:
                 raise PlayworldError(f"{path} has no video stream", "pass a video file (mp4, gif, webm)")
             stream = container.streams.video[0]
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-            fps = _stream_fps(stream, frames, container)
+            decoded = [(f.to_ndarray(format="rgb24"), f.duration) for f in container.decode(stream)]
+            frames = [f for f, _ in decoded]
+            if stream.codec_context.name == "gif" and decoded:
+                frames, fps = _gif_constant_rate(decoded, stream.time_base)
+            else:
+                fps = _stream_fps(stream, frames, container)
     except PlayworldError:
         raise
     except Exception as e:  # PyAV raises many error types (InvalidDataError, EOFError, ...)
@@ -94,13 +99,23 @@ def read_video(path: str | Path) -> tuple[np.ndarray, float]:
 
 def _stream_fps(stream, frames: list, container) -> float:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    if rate and float(rate) > 0 and stream.codec_context.name != "gif":
+    if rate and float(rate) > 0:
         return float(rate)
-    # GIFs carry per-frame delays; use the mean delay over the clip.
     duration = container.duration / 1e6 if container.duration else 0.0
-    if duration > 0 and len(frames) > 1:
-        return round(len(frames) / duration, 3)
-    return float(rate) if rate else 10.0
+    return round(len(frames) / duration, 3) if duration > 0 else 10.0
+
+
+def _gif_constant_rate(decoded: list, time_base) -> tuple[list, float]:
+    """GIF frames carry their own delays, and writers merge repeated frames into one longer
+    delay. Resample to a constant rate: the tick is the gcd of the delays, each frame repeated
+    delay / tick times."""
+    delays = [int(d) if d else 0 for _, d in decoded]
+    positive = [d for d in delays if d > 0]
+    if not positive:
+        return [f for f, _ in decoded], 10.0
+    tick = int(np.gcd.reduce(positive))
+    frames = [f for (f, _), d in zip(decoded, delays) for _ in range(max(1, d // tick))]
+    return frames, round(1.0 / float(tick * time_base), 3)
 
 
 def side_by_side(*videos: np.ndarray, gap: int = 2) -> np.ndarray:

@@ -40,7 +40,7 @@ def quickstart_cmd(
     typer.echo(f"ok: {data} verifies: {len(ds)} episodes, {ds.num_frames} frames at {ds.resolution}x{ds.resolution}")
     typer.echo("")
     typer.echo("next:")
-    typer.echo(f"  playworld data info {data} --sheet {data}/sheet.png   # look at it")
+    typer.echo(f"  playworld data info {data} --sheet {data}-sheet.png   # look at it")
     typer.echo(f"  playworld train --data {data} --model diffusion --preset small --minutes 30 --out runs/explorer")
     typer.echo(f"  playworld play runs/explorer                            # play the learned world in the browser")
 

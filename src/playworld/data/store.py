@@ -92,7 +92,7 @@ def _fsync_dir(path: Path) -> None:
 def _write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
+        json.dump(obj, f, separators=(",", ":"))  # compact: rewritten after every episode
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -1,0 +1,139 @@
+"""The `diffusion` family: an EDM denoiser over pixels conditioned on past frames and actions (GameNGen / DIAMOND).
+
+    config.py   DiffusionConfig (every option, documented)
+    network.py  Denoiser: EDM preconditioning around the conditional U-Net of models/nn.py
+    loss.py     the EDM objective with context noise augmentation, teacher-forced
+    sampler.py  Euler and Heun samplers over a Karras schedule
+    here        the Family registration and `DiffusionWorldModel`, the sampler behind `WorldModel`
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from playworld.data.batch import Batch
+from playworld.errors import PlayworldError
+from playworld.models.diffusion.config import DiffusionConfig
+from playworld.models.diffusion.loss import edm_loss
+from playworld.models.diffusion.network import Denoiser
+from playworld.models.diffusion.sampler import SAMPLERS, karras_sigmas
+from playworld.models.interface import WorldSpec, frames_to_unit, unit_to_frames
+from playworld.models.registry import Family, register_family
+
+
+@dataclass
+class DiffusionState:
+    frames: Tensor  # (B, K, 3, H, W) float in [-1, 1]: the context, newest last
+    actions: Tensor  # (B, K) int64 or (B, K, dim) float32: actions[:, i] led into frames[:, i]
+    rng: Tensor  # the sampler's generator state, so a state always samples the same next frame
+
+
+class DiffusionWorldModel:
+    """The denoiser plus its sampler as a `WorldModel`: each `step` denoises one new frame from noise."""
+
+    def __init__(self, net: Denoiser, config: DiffusionConfig, spec: WorldSpec):
+        self.net, self.config, self.spec = net, config, spec
+        self.sample = SAMPLERS[config.sampler]
+        self.sigmas = karras_sigmas(int(config.steps), config.sigma_min, config.sigma_max, config.rho)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def _actions(self, actions: Any, lead: tuple[int, ...]) -> Tensor:
+        """Validate and move actions of leading shape `lead` ((B,) or (B, T)) to the model's device."""
+        space = self.spec.action_space
+        actions = torch.as_tensor(actions, device=self.device)
+        if tuple(actions.shape) != lead + space.shape:
+            raise PlayworldError(
+                f"actions of shape {tuple(actions.shape)} do not fit the {space.describe()} action space",
+                f"pass actions shaped {lead + space.shape}",
+            )
+        if space.kind == "continuous":
+            return actions.float()
+        actions = actions.long()
+        if actions.numel() and (int(actions.min()) < 0 or int(actions.max()) >= space.n):
+            raise PlayworldError(
+                f"action {int(actions.max()) if int(actions.max()) >= space.n else int(actions.min())} is out of range",
+                f"this model takes discrete actions 0 to {space.n - 1}",
+            )
+        return actions
+
+    def reset(self, frames: Tensor, actions: Tensor, seed: int | None = None) -> DiffusionState:
+        """frames (B, T, 3, H, W) uint8 (or float in [0, 1]) and their actions (B, T[, dim]).
+
+        The newest K frames are kept; fewer than K are padded by repeating the oldest with no-op actions.
+        """
+        if frames.ndim != 5 or tuple(frames.shape[2:]) != self.spec.frame_shape:
+            raise PlayworldError(
+                f"context frames of shape {tuple(frames.shape)} do not match the model",
+                f"pass frames shaped (B, T, {', '.join(map(str, self.spec.frame_shape))})",
+            )
+        b, t = frames.shape[:2]
+        frames = frames_to_unit(frames.to(self.device))
+        actions = self._actions(actions, (b, t))
+        k = int(self.config.context)
+        if t < k:
+            noop = torch.as_tensor(self.spec.action_space.noop(), device=self.device, dtype=actions.dtype)
+            frames = torch.cat([frames[:, :1].expand(b, k - t, *frames.shape[2:]), frames], dim=1)
+            actions = torch.cat([noop.expand(b, k - t, *noop.shape), actions], dim=1)
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, ()).item())
+        rng = torch.Generator(device=self.device).manual_seed(int(seed)).get_state()
+        return DiffusionState(frames=frames[:, -k:].contiguous(), actions=actions[:, -k:].contiguous(), rng=rng)
+
+    def step(self, state: DiffusionState, action: Tensor) -> tuple[DiffusionState, Tensor]:
+        """action (B,) or (B, dim) taken at the newest frame -> the next frame (B, 3, H, W) uint8."""
+        b = state.frames.shape[0]
+        action = self._actions(action, (b,))
+        generator = torch.Generator(device=self.device)
+        generator.set_state(state.rng)
+        with torch.inference_mode():
+            context, level = state.frames, float(self.config.context_noise_sample)
+            if level > 0:
+                context = context + level * torch.randn(context.shape, generator=generator, device=self.device)
+            actions = torch.cat([state.actions, action[:, None]], dim=1)  # (B, K+1[, dim])
+            c = self.net.condition(context, actions, torch.full((b,), level, device=self.device))
+            x = torch.randn((b, *self.spec.frame_shape), generator=generator, device=self.device) * self.sigmas[0]
+            x0 = self.sample(lambda x, sigma: self.net.denoise(x, sigma, c), x, self.sigmas)
+            frame = unit_to_frames(c.base + x0)  # (B, 3, H, W) uint8
+            frames = torch.cat([state.frames[:, 1:], frames_to_unit(frame)[:, None]], dim=1)
+            actions = actions[:, 1:]
+        # outside inference mode, so callers may keep states (and, e.g., cat them) freely
+        new = DiffusionState(frames=frames.clone(), actions=actions.clone(), rng=generator.get_state())
+        return new, frame.clone()
+
+
+def _unwrap(net: nn.Module) -> Denoiser:
+    """The bare Denoiser inside a DDP and/or torch.compile wrapper."""
+    for _ in range(3):
+        net = getattr(net, "module", net)
+        net = getattr(net, "_orig_mod", net)
+    return net
+
+
+@register_family
+class Diffusion(Family):
+    name = "diffusion"
+    Config = DiffusionConfig
+
+    def future_length(self, config: DiffusionConfig) -> int:
+        return 1  # teacher forcing: one target frame per window
+
+    def build(self, config: DiffusionConfig, spec: WorldSpec) -> nn.Module:
+        return Denoiser(config, spec)
+
+    def loss(
+        self, net: nn.Module, batch: Batch, config: DiffusionConfig, step: int, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
+        return edm_loss(net, batch, config, generator)
+
+    def world_model(self, net: nn.Module, config: DiffusionConfig, spec: WorldSpec) -> DiffusionWorldModel:
+        return DiffusionWorldModel(_unwrap(net), config, spec)
+
+
+__all__ = ["Diffusion", "DiffusionConfig", "DiffusionState", "DiffusionWorldModel", "Denoiser"]

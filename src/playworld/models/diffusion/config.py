@@ -1,0 +1,75 @@
+"""Configuration of the `diffusion` family. Presets (configs/*.yaml, `model: diffusion:`) override fields by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class DiffusionConfig:
+    # -- what the model sees ------------------------------------------------------------------
+    context: int = 4
+    """K, the number of past frames (and the actions that led into them) the denoiser is conditioned on"""
+
+    # -- network (models/nn.py UNet) ----------------------------------------------------------
+    channels: tuple[int, ...] = (64, 96, 128)
+    """width of each U-Net level, finest first; each level after the first halves the resolution"""
+    depths: tuple[int, ...] = (1, 1, 1)
+    """residual blocks per level on the way down (the way up has one more, as in DIAMOND)"""
+    attention: tuple[bool, ...] = (False, False, True)
+    """self-attention after each block of a level (keep it to the coarsest level on CPU)"""
+    patch: int = 2
+    """pixel-unshuffle factor of the stem: 2 runs the finest level at half resolution (4x cheaper)"""
+    cond_dim: int = 256
+    """width of the condition vector (noise level + context noise level + actions) fed to every AdaGN"""
+    action_dim: int = 32
+    """embedding width of each action before the K+1 are flattened and projected to cond_dim"""
+    groups: int = 8
+    """groups of every group norm"""
+
+    # -- EDM (Karras et al. 2022) -------------------------------------------------------------
+    sigma_data: float = 0.5
+    """standard deviation of the data the denoiser predicts (frames in [-1, 1]: 0.5)"""
+    residual: bool = False
+    """diffuse the change from the newest context frame instead of the frame itself, so 'nothing moves' is the zero output"""
+    p_mean: float = -0.4
+    """mean of log(sigma) of the log-normal training noise levels (DIAMOND: -0.4)"""
+    p_std: float = 1.2
+    """standard deviation of log(sigma) of the training noise levels"""
+
+    # -- context noise augmentation (GameNGen) ------------------------------------------------
+    context_noise_max: float = 0.7
+    """training noises the context frames with a level drawn uniformly from [0, this]; 0 disables"""
+    context_noise_sample: float = 0.0
+    """the fixed context noise level given at sampling time"""
+
+    # -- sampler ------------------------------------------------------------------------------
+    sampler: str = "euler"
+    """'euler' or 'heun' (Heun uses 2 network calls per step except the last)"""
+    steps: int = 1
+    """denoising steps, 1 to 4"""
+    sigma_min: float = 2e-3
+    """smallest noise level of the Karras schedule"""
+    sigma_max: float = 5.0
+    """largest noise level of the Karras schedule (sampling starts from noise of this level)"""
+    rho: float = 7.0
+    """Karras schedule curvature"""
+
+    def __post_init__(self) -> None:
+        from playworld.errors import PlayworldError
+
+        # YAML gives lists; keep tuples so configs compare and hash cleanly
+        self.channels = tuple(int(c) for c in self.channels)
+        self.depths = tuple(int(d) for d in self.depths)
+        self.attention = tuple(bool(a) for a in self.attention)
+        if not (len(self.channels) == len(self.depths) == len(self.attention)):
+            raise PlayworldError(
+                "diffusion channels, depths and attention must have one entry per U-Net level",
+                f"got {len(self.channels)}, {len(self.depths)} and {len(self.attention)} entries",
+            )
+        if self.sampler not in ("euler", "heun"):
+            raise PlayworldError(f"unknown diffusion sampler {self.sampler!r}", "use sampler: euler or sampler: heun")
+        if not 1 <= int(self.steps) <= 4:
+            raise PlayworldError(f"diffusion steps must be 1 to 4, got {self.steps}", "set steps: 1, 2, 3 or 4")
+        if int(self.context) < 1:
+            raise PlayworldError(f"diffusion context must be at least 1, got {self.context}", "set context: 4")

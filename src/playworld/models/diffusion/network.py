@@ -1,0 +1,82 @@
+"""The EDM-preconditioned denoiser (Karras et al. 2022), as used by DIAMOND and GameNGen.
+
+    D(x; sigma) = c_skip(sigma) * x + c_out(sigma) * F(c_in(sigma) * x, c_noise(sigma), context, actions)
+
+x is the frame being generated, in [-1, 1] (or, with `residual`, its change from the newest context
+frame); F is the U-Net of models/nn.py; the K context frames enter by channel concatenation (their
+stem share is computed once per frame, see `Conditioning`), the noise level, the context noise
+level and the K+1 actions through adaptive group norm.
+
+Shapes: frames (B, 3, H, W), context (B, K, 3, H, W), actions (B, K+1) or (B, K+1, dim).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from playworld.models.diffusion.config import DiffusionConfig
+from playworld.models.interface import WorldSpec
+from playworld.models.nn import ActionEmbedding, FourierFeatures, UNet
+
+
+@dataclass
+class Conditioning:
+    """What stays fixed while one frame is denoised: computed once, reused by every sampler step."""
+
+    side: Tensor | None  # (B, C0, H/p, W/p): the context frames' share of the U-Net stem
+    base: Tensor  # (B, 3, H, W): the newest context frame (the residual origin; zeros when not residual)
+    cond: Tensor  # (B, cond_dim): action + context-noise embedding (noise level added per step)
+
+
+class Denoiser(nn.Module):
+    def __init__(self, config: DiffusionConfig, spec: WorldSpec):
+        super().__init__()
+        self.config = config
+        self.sigma_data = float(config.sigma_data)
+        self.residual = bool(config.residual)
+        k, c, d = int(config.context), spec.channels, int(config.cond_dim)
+        space = spec.action_space
+        self.noise_embed = FourierFeatures(d)
+        self.context_noise_embed = FourierFeatures(d)
+        self.action_embed = ActionEmbedding(
+            space.kind, space.n, space.dim, space.low, space.high, steps=k + 1, emb=int(config.action_dim), out_dim=d,
+        )
+        self.cond_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.unet = UNet(
+            c_x=c, c_side=k * c, c_out=c, cond_dim=d, channels=config.channels, depths=config.depths,
+            attention=config.attention, patch=int(config.patch), groups=int(config.groups),
+        )
+
+    def condition(self, context: Tensor, actions: Tensor, context_sigma: Tensor) -> Conditioning:
+        """context (B, K, 3, H, W) in [-1, 1] (already noised by `context_sigma` (B,)), actions (B, K+1[, dim])."""
+        cond = self.action_embed(actions) + self.context_noise_embed(context_sigma.log1p())
+        base = context[:, -1] if self.residual else torch.zeros_like(context[:, -1])
+        return Conditioning(side=self.unet.embed_side(context.flatten(1, 2)), base=base, cond=cond)
+
+    def raw(self, x: Tensor, sigma: Tensor, c: Conditioning) -> Tensor:
+        """F(c_in * x, c_noise, ...): the U-Net's output for x (B, 3, H, W) in diffusion space at levels sigma (B,)."""
+        _, _, c_in, c_noise = edm_coefficients(sigma, self.sigma_data)
+        cond = self.cond_mlp(c.cond + self.noise_embed(c_noise))
+        return self.unet(c_in * x, c.side, cond).float()
+
+    def denoise(self, x: Tensor, sigma: Tensor, c: Conditioning) -> Tensor:
+        """D(x; sigma): the denoised estimate, in diffusion space (the frame, or its change when residual)."""
+        c_skip, c_out, _, _ = edm_coefficients(sigma, self.sigma_data)
+        return c_skip * x + c_out * self.raw(x, sigma, c)
+
+    def forward(self, x: Tensor, sigma: Tensor, context: Tensor, actions: Tensor, context_sigma: Tensor) -> Tensor:
+        """The training call (through forward, so DDP and torch.compile see it): F's raw output (B, 3, H, W)."""
+        return self.raw(x, sigma, self.condition(context, actions, context_sigma))
+
+
+def edm_coefficients(sigma: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """EDM preconditioning, sigma (B,) -> c_skip, c_out, c_in as (B, 1, 1, 1) and c_noise (B,)."""
+    sd2, s2 = sigma_data**2, sigma.float() ** 2
+    c_skip = sd2 / (s2 + sd2)
+    c_out = sigma * sigma_data / (s2 + sd2).sqrt()
+    c_in = 1 / (s2 + sd2).sqrt()
+    view = (-1, 1, 1, 1)
+    return c_skip.view(view), c_out.view(view), c_in.view(view), sigma.log() / 4

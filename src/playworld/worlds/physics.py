@@ -232,17 +232,25 @@ class Collision(PhysicsWorld):
         r1, r2 = self._radius(rng), self._radius(rng)
         v1, v2 = self._speed(rng), self._speed(rng)
         y0 = float(rng.uniform(3.0, 7.0))
-        # Contact point and time: both balls start in view when possible, contact comes within
-        # the first ~2/3 of the clip so the frames show its aftermath.
-        xc = float(rng.uniform(4.0, 6.0))  # x where the balls touch
-        room = min((xc - 2 * r1) / v1 if v1 > 0 else np.inf, (WORLD_SIZE - xc - 2 * r2) / v2 if v2 > 0 else np.inf)
-        tc = float(np.clip(rng.uniform(0.4, 2.0), 0.2, max(0.2, room)))
-        tc = min(tc, DT * self.max_steps * 0.7)
-        if v1 + v2 < 1e-3:  # both (nearly) at rest: start just touching so contact happens
+        if v1 + v2 < 1e-3:  # both (nearly) at rest: give ball 1 a crawl so contact happens
             v1 = 1e-3
-        x1 = xc - r1 - v1 * tc
-        x2 = xc + r2 + v2 * tc
-        return np.array([[x1, y0], [x2, y0]]), np.array([[v1, 0.0], [-v2, 0.0]]), np.array([r1, r2])
+        # Choose where (xc, the x of the contact point) and when (tc) the balls touch: among 32
+        # random candidates, the one that keeps both centres in view for the most frames, before
+        # and after the bounce (1-D elastic velocities w1, w2 are known in closed form).
+        m1, m2 = r1 * r1, r2 * r2
+        w1 = ((m1 - m2) * v1 + 2 * m2 * -v2) / (m1 + m2)
+        w2 = ((m2 - m1) * -v2 + 2 * m1 * v1) / (m1 + m2)
+        xc = rng.uniform(2.5, 7.5, 32)[:, None]  # (32, 1)
+        tc = rng.uniform(0.3, 0.7 * DT * self.max_steps, 32)[:, None]
+        t = np.arange(self.max_steps + 1)[None, :] * DT  # (1, 32) frame times
+        dt = t - tc
+        x1 = xc - r1 + np.where(dt < 0, v1, w1) * dt
+        x2 = xc + r2 + np.where(dt < 0, -v2, w2) * dt
+        in_view = ((x1 > 0) & (x1 < WORLD_SIZE)).sum(1) + ((x2 > 0) & (x2 < WORLD_SIZE)).sum(1)
+        k = int(np.argmax(in_view))
+        xc_, tc_ = float(xc[k, 0]), float(tc[k, 0])
+        return (np.array([[xc_ - r1 - v1 * tc_, y0], [xc_ + r2 + v2 * tc_, y0]]),
+                np.array([[v1, 0.0], [-v2, 0.0]]), np.array([r1, r2]))
 
 
 class Parabola(PhysicsWorld):

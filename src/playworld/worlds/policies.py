@@ -146,10 +146,11 @@ class CallablePolicy(Policy):
     def __init__(self, fn: Callable[..., Any], action_space: ActionSpace, seed: int = 0):
         super().__init__(action_space, seed)
         self.fn = fn
-        try:
-            params = [p for p in inspect.signature(fn).parameters.values()
-                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
-            self.two_args = len(params) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+        try:  # two required positional parameters: (frame, state); otherwise obs -> action
+            params = inspect.signature(fn).parameters.values()
+            required = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                        and p.default is p.empty]
+            self.two_args = len(required) >= 2
         except (TypeError, ValueError):
             self.two_args = False
 

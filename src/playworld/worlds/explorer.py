@@ -118,13 +118,12 @@ def make_agent_sprites(p: int) -> tuple[np.ndarray, np.ndarray]:
 def _smooth_noise(rng: np.random.Generator, size: int, knots: int) -> np.ndarray:
     """(size, size) value noise in [0, 1]: a knots x knots random grid, smoothstep-interpolated."""
     t = np.linspace(0, knots - 1, size)
-    i = np.minimum(t.astype(int), knots - 2)
+    i = np.minimum(t.astype(int), knots - 2)  # (size,) left knot of each cell
     f = t - i
-    f = f * f * (3 - 2 * f)
-    interp = np.zeros((size, knots))  # (size, knots) interpolation matrix
-    interp[np.arange(size), i] = 1 - f
-    interp[np.arange(size), i + 1] = f
-    return interp @ rng.random((knots, knots)) @ interp.T
+    f = (f * f * (3 - 2 * f)).astype(np.float32)  # (size,) smoothstep weight of the right knot
+    g = rng.random((knots, knots), dtype=np.float32)
+    rows = g[i] * (1 - f)[:, None] + g[i + 1] * f[:, None]  # (size, knots), elementwise: no BLAS
+    return rows[:, i] * (1 - f)[None, :] + rows[:, i + 1] * f[None, :]  # (size, size)
 
 
 def generate_map(map_seed: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -134,9 +133,11 @@ def generate_map(map_seed: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     grid = np.full((size, size), GRASS, np.int16)
     grid[_smooth_noise(rng, size, max(2, size // 20)) > 0.62] = SAND
     grid[_smooth_noise(rng, size, max(2, size // 28)) > 0.7] = WATER
-    for _ in range(size * size // 220):  # free-standing wall segments
-        x, y, length = rng.integers(0, size, 2).tolist() + [int(rng.integers(3, 11))]
-        if rng.random() < 0.5:
+    n_seg = size * size // 220  # free-standing wall segments: (x, y, length, horizontal)
+    segments = zip(*rng.integers(0, size, (2, n_seg)).tolist(), rng.integers(3, 11, n_seg).tolist(),
+                   (rng.random(n_seg) < 0.5).tolist())
+    for x, y, length, horizontal in segments:
+        if horizontal:
             grid[y, x:x + length] = WALL
         else:
             grid[y:y + length, x] = WALL

@@ -140,25 +140,29 @@ class PhysicsWorld(World):
     # -- dynamics ---------------------------------------------------------------------------------
     def _drift(self, dt: float) -> None:
         """Exact free flight for dt seconds under constant gravity."""
-        g = np.array([0.0, -self.gravity])
-        self.pos = self.pos + self.vel * dt + 0.5 * g * dt * dt
-        self.vel = self.vel + g * dt
+        self.pos = self.pos + self.vel * dt
+        if self.gravity:
+            self.pos[:, 1] -= 0.5 * self.gravity * dt * dt
+            self.vel = self.vel.copy()
+            self.vel[:, 1] -= self.gravity * dt
 
     def _contact_time(self) -> float | None:
         """Time from now until balls 0 and 1 touch while approaching (gravity acts on both
         equally, so it cancels in their relative motion), or None."""
         if len(self.radii) < 2:
             return None
-        dp, dv = self.pos[1] - self.pos[0], self.vel[1] - self.vel[0]
-        reach = self.radii[0] + self.radii[1]
-        a, b, c = dv @ dv, 2 * (dp @ dv), dp @ dp - reach * reach
+        (x0, y0), (x1, y1) = self.pos.tolist()  # plain floats: this runs every step
+        (u0, w0), (u1, w1) = self.vel.tolist()
+        px, py, vx, vy = x1 - x0, y1 - y0, u1 - u0, w1 - w0
+        reach = float(self.radii[0] + self.radii[1])
+        a, b, c = vx * vx + vy * vy, 2 * (px * vx + py * vy), px * px + py * py - reach * reach
         if b >= 0 or a == 0:  # separating or relatively at rest: no contact ahead
             return None
         disc = b * b - 4 * a * c
         if disc < 0:
             return None
-        # Smaller root; numerically stable form. c <= 0 (touching/overlap) gives 0.
-        return max(0.0, (2 * c) / (-b + np.sqrt(disc)))
+        # Smaller root of a t^2 + b t + c, in the stable form; c <= 0 (touching) gives 0.
+        return max(0.0, (2 * c) / (-b + math.sqrt(disc)))
 
     def _collide(self) -> None:
         """Perfectly elastic collision along the line of centres, masses proportional to r^2."""

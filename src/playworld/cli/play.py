@@ -1,0 +1,35 @@
+"""`playworld play RUN`: play a world model in the browser."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+
+def play_cmd(
+    run: str = typer.Argument(..., help="A run folder of `playworld train`, or oracle:<world> / copy-last:<world> "
+                              "(the real world / a frozen frame, for comparison)."),
+    port: int = typer.Option(8765, "--port", help="TCP port to serve the page on."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Anything but loopback exposes the "
+                             "server to your network (a warning is printed)."),
+    context_from: Optional[str] = typer.Option(None, "--context-from", help="Where starting contexts come from: "
+                                               "`env` (the real world, fresh seeds) or a dataset folder (its val "
+                                               "split). Default: env when the run's world can be built, else the "
+                                               "run's dataset."),
+    fps: float = typer.Option(15.0, "--fps", help="Model steps per second (a slower model runs as fast as it can)."),
+    max_sessions: int = typer.Option(4, "--max-sessions", help="Players at once; the next one is told the server is busy."),
+    resolution: int = typer.Option(64, "--resolution", help="Frame size for oracle:/copy-last: pseudo-runs "
+                                   "(a trained run uses its own)."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, or auto (cuda when available)."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the contexts and the model's sampling of each session."),
+) -> None:
+    """Play a world model in the browser at http://127.0.0.1:8765 (arrows/WASD, reset, record, agent mode)."""
+    from playworld.play import play
+
+    play(run, port=port, host=host, context_from=context_from, fps=fps, max_sessions=max_sessions,
+         resolution=resolution, device=device, seed=seed)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("play", rich_help_panel="2. Models")(play_cmd)

@@ -1,0 +1,334 @@
+"""The play server: FastAPI serves the page, one websocket per player runs a `PlaySession`.
+
+Each connection gets its own session (its own model state and real world) and a tick task that
+steps the model every 1/fps seconds with the keys held at that moment, so a held key keeps acting;
+a model slower than the tick simply runs as fast as it can (no catch-up bursts). Model calls run in
+one worker thread shared by all sessions: torch already uses every core for one step, and a single
+worker keeps sessions from fighting over them (and keeps non-thread-safe worlds safe).
+
+At most `max_sessions` players at once; the next one gets a "busy" message and the socket closes
+(code 1013, try again later). A session's resources go when its socket does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import itertools
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from typing import Any, Callable
+
+from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from playworld.errors import PlayworldError
+from playworld.models.interface import WorldModel
+from playworld.play.contexts import ContextSource
+from playworld.play.protocol import Message, ProtocolError, pack_frame, parse_message
+from playworld.play.session import PlaySession
+
+log = logging.getLogger("playworld.play")
+STATIC = resources.files("playworld.play") / "static"
+MAX_RECORDINGS = 16  # finished recordings kept in memory for download, oldest dropped first
+STATUS_EVERY_S = 1.0
+
+
+def configure_torch_threads() -> int:
+    """Use every core this process may run on for one model step (unless OMP_NUM_THREADS says otherwise)."""
+    import torch
+
+    if not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    with contextlib.suppress(RuntimeError):  # can only be set before inter-op work has started
+        torch.set_num_interop_threads(1)
+    return torch.get_num_threads()
+
+
+class PlayServer:
+    def __init__(
+        self, model: WorldModel, contexts: ContextSource, fps: float = 15.0, max_sessions: int = 4,
+        seed: int = 0, title: str = "playworld",
+    ):
+        if not fps > 0:
+            raise PlayworldError(f"--fps {fps} must be above 0", "use e.g. --fps 15")
+        if max_sessions < 1:
+            raise PlayworldError(f"--max-sessions {max_sessions} must be at least 1", "use e.g. --max-sessions 4")
+        self.model, self.contexts, self.fps, self.max_sessions = model, contexts, float(fps), int(max_sessions)
+        self.seed, self.title = int(seed), title
+        self.active = 0
+        self._ids = itertools.count()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="playworld-model")
+        self.recordings: OrderedDict[str, tuple[bytes, dict]] = OrderedDict()
+        self.app = self._build_app()
+
+    # -- http -----------------------------------------------------------------------------------
+    def _build_app(self) -> FastAPI:
+        app = FastAPI(title="playworld play", docs_url=None, redoc_url=None, openapi_url=None)
+        app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+        @app.get("/", response_class=HTMLResponse)
+        def index() -> str:
+            return (STATIC / "index.html").read_text()
+
+        @app.get("/api/info")
+        def info() -> dict:
+            return {"title": self.title, "spec": self.model.spec.to_dict(), "fps": self.fps,
+                    "sessions": self.active, "max_sessions": self.max_sessions}
+
+        @app.get("/recordings/{rid}.mp4")
+        def recording_mp4(rid: str) -> Response:
+            mp4, _ = self._recording(rid)
+            return Response(mp4, media_type="video/mp4",
+                            headers={"Content-Disposition": f'attachment; filename="playworld-{rid}.mp4"'})
+
+        @app.get("/recordings/{rid}.json")
+        def recording_json(rid: str) -> JSONResponse:
+            _, meta = self._recording(rid)
+            return JSONResponse(meta, headers={"Content-Disposition": f'attachment; filename="playworld-{rid}.json"'})
+
+        app.add_api_websocket_route("/ws", self._websocket)
+        return app
+
+    def _recording(self, rid: str) -> tuple[bytes, dict]:
+        if rid not in self.recordings:
+            raise HTTPException(404, "no such recording (only the newest ones are kept)")
+        return self.recordings[rid]
+
+    # -- websocket ------------------------------------------------------------------------------
+    async def _websocket(self, ws: WebSocket) -> None:
+        await ws.accept()
+        if self.active >= self.max_sessions:
+            await ws.send_json({"type": "busy", "message": f"server busy: all {self.max_sessions} play sessions are "
+                                "in use; try again when a player leaves"})
+            await ws.close(code=1013)
+            return
+        self.active += 1  # the event loop is single-threaded: count and check cannot interleave
+        try:
+            await _Connection(self, ws).run()
+        finally:
+            self.active -= 1
+
+    async def call(self, fn: Callable, *args: Any) -> Any:
+        """Run model work off the event loop, in the shared model thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class _Connection:
+    """One websocket: the receive loop (messages) and the tick task (frames)."""
+
+    def __init__(self, server: PlayServer, ws: WebSocket):
+        self.server, self.ws = server, ws
+        self.session = PlaySession(server.model, server.contexts, seed=server.seed + 7919 * next(server._ids))
+        self.model_lock = asyncio.Lock()  # this session's model calls, one at a time
+        self.send_lock = asyncio.Lock()  # one message on the wire at a time
+        self.steps_done, self.rate_t0, self.rate = 0, time.perf_counter(), 0.0
+
+    async def send_json(self, obj: dict) -> None:
+        async with self.send_lock:
+            await self.ws.send_json(obj)
+
+    async def send_frame(self, out=None) -> None:
+        s = self.session
+        data = pack_frame(out.views, out.step, out.seq, out.step_ms, out.flags) if out else pack_frame(
+            s.views(), s.t, s._keys[1], s.last_step_ms, s.flags())
+        async with self.send_lock:
+            await self.ws.send_bytes(data)
+
+    async def error(self, message: str, about: str | None = None) -> None:
+        await self.send_json({"type": "error", "message": message, "about": about})
+
+    async def status(self, **extra: Any) -> None:
+        async with self.model_lock:
+            st = await self.server.call(self.session.status)
+        await self.send_json({**st, "fps": round(self.rate, 2), "tick_fps": self.server.fps, **extra})
+
+    async def run(self) -> None:
+        try:
+            async with self.model_lock:
+                await self.server.call(self.session.reset, None)
+        except PlayworldError as e:
+            await self.error(str(e), "reset")
+            await self.ws.close(code=1011)
+            return
+        ticker = None
+        try:
+            await self.send_json(self.session.hello())
+            await self.send_frame()
+            ticker = asyncio.create_task(self.tick())
+            while True:
+                raw = await self.ws.receive()
+                if raw["type"] == "websocket.disconnect":
+                    break
+                try:
+                    await self.handle(parse_message(raw))
+                except (ProtocolError, PlayworldError) as e:
+                    await self.error(str(e))
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # the client went away mid-send
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await ticker
+            async with self.model_lock:  # free the session's model state and real world
+                real, self.session.state, self.session.real = self.session.real, None, None
+                if real is not None:
+                    with contextlib.suppress(Exception):
+                        real.close()
+
+    async def tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = 1.0 / self.server.fps
+        next_t = last_status = loop.time()
+        try:
+            while True:
+                if not self.session.paused:
+                    await self.step_and_send()
+                now = loop.time()
+                if now - last_status >= STATUS_EVERY_S:
+                    last_status = now
+                    await self.status()
+                next_t = max(next_t + period, now)  # capped by the model's speed; never bursts to catch up
+                await asyncio.sleep(next_t - now)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return  # the socket closed; the receive loop cleans up
+
+    async def step_and_send(self) -> None:
+        try:
+            async with self.model_lock:
+                out = await self.server.call(self.session.step)
+        except Exception as e:  # a failing model must not take the server down: pause and say why
+            log.exception("model step failed")
+            self.session.paused = True
+            await self.error(f"model step failed ({type(e).__name__}: {e}); paused", "step")
+            return
+        self.steps_done += 1
+        now = time.perf_counter()
+        if now - self.rate_t0 >= 1.0:
+            self.rate, self.steps_done, self.rate_t0 = self.steps_done / (now - self.rate_t0), 0, now
+        await self.send_frame(out)
+        rec = self.session.recording
+        if rec is not None and rec.full:
+            await self.finish_recording()
+
+    async def finish_recording(self) -> None:
+        from playworld.play.record import encode_recording
+
+        rec = self.session.stop_recording()
+        if rec is None or not rec.frames:
+            await self.error("not recording", "record")
+            return
+        mp4, meta = await self.server.call(encode_recording, rec, self.session.spec, self.server.fps)
+        rid = secrets.token_urlsafe(8)
+        recs = self.server.recordings
+        recs[rid] = (mp4, meta)
+        while len(recs) > MAX_RECORDINGS:
+            recs.popitem(last=False)
+        await self.send_json({"type": "recording", "id": rid, "mp4": f"/recordings/{rid}.mp4",
+                              "json": f"/recordings/{rid}.json", "frames": meta["frames"], "bytes": len(mp4)})
+        await self.status()
+
+    async def handle(self, msg: Message) -> None:
+        s, f = self.session, msg.fields
+        if msg.type == "keys":
+            s.set_keys(f["down"], f["seq"])
+        elif msg.type == "reset":
+            async with self.model_lock:
+                await self.server.call(s.reset, f["seed"])
+            await self.send_frame()
+            await self.status(event="reset")
+        elif msg.type == "pause":
+            s.paused = f["on"]
+            await self.status()
+        elif msg.type == "step":
+            if not s.paused:
+                raise ProtocolError("'step' advances one step while paused; pause first")
+            await self.step_and_send()
+        elif msg.type == "agent":
+            s.set_agent(f["name"])
+            await self.status()
+        elif msg.type == "sampling_steps":
+            async with self.model_lock:
+                await self.server.call(s.set_sampling_steps, f["value"])
+            await self.status()
+        elif msg.type == "record":
+            if f["on"]:
+                if s.recording is not None:
+                    raise ProtocolError("already recording")
+                s.start_recording()
+                await self.status()
+            else:
+                await self.finish_recording()
+        elif msg.type == "status":
+            await self.status()
+
+
+# -- running it -------------------------------------------------------------------------------------
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "warning"):
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, ws_max_size=1 << 20, ws_ping_interval=20,
+                          lifespan="off")
+
+
+def serve(server: PlayServer, host: str = "127.0.0.1", port: int = 8765, log_level: str = "warning") -> None:
+    """Serve until interrupted. Binding anything but loopback is allowed but warned about."""
+    import uvicorn
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False)
+    if not is_loopback(host):
+        console.print(f"[bold yellow]warning:[/] serving on {host}: anyone who can reach this address can play "
+                      "and use this machine's CPU; there is no authentication.")
+    console.print(f"playworld play: open [bold]http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}[/] "
+                  f"({server.title}; {server.max_sessions} sessions at most; Ctrl-C stops)")
+    try:
+        uvicorn.Server(_uvicorn_config(server.app, host, port, log_level)).run()
+    finally:
+        server.close()
+
+
+class ServerThread:
+    """uvicorn in a background thread (tests, benchmarks, notebooks): `with ServerThread(app, port) as url:`."""
+
+    def __init__(self, app: FastAPI, port: int, host: str = "127.0.0.1"):
+        import uvicorn
+
+        self.server = uvicorn.Server(_uvicorn_config(app, host, port))
+        self.server.install_signal_handlers = lambda: None  # only the main thread may install them
+        self.thread = threading.Thread(target=self.server.run, daemon=True, name="playworld-uvicorn")
+        self.url = f"http://{host}:{port}"
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the play server did not start")
+            time.sleep(0.02)
+        return self.url
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -1,0 +1,237 @@
+"""One player's session: its own model state, real world, key state, agent and recording.
+
+`PlaySession` is plain synchronous code with no network in it; the server calls `reset` and `step`
+from a worker thread (one at a time per session) and `set_keys` / `set_agent` from the event loop.
+The key state is one tuple swapped atomically, so a step sees either the old or the new keys.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from playworld.errors import PlayworldError
+from playworld.models.interface import WorldModel
+from playworld.play.contexts import ContextSource
+from playworld.play.controls import Agent, KeyMap, list_agents, make_agent
+from playworld.play.protocol import FLAG_AGENT, FLAG_PAUSED, FLAG_REAL_DONE, FLAG_RECORDING, to_jsonable
+
+MAX_SAMPLING_STEPS = 16  # more steps than this buys nothing at play speed
+MAX_RECORD_FRAMES = 1800  # 2 minutes at 15 fps: caps a recording's memory (~22 MiB per view at 64x64)
+
+
+@dataclass
+class Recording:
+    frames: list[np.ndarray] = field(default_factory=list)  # model frames (H, W, 3), the first is the context's newest
+    real: list[np.ndarray] = field(default_factory=list)  # real-world frames, same length, when shown
+    actions: list[Any] = field(default_factory=list)  # action leading into frames[i + 1]
+    by_agent: list[bool] = field(default_factory=list)
+    source: dict = field(default_factory=dict)
+
+    @property
+    def full(self) -> bool:
+        return len(self.frames) >= MAX_RECORD_FRAMES
+
+
+@dataclass
+class StepOut:
+    views: list[np.ndarray]  # model frame, then the real world's frame when shown; (H, W, 3) uint8
+    step: int
+    seq: int  # the key event seq the action was computed from
+    step_ms: float  # model.step wall time
+    flags: int
+
+
+def _model_takes(model: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(model.reset).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def sampling_steps_of(model: Any) -> int | None:
+    """The model's number of sampling steps, if it has one to change (duck-typed, see `set_sampling_steps`)."""
+    v = getattr(model, "sampling_steps", None)
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return int(v)
+    sigmas = getattr(model, "sigmas", None)  # an EDM sampler's noise schedule: one level per step + the final 0
+    if isinstance(sigmas, (list, tuple)) and _karras_params(model) is not None:
+        return len(sigmas) - 1
+    return None
+
+
+def _karras_params(model: Any) -> dict | None:
+    cfg = getattr(model, "config", None)
+    names = ("sigma_min", "sigma_max", "rho")
+    if cfg is None or not all(isinstance(getattr(cfg, n, None), (int, float)) for n in names):
+        return None
+    return {n: float(getattr(cfg, n)) for n in names}
+
+
+def set_sampling_steps(model: Any, value: int) -> int:
+    """Models with a settable `sampling_steps` take it as is; an EDM model exposing `sigmas` and
+    `config.{sigma_min, sigma_max, rho}` (the diffusion family) gets a new Karras schedule of `value` steps."""
+    if isinstance(getattr(model, "sampling_steps", None), int):
+        model.sampling_steps = int(value)
+    elif sampling_steps_of(model) is not None:
+        from playworld.models.diffusion.sampler import karras_sigmas
+
+        p = _karras_params(model)
+        model.sigmas = karras_sigmas(int(value), p["sigma_min"], p["sigma_max"], p["rho"])
+    else:
+        raise PlayworldError("this model has no sampling steps to set", "only diffusion models have them")
+    return sampling_steps_of(model)
+
+
+def max_sampling_steps_of(model: Any) -> int | None:
+    if sampling_steps_of(model) is None:
+        return None
+    top = getattr(model, "max_sampling_steps", None)
+    return int(top) if isinstance(top, int) else MAX_SAMPLING_STEPS
+
+
+class PlaySession:
+    def __init__(self, model: WorldModel, contexts: ContextSource, seed: int = 0, device: Any = None):
+        self.model, self.contexts, self.spec = model, contexts, model.spec
+        self.keymap = KeyMap(self.spec.action_space)
+        self.device = torch.device(device) if device is not None else getattr(model, "device", torch.device("cpu"))
+        self.seed, self.resets = int(seed), 0
+        self._keys: tuple[tuple[str, ...], int] = ((), 0)  # (held codes oldest first, seq)
+        self.agent: Agent | None = None
+        self.agent_name: str | None = None
+        self.paused = False
+        self.recording: Recording | None = None
+        self.state: Any = None
+        self.real: Any = None  # the real world stepped beside the model, or None
+        self.real_state: dict | None = None
+        self.real_done = False
+        self.frame: np.ndarray | None = None  # newest model frame (H, W, 3)
+        self.real_frame: np.ndarray | None = None
+        self.t = 0
+        self.source: dict = {}
+        self.last_step_ms = 0.0
+
+    # -- controls (event loop) -----------------------------------------------------------------
+    def set_keys(self, down: list[str], seq: int) -> None:
+        self._keys = (tuple(down), int(seq))
+
+    def set_agent(self, name: str | None) -> None:
+        if name is not None and name not in list_agents():
+            raise PlayworldError(f"unknown agent {name!r}", f"choose one of {', '.join(list_agents())} or null")
+        self.agent = make_agent(name, self.spec.action_space) if name else None
+        if self.agent is not None:
+            self.agent.reset(self.seed + self.resets)
+        self.agent_name = name
+
+    def set_sampling_steps(self, value: int) -> int:
+        """Changes the shared model: every session on it samples with `value` steps from the next step."""
+        top = max_sampling_steps_of(self.model)
+        if top is not None and value > top:
+            raise PlayworldError(f"sampling steps {value} is over the maximum {top}", f"choose 1 to {top}")
+        return set_sampling_steps(self.model, value)
+
+    def start_recording(self) -> None:
+        self.recording = Recording(source=dict(self.source))
+        if self.frame is not None:
+            self.recording.frames.append(self.frame)
+            if self.real is not None:
+                self.recording.real.append(self.real_frame)
+
+    def stop_recording(self) -> Recording | None:
+        rec, self.recording = self.recording, None
+        return rec
+
+    # -- model (worker thread) -----------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> None:
+        """A new real context: sample it, reset the model on it, put the real world beside it."""
+        seed = self.seed + 1000 * (self.resets + 1) if seed is None else int(seed)
+        self.resets += 1
+        ctx = self.contexts.sample(seed, real=self.real)
+        frames = torch.from_numpy(ctx.frames).permute(0, 3, 1, 2).unsqueeze(0).to(self.device)  # (1, K, 3, H, W)
+        actions = torch.from_numpy(np.asarray(ctx.actions)).unsqueeze(0).to(self.device)  # (1, K) or (1, K, dim)
+        kwargs = {}
+        if _model_takes(self.model, "world_state"):
+            if ctx.world_state is None:
+                raise PlayworldError("this model replays the real world and needs its recorded state",
+                                     "use --context-from env, or a dataset that stores the world state")
+            kwargs["world_state"] = [ctx.world_state]
+        with torch.inference_mode():
+            self.state = self.model.reset(frames, actions, seed=seed, **kwargs)
+        self.frame = ctx.frames[-1]
+        self.real, self.real_state, self.real_done = ctx.real, ctx.world_state, False
+        self.real_frame = ctx.frames[-1] if ctx.real is not None else None
+        self.source, self.t = {**ctx.source, "seed": seed}, 0
+        if self.agent is not None:
+            self.agent.reset(seed)
+        if self.recording is not None:  # a reset inside a recording starts a new clip of the same file
+            self.recording.frames.append(self.frame)
+            if self.real is not None:
+                self.recording.real.append(self.real_frame)
+            self.recording.actions.append(None)
+            self.recording.by_agent.append(False)
+
+    def current_action(self) -> tuple[np.ndarray, int, bool]:
+        """(action, key seq it came from, chosen by the agent)."""
+        held, seq = self._keys
+        if self.agent is not None:
+            return np.asarray(self.agent.act(self.frame)), seq, True
+        return self.keymap.action(list(held)), seq, False
+
+    def step(self) -> StepOut:
+        action, seq, by_agent = self.current_action()
+        a = torch.as_tensor(action).unsqueeze(0).to(self.device)  # (1,) or (1, dim)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            self.state, frame = self.model.step(self.state, a)
+        self.last_step_ms = (time.perf_counter() - t0) * 1000
+        self.frame = frame[0].permute(1, 2, 0).to("cpu", torch.uint8).numpy()  # (H, W, 3)
+        if self.real is not None and not self.real_done:
+            res = self.real.step(action)
+            self.real_frame, self.real_state = res.frame, res.state
+            self.real_done = bool(res.terminated or res.truncated)
+        self.t += 1
+        views = [self.frame] + ([self.real_frame] if self.real is not None else [])
+        if self.recording is not None and not self.recording.full:
+            self.recording.frames.append(self.frame)
+            if self.real is not None:
+                self.recording.real.append(self.real_frame)
+            self.recording.actions.append(to_jsonable(action))
+            self.recording.by_agent.append(by_agent)
+        return StepOut(views=views, step=self.t, seq=seq, step_ms=self.last_step_ms, flags=self.flags())
+
+    def flags(self) -> int:
+        return ((FLAG_AGENT if self.agent is not None else 0) | (FLAG_RECORDING if self.recording is not None else 0)
+                | (FLAG_REAL_DONE if self.real_done else 0) | (FLAG_PAUSED if self.paused else 0))
+
+    def views(self) -> list[np.ndarray]:
+        return [self.frame] + ([self.real_frame] if self.real is not None else [])
+
+    # -- reporting ------------------------------------------------------------------------------
+    def hello(self) -> dict:
+        space = self.spec.action_space
+        return {
+            "type": "hello", "spec": self.spec.to_dict(), "legend": self.keymap.legend(),
+            "codes": sorted(self.keymap.codes), "agents": list_agents(), "has_real": self.real is not None,
+            "sampling_steps": sampling_steps_of(self.model),
+            "max_sampling_steps": max_sampling_steps_of(self.model),
+            "action_names": list(space.names), "source": self.source,
+        }
+
+    def status(self) -> dict:
+        debug = getattr(self.model, "debug_state", None)
+        return to_jsonable({
+            "type": "status", "step": self.t, "paused": self.paused, "agent": self.agent_name,
+            "recording": None if self.recording is None else len(self.recording.frames),
+            "record_full": bool(self.recording is not None and self.recording.full),
+            "step_ms": round(self.last_step_ms, 3), "key_seq": self._keys[1], "keys": list(self._keys[0]),
+            "action": self.current_action()[0] if self.agent is None else None,
+            "sampling_steps": sampling_steps_of(self.model), "source": self.source,
+            "has_real": self.real is not None, "real_done": self.real_done,
+            "real_state": self.real_state if self.real is not None else None,
+            "model_state": debug(self.state) if callable(debug) and self.state is not None else None,
+        })

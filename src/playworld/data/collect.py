@@ -74,6 +74,7 @@ def collect(
     env = make_world(world, resolution=resolution, **(world_options or {}))
     try:
         steps = steps or env.max_steps or DEFAULT_STEPS
+        make_policy(policy, env.action_space, seed=seed)  # a bad policy fails before the dataset is touched
         policy_name = policy if isinstance(policy, str) else getattr(policy, "__name__", "callable")
         source = {"kind": "collect", "policy": policy_name, "seed": int(seed), "steps": int(steps)}
         with create_or_append(out, world, resolution, env.action_space, env.fps, world_options, source=source) as writer:

@@ -1,0 +1,110 @@
+"""The suite runner and `playworld eval`: end to end on tiny datasets, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from playworld.cli import main
+from playworld.data.collect import collect
+from playworld.errors import PlayworldError
+from playworld.eval.api import DatasetOracle
+from playworld.eval.suite import run_suite
+from playworld.models.baselines import CopyLast
+from playworld.models.interface import WorldSpec
+from playworld.spaces import ActionSpace
+
+RES = 32
+
+
+@pytest.fixture(scope="module")
+def explorer(tmp_path_factory):
+    return collect("explorer", tmp_path_factory.mktemp("suite") / "explorer", episodes=3, steps=40, resolution=RES, progress=False)
+
+
+@pytest.fixture(scope="module")
+def uniform(tmp_path_factory):
+    return collect("physics/uniform", tmp_path_factory.mktemp("suite") / "uniform", episodes=3, resolution=RES, progress=False)
+
+
+class Noisy:
+    """A stand-in model: the last frame plus seeded noise (it ignores actions)."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def reset(self, frames, actions, seed=None):
+        return frames[:, -1].clone(), torch.Generator().manual_seed(seed or 0)
+
+    def step(self, state, action):
+        frame, g = state
+        nxt = (frame.int() + torch.randint(-12, 13, frame.shape, generator=g)).clamp(0, 255).to(torch.uint8)
+        return (nxt, g), nxt
+
+
+def _spec(ds, context=4):
+    return WorldSpec(resolution=ds.resolution, action_space=ds.action_space, context=context, fps=ds.fps, world=ds.world)
+
+
+@pytest.mark.slow
+def test_suite_end_to_end_writes_json_and_report(explorer, tmp_path):
+    res = run_suite(Noisy(_spec(explorer)), explorer, out_dir=tmp_path, episodes=3, horizon=8, seed=0, progress=False, step=7)
+    assert res["models"] == ["model", "oracle", "copy-last", "ignore-actions"]
+    saved = json.loads((tmp_path / "eval" / "7.json").read_text())
+    assert saved["groups"].keys() == res["groups"].keys() >= {"fidelity", "physics", "coherence"}
+    assert saved["groups"]["physics"]["skipped"].startswith("needs a physics/* dataset")
+    assert saved["groups"]["physics"]["metrics"] == {}  # skipped, never 0
+    loop = saved["groups"]["coherence"]["metrics"]["loop_state_error@15"]["values"]
+    assert loop["oracle"] == 0.0 and loop["copy-last"] > 0 and loop["model"] > 0
+    for entry in saved["groups"].values():
+        for name, row in entry["metrics"].items():
+            for who, v in row["values"].items():  # every value is a number, or skipped with a reason
+                assert isinstance(v, float) or entry["skipped_metrics"][name][who]
+    html = (tmp_path / "report.html").read_text()
+    assert "loop_psnr@50" in html and "data:video/mp4;base64," in html and "data:image/png;base64," in html
+
+
+def test_physics_suite_on_oracle_pseudo_run(uniform, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "oracle", "--data", str(uniform.path), "--suite", "physics", "--out", str(tmp_path), "--context", "3"])
+    assert e.value.code == 0
+    res = json.loads((tmp_path / "eval" / "0.json").read_text())
+    vel = res["groups"]["physics"]["metrics"]["velocity_error"]
+    assert res["models"] == ["model", "copy-last"]
+    assert vel["values"]["model"] == pytest.approx(vel["floor"]) and vel["values"]["copy-last"] > 5 * vel["floor"]
+    assert res["dataset"]["distribution"] == "id"
+    assert "velocity_error" in capsys.readouterr().out
+
+
+def _cli_error(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code != 0
+    return capsys.readouterr().err
+
+
+def test_bad_input_is_a_clear_error(explorer, uniform, tmp_path, capsys):
+    # physics asked for by name on a world that is not physics
+    err = _cli_error(["eval", "copy-last", "--data", str(explorer.path), "--suite", "physics", "--out", str(tmp_path)], capsys)
+    assert "physics" in err and "physics/*" in err and "Traceback" not in err
+    # too few frames for the metric: say which metric and what it needs
+    err = _cli_error(["eval", "copy-last", "--data", str(uniform.path), "--suite", "physics", "--context", "40", "--out", str(tmp_path)], capsys)
+    assert "physics/velocity_error" in err and "needs" in err and ">= 42 frames" in err
+    # a missing run, an unknown group
+    assert "does not exist" in _cli_error(["eval", str(tmp_path / "nope"), "--data", str(explorer.path)], capsys)
+    assert "unknown metric group" in _cli_error(["eval", "oracle", "--data", str(explorer.path), "--suite", "vibes"], capsys)
+    # a run and dataset that do not match: resolution, then action space
+    wrong_res = WorldSpec(resolution=64, action_space=explorer.action_space, context=2)
+    with pytest.raises(PlayworldError, match="64x64"):
+        run_suite(CopyLast(wrong_res), explorer, progress=False)
+    wrong_actions = WorldSpec(resolution=RES, action_space=ActionSpace.discrete(3), context=2)
+    with pytest.raises(PlayworldError, match="actions"):
+        run_suite(CopyLast(wrong_actions), explorer, progress=False)
+
+
+def test_a_dataset_without_test_episodes(tmp_path):
+    ds = collect("physics/uniform", tmp_path / "two", episodes=2, resolution=RES, progress=False)  # train + val only
+    with pytest.raises(PlayworldError, match="no test episodes"):
+        run_suite(DatasetOracle(ds, _spec(ds)), ds, progress=False)

@@ -163,9 +163,15 @@ def build_from_checkpoint(ckpt: Path, which: str = "model", device: str | torch.
     weights = ckpt / f"{which}.safetensors"
     meta = read_metadata(weights)
     family = get_family(meta["family"])
-    config = make_model_config(family, {"model": {family.name: json.loads(meta["config"])}})
-    spec = WorldSpec.from_dict(json.loads(meta["spec"]))
-    net = family.build(config, spec)
+    try:
+        config = make_model_config(family, {"model": {family.name: json.loads(meta["config"])}})
+        spec = WorldSpec.from_dict(json.loads(meta["spec"]))
+        net = family.build(config, spec)
+    except (PlayworldError, ValueError, KeyError, TypeError) as e:
+        raise PlayworldError(
+            f"checkpoint {weights} says model family {family.name}, but its configuration does not fit that family ({e})",
+            "the checkpoint belongs to another family or another playworld version; retrain, or load it with that version",
+        ) from None
     load_weights(net, weights)
     return family, config, spec, net.to(device).eval(), meta
 

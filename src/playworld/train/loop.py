@@ -157,15 +157,16 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
             if not bool(torch.isfinite(grad_norm)):
                 raise _diverged(run_dir, step, "gradient norm", checkpoint)
+            lr = optimizer.param_groups[0]["lr"]  # the rate this step used
             optimizer.step()
             scheduler.step()
             ema.update_parameters(net)
             step += 1
 
-            window.add(float(loss), float(grad_norm), logs, cfg.batch_size * d.world_size)
+            window.add(float(loss.detach()), float(grad_norm), logs, cfg.batch_size * d.world_size)
             bar.update(task, completed=step, info=window.describe())
             if d.is_main and step % cfg.log_every == 0:
-                log.write(step, "train", {**window.means(), "lr": scheduler.get_last_lr()[0]})
+                log.write(step, "train", {**window.means(), "lr": lr})
                 window = _Window()
             validate_and_media(final=False)
             if step % cfg.ckpt_every == 0:
@@ -210,8 +211,9 @@ def _restore(ckpt: Path, net, ema, optimizer, scheduler, cfg, dev) -> int:
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scheduler.base_lrs = [cfg.lr] * len(scheduler.base_lrs)  # `--set train.lr=...` may change it on resume
-    for group, lr in zip(optimizer.param_groups, scheduler.get_lr()):
-        group["lr"], group["initial_lr"], group["weight_decay"] = lr, cfg.lr, cfg.weight_decay
+    for group, schedule in zip(optimizer.param_groups, scheduler.lr_lambdas):
+        group["lr"] = cfg.lr * schedule(scheduler.last_epoch)
+        group["initial_lr"], group["weight_decay"] = cfg.lr, cfg.weight_decay
     ema.n_averaged.copy_(state["ema_n_averaged"].to(dev))
     restore_rng(state["rng"], dev)
     return int(state["step"])

@@ -109,6 +109,8 @@ def test_collect_ood(cli, tmp_path):
     assert ds.manifest["world_options"] == {"ood": True} and ds.verify() == []
     # appending without --ood would mix distributions
     _user_error(cli("collect", "--env", "physics/collision", "--episodes", 1, "--out", tmp_path / "ood"), "ood")
+    _user_error(cli("collect", "--env", "explorer", "--episodes", 1, "--out", tmp_path / "x", "--ood"), "--ood")
+    assert not (tmp_path / "x").exists()
 
 
 def test_bad_inputs(cli, explorer_data, tmp_path):

@@ -33,6 +33,8 @@ def collect_cmd(
     """
     from playworld.data.collect import collect
 
+    if ood and not env.startswith("physics/"):
+        raise PlayworldError(f"--ood applies to the physics worlds only, not {env}", "drop --ood, or use --env physics/...")
     ds = collect(env, out, episodes, policy=policy, seed=seed, resolution=resolution, steps=steps,
                  world_options={"ood": True} if ood else None, progress=True)
     typer.echo(f"{ds.path}: {len(ds)} episodes, {ds.num_frames} frames of {ds.world} at {ds.resolution}x{ds.resolution}")

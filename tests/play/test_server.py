@@ -185,3 +185,17 @@ def test_page_and_static_files_are_served(dot_server):
 def test_loopback_detection():
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+
+
+def test_a_tap_between_two_ticks_still_acts_once(dot_server):
+    with TestClient(dot_server.app) as client, client.websocket_connect("/ws") as ws:
+        recv(ws)
+        ws.send_text(json.dumps({"type": "pause", "on": True}))
+        json_of(ws, "status", lambda m: m["paused"])
+        n = len(dot_server.model.actions)
+        ws.send_text(json.dumps({"type": "keys", "down": ["KeyD"], "seq": 1}))
+        ws.send_text(json.dumps({"type": "keys", "down": [], "seq": 2}))
+        for _ in range(2):
+            ws.send_text(json.dumps({"type": "step"}))
+            next_frame(ws)
+        assert dot_server.model.actions[n:] == [4, 0]  # right once, then nothing

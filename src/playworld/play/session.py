@@ -8,6 +8,7 @@ The key state is one tuple swapped atomically, so a step sees either the old or 
 from __future__ import annotations
 
 import inspect
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +103,8 @@ class PlaySession:
         self.device = torch.device(device) if device is not None else getattr(model, "device", torch.device("cpu"))
         self.seed, self.resets = int(seed), 0
         self._keys: tuple[tuple[str, ...], int] = ((), 0)  # (held codes oldest first, seq)
+        self._tapped: list[str] = []  # keys pressed since the last step: a tap between two ticks still acts once
+        self._tap_lock = threading.Lock()
         self.agent: Agent | None = None
         self.agent_name: str | None = None
         self.paused = False
@@ -118,7 +121,10 @@ class PlaySession:
 
     # -- controls (event loop) -----------------------------------------------------------------
     def set_keys(self, down: list[str], seq: int) -> None:
-        self._keys = (tuple(down), int(seq))
+        with self._tap_lock:
+            before = set(self._keys[0])
+            self._tapped += [k for k in down if k not in before and k not in self._tapped]
+            self._keys = (tuple(down), int(seq))
 
     def set_agent(self, name: str | None) -> None:
         if name is not None and name not in list_agents():
@@ -175,15 +181,20 @@ class PlaySession:
             self.recording.actions.append(None)
             self.recording.by_agent.append(False)
 
-    def current_action(self) -> tuple[np.ndarray, int, bool]:
-        """(action, key seq it came from, chosen by the agent)."""
-        held, seq = self._keys
+    def current_action(self, consume: bool = False) -> tuple[np.ndarray, int, bool]:
+        """(action, key seq it came from, chosen by the agent). Keys tapped since the last step count as
+        held for this one; `consume` (a step) clears them."""
+        with self._tap_lock:
+            (held, seq), tapped = self._keys, self._tapped
+            if consume:
+                self._tapped = []
         if self.agent is not None:
             return np.asarray(self.agent.act(self.frame)), seq, True
-        return self.keymap.action(list(held)), seq, False
+        keys = [k for k in tapped if k not in held] + list(held)
+        return self.keymap.action(keys), seq, False
 
     def step(self) -> StepOut:
-        action, seq, by_agent = self.current_action()
+        action, seq, by_agent = self.current_action(consume=True)
         a = torch.as_tensor(action).unsqueeze(0).to(self.device)  # (1,) or (1, dim)
         t0 = time.perf_counter()
         with torch.inference_mode():

@@ -1,10 +1,14 @@
-"""`playworld quickstart`: the main job on the built-in default world.
+"""`playworld quickstart`: the main job on the built-in default world, in about ten minutes on a laptop.
 
-For now it collects the default explorer dataset (if absent), verifies it and says what comes next.
+1. collect the default explorer dataset (if absent) and verify it;
+2. train the `small` diffusion world model within what is left of the time budget;
+3. write rollout videos (generated beside ground truth) into the run;
+4. print the next commands (eval, play) with the run's path.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -14,15 +18,13 @@ from playworld.errors import PlayworldError
 DEFAULT_WORLD = "explorer"
 DEFAULT_EPISODES = 100
 DEFAULT_STEPS = 200
+DEFAULT_MINUTES = 10.0
+RESERVE_MINUTES = 0.75
+"""time kept back from training for the final validation, checkpoint and rollout videos"""
 
 
-def quickstart_cmd(
-    data: Path = typer.Option(Path("data/explorer"), "--data", help="Where the default dataset lives (collected if absent)."),
-    episodes: int = typer.Option(DEFAULT_EPISODES, "--episodes", help="Episodes to collect when the dataset is absent."),
-    steps: int = typer.Option(DEFAULT_STEPS, "--steps", help="Steps per collected episode."),
-    seed: int = typer.Option(0, "--seed", help="Collection seed."),
-) -> None:
-    """Collect and verify the default explorer dataset, then show the next commands."""
+def ensure_dataset(data: Path, episodes: int, steps: int, seed: int):
+    """The default explorer dataset at `data`, collected if absent, verified either way."""
     from playworld.data.collect import collect
     from playworld.data.store import Dataset
 
@@ -38,11 +40,61 @@ def quickstart_cmd(
     if problems:
         raise PlayworldError(f"{data}: {problems[0]}", f"delete {data} and run `playworld quickstart` again")
     typer.echo(f"ok: {data} verifies: {len(ds)} episodes, {ds.num_frames} frames at {ds.resolution}x{ds.resolution}")
+    return ds
+
+
+def quickstart_cmd(
+    data: Path = typer.Option(Path("data/explorer"), "--data", help="Where the default dataset lives (collected if absent)."),
+    out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Run directory for the trained model (reused if already trained)."),
+    minutes: float = typer.Option(DEFAULT_MINUTES, "--minutes", help="Total time budget in minutes: collection + training + videos."),
+    preset: str = typer.Option("small", "--preset", help="Training preset: small (CPU minutes), debug (seconds), base (GPU)."),
+    episodes: int = typer.Option(DEFAULT_EPISODES, "--episodes", help="Episodes to collect when the dataset is absent."),
+    steps: int = typer.Option(DEFAULT_STEPS, "--steps", help="Steps per collected episode."),
+    seed: int = typer.Option(0, "--seed", help="Collection seed."),
+    device: str = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+) -> None:
+    """Collect the explorer dataset, train the small diffusion world model, write rollout videos, show what is next."""
+    from playworld.rollout import dataset_windows, rollout, write_comparison
+    from playworld.train.checkpoint import list_checkpoints, load_world_model
+    from playworld.train.loop import train
+
+    started = time.monotonic()
+    if minutes <= 0:
+        raise PlayworldError(f"--minutes must be positive, got {minutes}", "pass e.g. --minutes 10")
+    ds = ensure_dataset(data, episodes, steps, seed)
+
+    # -- train within what is left of the budget ----------------------------------------------------
+    if list_checkpoints(out):
+        typer.echo(f"{out} is already trained; using it (delete it, or pass another --out, to train again)")
+    else:
+        left = minutes - (time.monotonic() - started) / 60 - RESERVE_MINUTES
+        if left < 0.1:
+            raise PlayworldError(
+                f"no time left to train within --minutes {minutes} after collecting the dataset",
+                "pass a larger --minutes (the dataset is kept, so the next run skips collection)",
+            )
+        typer.echo(f"training the {preset} diffusion model for up to {left:.1f} minutes into {out} (Ctrl-C stops and saves)")
+        result = train(out, data=data, model="diffusion", preset=preset, minutes=left, device=device, progress=True)
+        psnr = f", teacher-forced val PSNR {result.val_psnr:.2f} dB" if result.val_psnr is not None else ""
+        typer.echo(f"trained {result.step} steps{psnr}")
+        if result.reason == "interrupted":
+            typer.echo(f"interrupted; continue with: playworld train --out {out} --resume")
+            raise typer.Exit(130)
+
+    # -- rollout videos: generated beside ground truth ---------------------------------------------
+    model = load_world_model(out, device=device or "cpu")
+    windows = dataset_windows(ds, model.spec.context, horizon=32, episodes=4, split="val", seed=seed)
+    generated = rollout(model, windows, horizon=32, seed=seed)
+    videos = [write_comparison(generated, windows.future_frames, out / "rollouts" / f"rollout{s}", fps=ds.fps)
+              for s in (".mp4", ".gif")]
+    typer.echo(f"rollouts (left generated, right ground truth): {videos[0]}  {videos[1]}")
+    typer.echo(f"done in {(time.monotonic() - started) / 60:.1f} minutes")
     typer.echo("")
     typer.echo("next:")
-    typer.echo(f"  playworld data info {data} --sheet {data}-sheet.png   # look at it")
-    typer.echo(f"  playworld train --data {data} --model diffusion --preset small --minutes 30 --out runs/explorer")
-    typer.echo(f"  playworld play runs/explorer                            # play the learned world in the browser")
+    typer.echo(f"  playworld eval {out} --data {data}        # measure it: fidelity, consistency, agency")
+    typer.echo(f"  playworld play {out}                       # play the learned world in the browser")
+    typer.echo(f"  playworld rollout {out} --data {data} --horizon 64 --out {out}/rollout64.mp4")
+    typer.echo(f"  playworld train --out {out} --resume --minutes 30   # train it longer")
 
 
 def register(app: typer.Typer) -> None:

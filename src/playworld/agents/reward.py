@@ -84,8 +84,10 @@ def check_has_rewards(dataset) -> None:
 
 def train_reward_model(
     dataset, steps: int = 300, batch_size: int = 32, lr: float = 1e-3, seed: int = 0, split: str = "train",
-    channels: int = 16, device: str | torch.device = "cpu",
+    channels: int = 16, device: str | torch.device = "cpu", progress: bool = False,
 ) -> RewardModel:
+    from playworld.data.progress import progress_iter
+
     check_has_rewards(dataset)
     index, rewards, terminal = _pairs(dataset, split if dataset.episode_ids(split) else None)
     torch.manual_seed(seed)
@@ -100,7 +102,7 @@ def train_reward_model(
             episodes[ep] = dataset.load_episode(ep).frames  # (T, R, R, 3) memory-mapped
         return episodes[ep]
 
-    for _ in range(steps):
+    for _ in progress_iter(range(steps), "training the reward model", total=steps, enabled=progress):
         pick = rng.integers(0, len(index), batch_size)
         if len(rewarded):  # half the batch from rewarded frames
             pick[: batch_size // 2] = rng.choice(rewarded, batch_size // 2)
@@ -119,6 +121,7 @@ def train_reward_model(
 
 def reward_model_for(
     dataset, cache_dir: str | Path | None = None, steps: int = 300, seed: int = 0, device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> RewardModel:
     """The reward model of `dataset`: loaded from `cache_dir` when it was trained there on the same
     data with the same settings, else trained (and saved there when `cache_dir` is given)."""
@@ -133,7 +136,7 @@ def reward_model_for(
             model = RewardModel(dataset.resolution, int(saved["channels"]), bool(saved["has_terminal"]))
             model.load_state_dict(load_file(cache / "model.safetensors"))
             return model.to(device).eval()
-    model = train_reward_model(dataset, steps=steps, seed=seed, device=device)
+    model = train_reward_model(dataset, steps=steps, seed=seed, device=device, progress=progress)
     if cache_dir is not None:
         cache.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous().cpu() for k, v in model.state_dict().items()}, cache / "model.safetensors")

@@ -230,7 +230,8 @@ class _Connection:
         if rec is None or not rec.frames:
             await self.error("not recording", "record")
             return
-        mp4, meta = await self.server.call(encode_recording, rec, self.session.spec, self.server.fps)
+        # encoded beside the model thread (not in it), so no session's frames stall meanwhile
+        mp4, meta = await asyncio.to_thread(encode_recording, rec, self.session.spec, self.server.fps)
         rid = secrets.token_urlsafe(8)
         recs = self.server.recordings
         recs[rid] = (mp4, meta)

@@ -8,7 +8,7 @@ const FLAG_AGENT = 1, FLAG_RECORDING = 2, FLAG_REAL_DONE = 4, FLAG_PAUSED = 8;
 const $ = (id) => document.getElementById(id);
 const pw = (window.pw = {
   ws: null, hello: null, lastStatus: null, frames: 0, lastFrame: null, errors: [], busy: null,
-  seq: 0, held: [], sentAt: new Map(), latencies: [], frameTimes: [], statusWaiters: [], recordings: [],
+  seq: 0, held: [], sentAt: new Map(), latencies: [], stepTimes: [], frameTimes: [], statusWaiters: [], recordings: [],
   send(obj) { if (pw.ws && pw.ws.readyState === WebSocket.OPEN) pw.ws.send(JSON.stringify(obj)); },
   requestStatus() { return new Promise((resolve) => { pw.statusWaiters.push(resolve); pw.send({ type: "status" }); }); },
   fps() { const now = performance.now(); return pw.frameTimes.filter((t) => now - t <= 1000).length; },
@@ -113,7 +113,8 @@ function onFrame(buf) {
   for (const [s, t] of pw.sentAt) {
     if (s <= seq) { if (!(flags & FLAG_AGENT)) pw.latencies.push(now - t); pw.sentAt.delete(s); }
   }
-  if (pw.latencies.length > 500) pw.latencies.splice(0, pw.latencies.length - 500);
+  pw.stepTimes.push(stepMs);
+  for (const a of [pw.latencies, pw.stepTimes]) if (a.length > 500) a.splice(0, a.length - 500);
   pw.frames += 1;
   pw.frameTimes.push(now);
   while (pw.frameTimes.length && now - pw.frameTimes[0] > 5000) pw.frameTimes.shift();

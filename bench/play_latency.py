@@ -1,0 +1,141 @@
+"""Play latency and frame rate, end to end through the browser; prints JSON.
+
+    .venv/bin/python bench/play_latency.py runs/explorer-small [--fps 30] [--seconds 10] [--presses 30]
+    .venv/bin/python bench/play_latency.py oracle:explorer        # the pipeline alone (no network to run)
+
+It serves RUN with `playworld play`'s server in this process, opens the page in headless Chromium
+(Playwright) and measures:
+- key->frame latency: from the page's keydown event to the drawing of the first frame whose
+  action included that key (the server echoes the key-event sequence number in every frame);
+  each press is held until that frame, then released, with a random pause between presses so
+  presses land at random points of the tick;
+- sustained FPS: frames drawn per second over `--seconds` while keys are held and changed;
+- the server's model step time (ms) and, for the record, raw RGB vs PNG frame size and PNG
+  encode time (the page uses raw RGB).
+Targets (issue 5): >= 20 FPS sustained and median latency <= 100 ms at 64x64 on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import socket
+import time
+
+import numpy as np
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+KEYS = ["ArrowRight", "ArrowDown", "ArrowLeft", "ArrowUp"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def quantiles(xs: list[float]) -> dict:
+    a = np.asarray(xs, float)
+    if not len(a):
+        return {"n": 0}
+    return {"median": round(float(np.median(a)), 2), "p90": round(float(np.quantile(a, 0.9)), 2),
+            "mean": round(float(a.mean()), 2), "n": int(len(a))}
+
+
+def frame_encodings(server, n: int = 10) -> dict:
+    """Raw RGB vs PNG for frames the model makes (one session, off the server)."""
+    from PIL import Image
+
+    from playworld.play.session import PlaySession
+
+    session = PlaySession(server.model, server.contexts, seed=123)
+    session.reset(None)
+    frames = [session.step().views[0] for _ in range(n)]
+    out = {"raw_bytes": int(frames[0].nbytes)}
+    Image.fromarray(frames[0]).save(io.BytesIO(), format="PNG")  # warm up the encoder before timing
+    for level in (1, 6):
+        t0, sizes = time.perf_counter(), []
+        for f in frames:
+            buf = io.BytesIO()
+            Image.fromarray(f).save(buf, format="PNG", compress_level=level)
+            sizes.append(buf.tell())
+        out[f"png{level}_bytes_mean"] = round(float(np.mean(sizes)), 1)
+        out[f"png{level}_encode_ms"] = round((time.perf_counter() - t0) * 1000 / n, 3)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", help="a run folder (e.g. a `small` diffusion run), or oracle:<world> / copy-last:<world>")
+    ap.add_argument("--fps", type=float, default=30.0, help="server tick (the model's speed caps it)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of the sustained-FPS window")
+    ap.add_argument("--presses", type=int, default=30, help="key presses timed for latency")
+    ap.add_argument("--context-from", default=None, help="env or a dataset (default as `playworld play`)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--cores", type=int, default=0, help="pin this process and the browser to the first N cores (0: all)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    if args.cores:
+        os.sched_setaffinity(0, set(range(args.cores)))  # the browser, started below, inherits it
+    from playwright.sync_api import sync_playwright
+
+    from playworld.play import make_server
+    from playworld.play.server import ServerThread, configure_torch_threads
+
+    threads = configure_torch_threads()
+    server = make_server(args.run, context_from=args.context_from, fps=args.fps, device=args.device, seed=args.seed)
+    encodings = frame_encodings(server)
+    rng = random.Random(args.seed)
+    with ServerThread(server.app, free_port()) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_function("window.pw && pw.frames > 10", timeout=120_000)  # warm up
+
+        # latency: press, hold until the frame that includes the key, release, pause at random
+        page.evaluate("pw.latencies.length = 0")
+        for i in range(args.presses):
+            key = KEYS[i % len(KEYS)]
+            page.keyboard.down(key)
+            page.wait_for_function("pw.lastFrame.seq >= pw.seq", timeout=30_000)
+            page.keyboard.up(key)
+            page.wait_for_function("pw.lastFrame.seq >= pw.seq", timeout=30_000)
+            page.wait_for_timeout(rng.uniform(40, 160))
+        latencies = page.evaluate("pw.latencies.slice()")
+
+        # sustained FPS: keys held and changed as in play, frames counted in the page's clock
+        page.evaluate("pw.stepTimes.length = 0")
+        f0, t0 = page.evaluate("[pw.frames, performance.now()]")
+        end = time.monotonic() + args.seconds
+        i = 0
+        while time.monotonic() < end:
+            key = KEYS[i % len(KEYS)]
+            page.keyboard.down(key)
+            page.wait_for_timeout(rng.uniform(200, 600))
+            page.keyboard.up(key)
+            i += 1
+        f1, t1 = page.evaluate("[pw.frames, performance.now()]")
+        step_ms = page.evaluate("pw.stepTimes.slice()")
+        browser.close()
+    server.close()
+    fps = (f1 - f0) / ((t1 - t0) / 1000)
+    lat = quantiles(latencies)
+    result = {
+        "bench": "play_latency", "run": args.run, "resolution": server.model.spec.resolution,
+        "device": args.device, "torch_threads": threads, "cpus": len(os.sched_getaffinity(0)),
+        "tick_fps": args.fps, "sustained_fps": round(fps, 2), "latency_ms": lat, "step_ms": quantiles(step_ms),
+        "frame_encoding": encodings,
+        "targets": {"sustained_fps": 20, "median_latency_ms": 100},
+        "meets_targets": bool(fps >= 20 and lat.get("median", 1e9) <= 100),
+    }
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

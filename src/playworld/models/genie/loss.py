@@ -1,0 +1,92 @@
+"""The genie objective on a window of K + 1 frames, all parts trained jointly in one loss.
+
+    loss = recon_scale    * tokenizer reconstruction MSE (every frame)
+         + lam_scale      * (LAM next-frame MSE + VQ loss)  (every transition; latent mode only)
+         + dynamics_scale * MaskGIT cross-entropy on the masked tokens of the last frame
+
+Genie trains the tokenizer first, then the LAM and dynamics on frozen tokens. At this CPU scale one
+joint loss is simpler and works: the dynamics reads the tokenizer's token *indices*, which carry no
+gradient (a stop-gradient by construction), so the cross-entropy never pulls the tokenizer toward
+codes that are easy to predict; it only chases the tokenizer as it improves. The latent actions fed
+to the dynamics are the LAM's indices, likewise without gradient.
+
+Masking (MaskGIT, Chang et al. 2022): the K context frames stay clean (exactly what the sampler
+sees), and the last frame's tokens are masked at a rate gamma(u) = cos(pi u / 2), u ~ U(0, 1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from playworld.data.batch import Batch
+from playworld.models.genie.config import GenieConfig
+from playworld.models.genie.tokenizer import psnr
+from playworld.models.interface import frames_to_unit
+
+
+def _rand(shape, generator: torch.Generator | None, device) -> Tensor:
+    # drawn on the generator's own device (a CPU generator may drive a GPU run), then moved
+    gen_device = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, device=gen_device).to(device)
+
+
+def cosine_mask(b: int, n: int, generator: torch.Generator | None, device) -> Tensor:
+    """(B, N) bool: for each example, ceil(cos(pi u / 2) * N) random positions (at least 1) are masked."""
+    u = _rand((b,), generator, device)
+    count = torch.ceil(torch.cos(math.pi / 2 * u) * n).clamp(1, n)  # (B,)
+    rank = _rand((b, n), generator, device).argsort(dim=1).argsort(dim=1)  # a random permutation per row
+    return rank < count[:, None]
+
+
+def window(batch: Batch, k: int) -> tuple[Tensor, Tensor]:
+    """The last K + 1 frames (B, K+1, 3, H, W) in [-1, 1] and their actions (B, K+1[, dim])."""
+    frames = torch.cat([batch.context_frames, batch.future_frames], dim=1)[:, -(k + 1) :]
+    actions = torch.cat([batch.context_actions, batch.future_actions], dim=1)[:, -(k + 1) :]
+    if frames.shape[1] < k + 1:
+        raise ValueError(f"the batch has {frames.shape[1]} frames, genie needs K + 1 = {k + 1}")
+    return frames_to_unit(frames), actions
+
+
+def genie_loss(
+    net: torch.nn.Module, batch: Batch, config: GenieConfig, generator: torch.Generator | None = None
+) -> tuple[Tensor, dict[str, float]]:
+    frames, actions = window(batch, int(config.context))
+    b, t = frames.shape[:2]
+    device = frames.device
+    logs: dict[str, float] = {}
+
+    # -- tokenizer: reconstruct every frame through the FSQ bottleneck ----------------------------
+    flat = frames.flatten(0, 1)  # (B*T, 3, H, W)
+    codes = net.tokenizer.quantize(flat)  # (B*T, d, h, w)
+    recon = net.tokenizer.decode_codes(codes)
+    recon_loss = F.mse_loss(recon, flat)
+    tokens = net.tokenizer.fsq.codes_to_indices(codes.detach()).view(b, t, -1)  # (B, T, N): no gradient
+    logs.update(recon_mse=recon_loss.item(), recon_psnr=float(psnr(recon.detach(), flat)))
+    loss = float(config.recon_scale) * recon_loss
+
+    # -- latent actions: infer a code per transition, reconstruct frame t+1 from frame t and it ----
+    if net.lam is not None:
+        prev, nxt = frames[:, :-1].flatten(0, 1), frames[:, 1:].flatten(0, 1)
+        lam_loss, idx, lam_logs = net.lam(prev, nxt)
+        first = torch.full((b, 1), net.unknown_action, dtype=torch.long, device=device)
+        actions = torch.cat([first, idx.view(b, t - 1)], dim=1)  # (B, T); no gradient through indices
+        logs.update({key: float(v) for key, v in lam_logs.items()})
+        loss = loss + float(config.lam_scale) * lam_loss
+
+    # -- dynamics: MaskGIT on the last frame's tokens, clean context ------------------------------
+    mask = cosine_mask(b, tokens.shape[2], generator, device)  # (B, N)
+    inputs = tokens.clone()
+    inputs[:, -1] = torch.where(mask, net.dynamics.mask_token, tokens[:, -1])
+    pos = torch.arange(t, device=device)
+    hidden, _ = net.dynamics(inputs, net.actions(actions), pos)
+    logits = net.dynamics.logits(hidden[:, -1][mask])  # (masked, vocab)
+    target = tokens[:, -1][mask]
+    ce = F.cross_entropy(logits.float(), target)
+    logs.update(dynamics_ce=ce.item(), token_acc=float((logits.argmax(-1) == target).float().mean()))
+    loss = loss + float(config.dynamics_scale) * ce
+    logs["loss"] = loss.item()
+    return loss, logs

@@ -121,3 +121,16 @@ def test_values_are_json_floats():
     a, b = _frames((2, 3, 32, 32), 6), _frames((2, 3, 32, 32), 7)
     vals = [float(M.psnr(a, a).mean()), float(M.ssim(a, b).mean()), M.auc([1, 2]), M.finite_or_none(math.inf)]
     assert json.loads(json.dumps(vals))[3] is None
+
+
+def test_pooled_psnr_is_psnr_of_mean_mse_and_not_dominated_by_exact_frames():
+    a = _frames((2, 3, 3, 32, 32), 8)
+    b = a.clone()
+    b[:, 1:] = _frames((2, 2, 3, 32, 32), 9)  # step 0 copied exactly, later steps wrong
+    per_frame_mean = M.psnr(b, a).mean()
+    pooled = M.pooled_psnr(b, a)
+    assert pooled == pytest.approx(10 * np.log10(255**2 / M.mse(b, a).mean()))
+    assert pooled < per_frame_mean - 20  # the exact frames' capped 100 dB do not lift the set's PSNR
+    by_step = M.pooled_psnr(b, a, axis=0)
+    assert by_step.shape == (3,) and by_step[0] == M.PSNR_CAP and by_step[1] < 20
+    assert M.pooled_psnr(a, a) == M.PSNR_CAP

@@ -26,17 +26,36 @@ def _hwc(frames, channels_first: bool) -> np.ndarray:
     return a.reshape(-1, *a.shape[-3:])
 
 
-def psnr(pred, target, channels_first: bool = True, data_range: float = 255.0) -> np.ndarray:
-    """Per-frame PSNR in dB, capped at `PSNR_CAP`. pred/target (..., frame) -> array of shape (...)."""
+def mse(pred, target, channels_first: bool = True) -> np.ndarray:
+    """Per-frame mean squared error in (0..255)^2 units. pred/target (..., frame) -> array of shape (...)."""
     lead = tuple(pred.shape[:-3])
     p = _hwc(pred, channels_first).astype(np.float64)
     t = _hwc(target, channels_first).astype(np.float64)
     if p.shape != t.shape:
-        raise ValueError(f"psnr of frames shaped {p.shape} and {t.shape}")
-    mse = ((p - t) ** 2).mean(axis=(1, 2, 3))  # (N,)
+        raise ValueError(f"frames shaped {p.shape} and {t.shape} do not match")
+    return ((p - t) ** 2).mean(axis=(1, 2, 3)).reshape(lead)
+
+
+def psnr_from_mse(mse_value, data_range: float = 255.0):
+    """10 log10(range^2 / MSE) in dB, capped at `PSNR_CAP` (MSE 0 -> the cap). Scalar or array."""
+    m = np.asarray(mse_value, np.float64)
     with np.errstate(divide="ignore"):
-        db = 10.0 * np.log10(data_range**2 / mse)
-    return np.minimum(db, PSNR_CAP).reshape(lead)
+        db = np.minimum(10.0 * np.log10(data_range**2 / m), PSNR_CAP)
+    return float(db) if db.ndim == 0 else db
+
+
+def psnr(pred, target, channels_first: bool = True, data_range: float = 255.0) -> np.ndarray:
+    """Per-frame PSNR in dB, capped at `PSNR_CAP`. pred/target (..., frame) -> array of shape (...)."""
+    return np.asarray(psnr_from_mse(mse(pred, target, channels_first), data_range)).reshape(tuple(pred.shape[:-3]))
+
+
+def pooled_psnr(pred, target, axis=None, channels_first: bool = True) -> np.ndarray | float:
+    """PSNR of the MSE averaged over frames (along `axis` of the leading dims; all when None).
+
+    The set-level PSNR used by the eval groups: averaging per-frame dB instead would let frames that
+    happen to be copied exactly (static scenes: infinite, here capped dB) dominate the mean.
+    """
+    return psnr_from_mse(mse(pred, target, channels_first).mean(axis=axis))
 
 
 def ssim(pred, target, channels_first: bool = True, data_range: float = 255.0) -> np.ndarray:

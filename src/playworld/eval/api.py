@@ -161,6 +161,9 @@ class EvalContext:
     """where trained helper networks (domain encoder, inverse dynamics) are cached between runs"""
     cache: dict[str, Any] = field(default_factory=dict)
     """in-memory cache shared by the groups during one suite run (so baselines reuse encoders)"""
+    options: dict[str, Any] = field(default_factory=dict)
+    """per-group settings by group name, e.g. {"fidelity": {"psnr_threshold": 25.0}} (a dict of the
+    group's config fields, or its config object); groups use their defaults for what is not given"""
 
     def windows(self, horizon: int | None = None, n: int | None = None, split: str | None = None) -> Windows:
         """Deterministic evaluation windows: up to `n` windows of K context + `horizon` future frames."""

@@ -84,7 +84,7 @@ class STBlock(nn.Module):
             k, v, pos_k = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2), torch.cat([past[2], pos])
         allowed = (pos_k[None, :] <= pos[:, None]) & (pos_k[None, :] > pos[:, None] - band)  # (T, Tk) causal band
         h = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)  # (B*N, heads, T, dh)
-        x = x + self.out_t(h.reshape(b, n, t, d).transpose(1, 2))
+        x = x + self.out_t(h.transpose(1, 2).reshape(b, n, t, d).transpose(1, 2))
         return x + self.mlp(self.norm_m(x)), new_kv
 
 

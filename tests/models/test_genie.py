@@ -1,0 +1,167 @@
+"""The genie family beyond the shared contract: FSQ codes, KV-cache exactness, latent actions, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from playworld.errors import PlayworldError
+from playworld.models import get_family
+from playworld.models.genie import check_data
+from playworld.models.genie.sampler import maskgit_decode
+from playworld.models.genie.tokenizer import FSQ
+from playworld.models.interface import WorldSpec
+from playworld.spaces import ActionSpace
+from playworld.train.config import load_preset, make_model_config
+
+RES = 32
+
+
+def _family_config(**sets):
+    family = get_family("genie")
+    return family, make_model_config(family, load_preset("debug"), {k: str(v) for k, v in sets.items()})
+
+
+def _spec(space: ActionSpace, config) -> WorldSpec:
+    return WorldSpec(resolution=RES, action_space=space, context=int(config.context))
+
+
+# -- FSQ ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("levels", [(5, 5, 5), (8, 5, 5, 5), (2, 3, 4)])
+def test_fsq_round_trips_every_code(levels):
+    fsq = FSQ(levels)
+    assert fsq.vocab == math.prod(levels)
+    indices = torch.arange(fsq.vocab).view(1, -1, 1)  # every code once, as a (B, h, w) grid
+    codes = fsq.indices_to_codes(indices)  # (1, d, vocab, 1)
+    assert codes.shape == (1, len(levels), fsq.vocab, 1) and codes.abs().max() <= 1
+    assert torch.equal(fsq.codes_to_indices(codes), indices)
+    # distinct indices give distinct codes, and the quantizer maps its own grid back onto itself
+    assert torch.unique(codes[0, :, :, 0].t(), dim=0).shape[0] == fsq.vocab
+    z = torch.randn(4, len(levels), 6, 6) * 3
+    q = fsq(z)
+    assert torch.equal(fsq.indices_to_codes(fsq.codes_to_indices(q)), q)
+    per_channel = [torch.unique(q[:, i]).numel() for i in range(len(levels))]
+    assert all(n <= lv for n, lv in zip(per_channel, levels))
+
+
+def test_fsq_passes_gradients_straight_through():
+    fsq = FSQ((5, 5, 5))
+    z = torch.randn(2, 3, 4, 4, requires_grad=True)
+    fsq(z).sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+
+
+# -- MaskGIT and the KV cache -----------------------------------------------------------------------
+
+
+def test_maskgit_commits_every_token_in_the_given_steps():
+    calls = []
+
+    def logits_fn(tokens):
+        calls.append(int((tokens == 7).sum()))
+        return torch.randn(tokens.shape[0], tokens.shape[1], 7, generator=torch.Generator().manual_seed(len(calls)))
+
+    out = maskgit_decode(logits_fn, 2, 16, 7, 4, 1.0, 0.0, torch.Generator().manual_seed(0), "cpu")
+    assert out.shape == (2, 16) and int(out.max()) < 7  # no mask token left
+    assert calls == sorted(calls, reverse=True) and calls[0] == 32 and len(calls) == 4
+
+
+def _rollout(model, frames, actions, seed, steps):
+    state = model.reset(frames, actions, seed=seed)
+    out = []
+    for j in range(steps):
+        state, frame = model.step(state, actions[:, j % actions.shape[1]])
+        out.append(frame)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["discrete", "none"])
+def test_kv_cache_generation_equals_recomputing_the_context(kind):
+    family, config = _family_config(temperature=1.0)
+    space = ActionSpace.discrete(5) if kind == "discrete" else ActionSpace.none()
+    spec = _spec(space, config)
+    torch.manual_seed(0)
+    net = family.build(config, spec).double()  # float64: the two paths agree to ~1e-15, so no sampled token flips
+    cached = family.world_model(net, config, spec)
+    uncached = family.world_model(net, family.make_config({**vars(config), "cache": False}), spec)
+    g = torch.Generator().manual_seed(1)
+    frames = torch.randint(0, 256, (2, 3, 3, RES, RES), dtype=torch.uint8, generator=g)
+    actions = torch.randint(cached.spec.action_space.n, (2, 3), generator=g)
+    # 7 steps: past the receptive field (layers * K = 4 frames), so the cache and history both slide
+    a = _rollout(cached, frames, actions, seed=4, steps=7)
+    b = _rollout(uncached, frames, actions, seed=4, steps=7)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    c = _rollout(cached, frames, actions, seed=5, steps=7)
+    assert any(not torch.equal(x, z) for x, z in zip(a, c))
+
+
+# -- latent actions ---------------------------------------------------------------------------------
+
+
+def test_latent_actions_train_and_play_on_action_free_data():
+    family, config = _family_config()  # actions: auto
+    spec = _spec(ActionSpace.none(), config)
+    torch.manual_seed(0)
+    net = family.build(config, spec)
+    assert net.mode == "latent" and net.lam is not None
+    g = torch.Generator().manual_seed(0)
+    from playworld.data.batch import Batch
+
+    frames = torch.randint(0, 256, (2, 3, 3, RES, RES), dtype=torch.uint8, generator=g)
+    batch = Batch(frames[:, :2], torch.zeros(2, 2, dtype=torch.long), torch.zeros(2, 1, dtype=torch.long),
+                  frames[:, 2:], torch.zeros(2, 1), torch.zeros(2, 1, dtype=torch.bool))
+    loss, logs = family.loss(net, batch, config, 0, g)
+    loss.backward()
+    assert torch.isfinite(loss) and {"lam_recon", "lam_vq", "recon_psnr", "dynamics_ce"} <= set(logs)
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing
+    model = family.world_model(net, config, spec)
+    assert model.spec.action_space == ActionSpace.discrete(config.codebook, [f"latent {i}" for i in range(config.codebook)])
+    state = model.reset(frames[:, :2], torch.zeros(2, 2, dtype=torch.long), seed=0)
+    for a in range(config.codebook):
+        _, frame = model.step(state, torch.full((2,), a))
+        assert frame.shape == (2, 3, RES, RES) and frame.dtype == torch.uint8
+    with pytest.raises(PlayworldError, match="out of range"):
+        model.step(state, torch.full((2,), config.codebook))
+
+
+def test_latent_actions_can_be_forced_on_labelled_data():
+    family, config = _family_config(actions="latent")
+    net = family.build(config, _spec(ActionSpace.discrete(5), config))
+    assert net.mode == "latent"
+    assert family.world_model(net, config, _spec(ActionSpace.discrete(5), config)).spec.action_space.n == config.codebook
+
+
+# -- bad input --------------------------------------------------------------------------------------
+
+
+def test_true_actions_on_action_free_data_is_an_error_at_build_time():
+    family, config = _family_config(actions="true")
+    with pytest.raises(PlayworldError, match="has none") as err:
+        family.build(config, _spec(ActionSpace.none(), config))
+    assert "model.actions=latent" in err.value.fix
+
+
+@pytest.mark.parametrize("size", [0, 1])
+def test_a_codebook_under_two_is_an_error(size):
+    with pytest.raises(PlayworldError, match="codebook"):
+        _family_config(codebook=size)
+
+
+def test_a_codebook_larger_than_the_training_transitions_is_an_error(tmp_path):
+    from playworld.data.collect import collect
+
+    data = collect("physics/uniform", tmp_path / "clip", episodes=1, steps=3, resolution=RES, progress=False)
+    family, config = _family_config(codebook=16)
+    spec = _spec(data.action_space, config)
+    with pytest.raises(PlayworldError, match="larger than the 3 training transitions") as err:
+        family.check_dataset(config, spec, data)
+    assert "model.codebook" in err.value.fix
+    family.check_dataset(family.make_config({**vars(config), "codebook": 2}), spec, data)  # this one fits
+    true_config = family.make_config({**vars(config), "actions": "true"})
+    with pytest.raises(PlayworldError, match="has none"):
+        family.check_dataset(true_config, spec, data)

@@ -129,6 +129,7 @@ def main() -> None:
     result = {
         "bench": "play_latency", "run": args.run, "resolution": server.model.spec.resolution,
         "device": args.device, "torch_threads": threads, "cpus": len(os.sched_getaffinity(0)),
+        "load_average_1min": round(os.getloadavg()[0], 2),  # other work on the machine skews every figure
         "tick_fps": args.fps, "sustained_fps": round(fps, 2), "latency_ms": lat, "step_ms": quantiles(step_ms),
         "frame_encoding": encodings,
         "targets": {"sustained_fps": 20, "median_latency_ms": 100},

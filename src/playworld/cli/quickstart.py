@@ -52,6 +52,8 @@ def quickstart_cmd(
     steps: int = typer.Option(DEFAULT_STEPS, "--steps", help="Steps per collected episode."),
     seed: int = typer.Option(0, "--seed", help="Collection seed."),
     device: str = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+    play: bool = typer.Option(False, "--play", help="At the end, serve the trained model in the browser "
+                              "(`playworld play` on http://127.0.0.1:8765; Ctrl-C stops)."),
 ) -> None:
     """Collect the explorer dataset, train the small diffusion world model, write rollout videos, show what is next."""
     from playworld.rollout import dataset_windows, rollout, write_comparison
@@ -95,6 +97,11 @@ def quickstart_cmd(
     typer.echo(f"  playworld play {out}                       # play the learned world in the browser")
     typer.echo(f"  playworld rollout {out} --data {data} --horizon 64 --out {out}/rollout64.mp4")
     typer.echo(f"  playworld train --out {out} --resume --minutes 30   # train it longer")
+    if play:
+        from playworld.play import play as play_run
+
+        typer.echo("")
+        play_run(str(out), device=device or "auto")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,147 @@
+"""The contract every registered model family keeps, checked with its `debug` preset on a tiny spec.
+
+Parametrized over `list_families()`, so a new family is tested here with no edit. Families are
+tested with a discrete action space; those in `EXTRA_SPACES` with continuous and absent actions too.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_model, save_model
+
+from playworld.data.batch import Batch
+from playworld.models import get_family, list_families
+from playworld.models.interface import WorldModel, WorldSpec
+from playworld.spaces import ActionSpace
+from playworld.train.config import load_preset, make_model_config
+
+RES, B = 32, 2
+SPACES = {
+    "discrete": ActionSpace.discrete(5),
+    "continuous": ActionSpace.continuous([-1.0, -2.0], [1.0, 2.0]),
+    "none": ActionSpace.none(),
+}
+EXTRA_SPACES = {"diffusion": ("continuous", "none")}
+CASES = [(f, "discrete") for f in list_families()] + [
+    (f, kind) for f in list_families() for kind in EXTRA_SPACES.get(f, ())
+]
+
+
+def _setup(family_name: str, kind: str, seed: int = 0):
+    family = get_family(family_name)
+    config = make_model_config(family, load_preset("debug"))
+    spec = WorldSpec(resolution=RES, action_space=SPACES[kind], context=family.context_length(config))
+    torch.manual_seed(seed)
+    return family, config, spec, family.build(config, spec)
+
+
+def _actions(space: ActionSpace, b: int, t: int, g: torch.Generator) -> torch.Tensor:
+    if space.kind == "continuous":
+        low, high = torch.tensor(space.low), torch.tensor(space.high)
+        return low + (high - low) * torch.rand(b, t, space.dim, generator=g)
+    return torch.randint(space.n, (b, t), generator=g)
+
+
+def _frames(b: int, t: int, actions: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """(b, t, 3, RES, RES) uint8: a coloured square on a flat background, moved by the actions."""
+    frames = torch.zeros(b, t, 3, RES, RES, dtype=torch.uint8)
+    for i in range(b):
+        bg = torch.randint(0, 120, (3,), generator=g, dtype=torch.uint8)
+        fg = torch.randint(130, 256, (3,), generator=g, dtype=torch.uint8)
+        y, x = (int(v) for v in torch.randint(4, RES - 12, (2,), generator=g))
+        for j in range(t):
+            a = actions[i, j]
+            step = int(a) if a.ndim == 0 else int(a[0] > 0) + 1
+            y, x = min(max(y + (step == 2) - (step == 1), 0), RES - 8), min(max(x + (step == 4) - (step == 3), 0), RES - 8)
+            frames[i, j] = bg[:, None, None]
+            frames[i, j, :, y : y + 8, x : x + 8] = fg[:, None, None]
+    return frames
+
+
+def _batch(family, config, spec: WorldSpec, b: int = B, seed: int = 0) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    k, f = family.context_length(config), family.future_length(config)
+    actions = _actions(spec.action_space, b, k + f, g)
+    frames = _frames(b, k + f, actions, g)
+    return Batch(
+        context_frames=frames[:, :k], context_actions=actions[:, :k], future_actions=actions[:, k:],
+        future_frames=frames[:, k:], future_rewards=torch.rand(b, f, generator=g),
+        future_terminated=torch.zeros(b, f, dtype=torch.bool),
+    )
+
+
+def _rollout(model: WorldModel, batch: Batch, seed: int, steps: int = 2) -> list[torch.Tensor]:
+    state = model.reset(batch.context_frames, batch.context_actions, seed=seed)
+    out = []
+    for j in range(steps):
+        state, frame = model.step(state, batch.future_actions[:, min(j, batch.future_actions.shape[1] - 1)])
+        out.append(frame)
+    return out
+
+
+@pytest.mark.parametrize("family_name,kind", CASES)
+def test_shapes_and_interface(family_name, kind):
+    family, config, spec, net = _setup(family_name, kind)
+    model = family.world_model(net, config, spec)
+    assert isinstance(model, WorldModel) and model.spec == spec
+    frames = _rollout(model, _batch(family, config, spec), seed=0, steps=3)
+    for frame in frames:
+        assert frame.shape == (B, 3, RES, RES) and frame.dtype == torch.uint8
+
+
+@pytest.mark.parametrize("family_name,kind", CASES)
+def test_loss_is_finite_and_reaches_every_parameter(family_name, kind):
+    family, config, spec, net = _setup(family_name, kind)
+    loss, logs = family.loss(net, _batch(family, config, spec), config, 0, torch.Generator().manual_seed(0))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert all(isinstance(v, float) for v in logs.values())
+    loss.backward()
+    missing = [n for n, p in net.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
+    assert not missing, f"parameters without a gradient: {missing}"
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("family_name,kind", CASES)
+def test_step_is_deterministic_for_a_seed(family_name, kind):
+    family, config, spec, net = _setup(family_name, kind)
+    model = family.world_model(net, config, spec)
+    batch = _batch(family, config, spec)
+    a, b, c = _rollout(model, batch, seed=5), _rollout(model, batch, seed=5), _rollout(model, batch, seed=6)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert any(not torch.equal(x, z) for x, z in zip(a, c))
+
+
+@pytest.mark.parametrize("family_name,kind", CASES)
+def test_safetensors_round_trip_gives_identical_outputs(family_name, kind, tmp_path):
+    family, config, spec, net = _setup(family_name, kind, seed=0)
+    batch = _batch(family, config, spec)
+    save_model(net, str(tmp_path / "model.safetensors"))
+    _, _, _, other = _setup(family_name, kind, seed=1)  # different initial weights
+    before = _rollout(family.world_model(other, config, spec), batch, seed=3)
+    load_model(other, str(tmp_path / "model.safetensors"))
+    expected = _rollout(family.world_model(net, config, spec), batch, seed=3)
+    after = _rollout(family.world_model(other, config, spec), batch, seed=3)
+    assert all(torch.equal(x, y) for x, y in zip(expected, after))
+    assert any(not torch.equal(x, y) for x, y in zip(expected, before))  # the load did something
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family_name", list_families())
+def test_overfits_a_tiny_batch(family_name):
+    family, config, spec, net = _setup(family_name, "discrete")
+    batch = _batch(family, config, spec, b=2, seed=1)
+
+    def loss_at_fixed_noise() -> float:
+        with torch.no_grad():
+            return sum(float(family.loss(net, batch, config, 0, torch.Generator().manual_seed(s))[0]) for s in range(4)) / 4
+
+    start = loss_at_fixed_noise()
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for step in range(40):
+        loss, _ = family.loss(net, batch, config, step, torch.Generator().manual_seed(100 + step))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    end = loss_at_fixed_noise()
+    assert end < 0.5 * start, f"loss {start:.4f} -> {end:.4f} after 40 steps on 2 examples"

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from playworld.eval import metrics as M
-from playworld.eval.api import EvalContext, GroupResult, Metric, Skip, register_group
+from playworld.eval.api import EvalContext, GroupResult, Metric, NotApplicable, Skip, register_group
 from playworld.eval.features import cached_network, to_unit, train_windows
-from playworld.eval.fidelity import group_config, skipping
+from playworld.eval.fidelity import group_config, raise_if_empty, skipping
 from playworld.errors import PlayworldError
 from playworld.spaces import ActionSpace
 
@@ -41,6 +41,8 @@ class IDMConfig:
     batch: int = 64
     lr: float = 2e-3
     seed: int = 0
+    min_train_pairs: int = 256
+    """the accuracy is skipped when the train split holds fewer (frame, next frame) pairs"""
 
 
 @dataclass(frozen=True)
@@ -133,8 +135,8 @@ def inverse_dynamics(ctx: EvalContext, cfg: ControllabilityConfig) -> tuple[Inve
     from playworld.data.windows import WindowSampler
 
     space = ctx.dataset.action_space
+    sampler = train_windows(ctx, 2, "inverse-dynamics accuracy", cfg.idm.min_train_pairs)
     try:
-        sampler = train_windows(ctx, 2, "inverse-dynamics model")
         real = WindowSampler(ctx.dataset, context=1, horizon=1, split=ctx.split)
     except PlayworldError as e:
         raise Skip(str(e)) from None
@@ -169,9 +171,7 @@ def controllability(model: Any, ctx: EvalContext) -> GroupResult:
     idm_name = "idm_r2" if space.kind == "continuous" else "idm_accuracy"
     names = ("delta_psnr", idm_name)
     if space.kind == "none":
-        for n in names:
-            res.skipped[n] = "the dataset has no actions (action space 'none'), so there is nothing to control"
-        return res
+        raise NotApplicable("needs actions; this dataset's action space is 'none' (nothing to control)")
     t, h = cfg.delta_t, max(cfg.delta_t, cfg.idm_horizon)
     with skipping(res, *names):
         w = ctx.windows(horizon=h, n=cfg.windows or ctx.episodes)
@@ -204,4 +204,4 @@ def controllability(model: Any, ctx: EvalContext) -> GroupResult:
                 description=f"inverse-dynamics {what} on {acts.shape[0] * acts.shape[1]} generated transitions "
                             f"(floor: its {what} on {info['real_pairs']} real {ctx.split} pairs; chance {chance:.2f})")
             res.extra["inverse_dynamics"] = {"score": what, "chance": chance, **info}
-    return res
+    return raise_if_empty(res)

@@ -48,6 +48,8 @@ class EncoderConfig:
     batch: int = 64
     lr: float = 2e-3
     seed: int = 0
+    min_train_clips: int = 256
+    """FD/KID are skipped when the train split holds fewer clips (too little to train the encoder)"""
 
 
 # -- caching of helper networks -----------------------------------------------------------------
@@ -89,14 +91,20 @@ def cached_network(ctx: Any, kind: str, config: Any, build: Callable[[], nn.Modu
     return net, info
 
 
-def train_windows(ctx: Any, frames: int, what: str):
-    """A sampler of `frames`-frame windows from the train split (a PlayworldError names what is missing)."""
+def train_windows(ctx: Any, frames: int, what: str, minimum: int):
+    """A sampler of `frames`-frame windows from the train split; TooFewEpisodes (a Skip naming `what`)
+    when the split holds fewer than `minimum` windows, too few to train a helper network on."""
     from playworld.data.windows import WindowSampler
+    from playworld.eval.api import TooFewEpisodes
 
+    need = f"{minimum} windows of {frames} frames in the train split to train its helper network"
     try:
-        return WindowSampler(ctx.dataset, context=1, horizon=frames - 1, split="train")
-    except PlayworldError as e:
-        raise PlayworldError(f"cannot train the {what}: {e.message}", e.fix) from None
+        sampler = WindowSampler(ctx.dataset, context=1, horizon=frames - 1, split="train")
+    except PlayworldError:
+        raise TooFewEpisodes(what, need, "none (collect more or longer episodes)") from None
+    if len(sampler) < minimum:
+        raise TooFewEpisodes(what, need, f"{len(sampler)} (collect more episodes)")
+    return sampler
 
 
 def to_unit(frames: Tensor, resolution: int) -> Tensor:
@@ -192,7 +200,7 @@ def train_encoder(net: ClipEncoder, sampler, cfg: EncoderConfig) -> dict:
 def domain_encoder(ctx: Any, cfg: EncoderConfig | None = None) -> tuple[ClipEncoder, dict]:
     """The (cached) clip encoder of ctx.dataset, trained on its train split."""
     cfg = cfg or EncoderConfig()
-    sampler = train_windows(ctx, cfg.clip, "domain encoder for FD/KID")
+    sampler = train_windows(ctx, cfg.clip, "FD/KID", cfg.min_train_clips)
     return cached_network(ctx, "encoder", cfg, lambda: ClipEncoder(cfg), lambda net: train_encoder(net, sampler, cfg))
 
 

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from playworld.eval import metrics as M
-from playworld.eval.api import EvalContext, GroupResult, Metric, Skip, Windows, register_group
+from playworld.eval.api import EvalContext, GroupResult, Metric, Skip, TooFewEpisodes, Windows, register_group
 from playworld.eval.features import EncoderConfig, cut_clips, domain_encoder, embed, shuffle_frames
 from playworld.errors import PlayworldError
 
@@ -56,7 +56,7 @@ class FidelityConfig:
 
 def group_config(ctx: EvalContext, name: str, cls: type) -> Any:
     """Settings of group `name`: `ctx.options[name]` (a `cls` or a dict of its fields), else defaults."""
-    given = (getattr(ctx, "options", None) or {}).get(name)
+    given = (ctx.options or {}).get(name)
     if given is None or isinstance(given, cls):
         return given or cls()
     if not isinstance(given, dict):
@@ -74,13 +74,26 @@ def group_config(ctx: EvalContext, name: str, cls: type) -> Any:
 
 @contextmanager
 def skipping(res: GroupResult, *names: str) -> Iterator[None]:
-    """Run a block; a Skip inside records its reason for each of `names` not already computed."""
+    """Run a block; a Skip inside records its reason for each of `names` not already computed.
+
+    The first such Skip is kept in res.extra["_first_skip"] so a group whose every metric was
+    skipped can raise it (`raise_if_empty`) and the suite reports the group itself as skipped.
+    """
     try:
         yield
     except Skip as e:
         for n in names:
             if n not in res.metrics:
                 res.skipped[n] = str(e)
+        res.extra.setdefault("_first_skip", e)
+
+
+def raise_if_empty(res: GroupResult) -> GroupResult:
+    """Re-raise the first Skip when no metric could be computed; else drop the bookkeeping entry."""
+    first = res.extra.pop("_first_skip", None)
+    if not res.metrics and first is not None:
+        raise first
+    return res
 
 
 def _mean(a) -> float:
@@ -120,20 +133,24 @@ def rollout_windows(ctx: EvalContext, horizon: int, n: int) -> Windows:
     return Windows(ds, index[:min(n, max(1, len(index) // 2))], K, horizon)
 
 
-def reference_clips(ctx: EvalContext, windows: Windows, length: int, limit: int) -> Tensor:
-    """Real clips of `length` frames from ctx.split that share no frame with the windows' futures.
-
-    Returns (N, length, 3, H, W) uint8, N <= limit, drawn at random (seeded) from all such clips.
-    """
+def reference_positions(ctx: EvalContext, windows: Windows, length: int) -> list[tuple[int, int]]:
+    """(episode, first frame) of every `length`-frame clip of ctx.split (on a grid of step `length`)
+    that shares no frame with the windows' futures."""
     ds = ctx.dataset
     used: dict[int, list[tuple[int, int]]] = {}
     for ep, t in windows.index:
         used.setdefault(ep, []).append((t, t + windows.horizon))
-    cands = []
-    for ep in ds.episode_ids(ctx.split):
-        for s in range(0, ds.episode_length(ep) - length + 1, length):
-            if all(s + length <= a or s >= b for a, b in used.get(ep, [])):
-                cands.append((ep, s))
+    return [(ep, s) for ep in ds.episode_ids(ctx.split) for s in range(0, ds.episode_length(ep) - length + 1, length)
+            if all(s + length <= a or s >= b for a, b in used.get(ep, []))]
+
+
+def reference_clips(ctx: EvalContext, windows: Windows, length: int, limit: int) -> Tensor:
+    """Held-out real clips: up to `limit` of `reference_positions`, drawn at random (seeded).
+
+    Returns (N, length, 3, H, W) uint8.
+    """
+    ds = ctx.dataset
+    cands = reference_positions(ctx, windows, length)
     rng = np.random.default_rng(ctx.seed + 1)
     pick = [cands[i] for i in sorted(rng.permutation(len(cands))[:limit])]
     clips = [np.asarray(ds.load_episode(ep).frames[s:s + length]) for ep, s in pick]
@@ -186,13 +203,10 @@ def distribution(ctx: EvalContext, cfg: FidelityConfig, w: Windows, real: Tensor
     gen_clips, real_clips = cut_clips(gen, L), cut_clips(real, L)
     ref = reference_clips(ctx, w, L, cfg.reference_clips)
     if min(len(gen_clips), len(ref)) < cfg.min_clips:
-        raise Skip(
-            f"FD/KID need at least {cfg.min_clips} clips of {L} frames in each set; the {ctx.split} split gives "
-            f"{len(gen_clips)} generated and {len(ref)} held-out real clips (collect more or longer {ctx.split} episodes)")
-    try:
-        encoder, info = domain_encoder(ctx, cfg.encoder)
-    except PlayworldError as e:  # e.g. a train split without clips: this metric is skipped, not the suite
-        raise Skip(str(e)) from None
+        raise TooFewEpisodes(
+            "FD/KID", f"{cfg.min_clips} clips of {L} frames from rollouts and as many held-out real ones in the {ctx.split} split",
+            f"{len(gen_clips)} and {len(ref)} (collect more or longer {ctx.split} episodes)")
+    encoder, info = domain_encoder(ctx, cfg.encoder)
     f_ref, f_gen, f_real = embed(encoder, ref), embed(encoder, gen_clips), embed(encoder, real_clips)
     f_shuf = embed(encoder, shuffle_frames(real_clips, torch.Generator().manual_seed(ctx.seed)))
     fd_floor, fd_gen, fd_shuf = M.fd(f_real, f_ref), M.fd(f_gen, f_ref), M.fd(f_shuf, f_ref)
@@ -242,4 +256,4 @@ def fidelity(model: Any, ctx: EvalContext) -> GroupResult:
             distribution(ctx, cfg, w, real, gen, res)
         with skipping(res, "flicker"):
             flicker(cfg, last, real, gen, res)
-    return res
+    return raise_if_empty(res)

@@ -1,0 +1,131 @@
+"""Train a policy purely inside a world model (Dreamer's behaviour learning), then score it for real.
+
+    result = dream(model, dataset, Config(), steps=500)      # ActorCritic trained in imagination
+    report = evaluate_real(model.spec, result.learner.actor, dataset, episodes=10)
+
+Each step samples `batch` real contexts (K frames + actions) from the dataset's train split,
+imagines `horizon` steps with the actor (actor_critic.imagine) and makes one actor-critic update.
+Nothing from the real world is used but those start contexts and, for families without a reward
+head, the reward model learned from the dataset's recorded rewards.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from playworld.agents.actor_critic import Actor, ActorCritic, Config, imagine
+from playworld.agents.policy import ActorPolicy, make_real_world, world_returns
+from playworld.agents.reward import has_reward_head, make_reward_fn
+from playworld.data.store import Dataset
+from playworld.data.windows import WindowSampler
+from playworld.errors import PlayworldError
+from playworld.models.interface import WorldModel, WorldSpec
+from playworld.worlds.policies import RandomPolicy
+
+
+def dataset_has_rewards(dataset: Dataset) -> bool:
+    return any(np.any(dataset.load_episode(ep).rewards != 0) for ep in dataset.episode_ids())
+
+
+def check_reward_signal(model: WorldModel, dataset: Dataset) -> None:
+    """PlayworldError when there is nothing to learn from: the dataset never saw a reward, so neither
+    a reward head trained on it nor a reward model learned from it can tell good actions from bad."""
+    if dataset_has_rewards(dataset):
+        return
+    if has_reward_head(model):
+        why = "the model's reward head was trained on it, so it predicts no reward anywhere"
+    else:
+        why = "the model has no reward head and no reward model can be learned from it"
+    raise PlayworldError(
+        f"dataset {dataset.path} has no rewards at all (every recorded reward is 0); {why}",
+        "collect data from a world that gives rewards (e.g. explorer's coins, gym:CartPole-v1) and train the model on it",
+    )
+
+
+@dataclass
+class DreamResult:
+    learner: ActorCritic
+    steps: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+    """one dict of diagnostics per `log_every` steps (see ActorCritic.update)"""
+
+
+def dream(
+    model: WorldModel, dataset: Dataset | str, config: Config | None = None, steps: int | None = None,
+    minutes: float | None = None, seed: int = 0, progress: bool = True, cache_dir: str | Path | None = None,
+    log_every: int = 10, on_log: Callable[[dict], None] | None = None, device: str | torch.device = "cpu",
+) -> DreamResult:
+    """Train an actor-critic inside `model` for `steps` updates or `minutes`, whichever comes first."""
+    from playworld.data.progress import progress_iter
+    from playworld.train.checkpoint import check_dataset_matches
+
+    dataset = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
+    check_dataset_matches(model.spec, dataset, "the world model")
+    if steps is None and minutes is None:
+        raise PlayworldError("dream needs a budget", "pass --steps N or --minutes M")
+    if (steps is not None and steps < 1) or (minutes is not None and minutes <= 0):
+        raise PlayworldError(f"bad budget steps={steps} minutes={minutes}", "pass --steps 1 or more, or --minutes above 0")
+    check_reward_signal(model, dataset)
+    config = config or Config()
+    if config.horizon < 1 or config.batch < 2 or config.frame_stack < 1:
+        raise PlayworldError(f"bad dream settings horizon={config.horizon} batch={config.batch} frame_stack={config.frame_stack}",
+                             "use horizon >= 1, batch >= 2, frame_stack >= 1")
+    reward_fn = make_reward_fn(model, dataset, cache_dir=cache_dir, seed=seed)
+    split = "train" if dataset.episode_ids("train") else None
+    sampler = WindowSampler(dataset, model.spec.context, 1, split)
+    torch.manual_seed(seed)
+    learner = ActorCritic(model.spec, config).to(device)
+    rng, generator = np.random.default_rng(seed), torch.Generator(device=device).manual_seed(seed)
+    budget = steps if steps is not None else 10**9
+    deadline = time.monotonic() + 60 * minutes if minutes is not None else float("inf")
+    start, history, done = time.monotonic(), [], 0
+    for step in progress_iter(range(budget), "dreaming", total=steps, enabled=progress):
+        if time.monotonic() >= deadline:
+            break
+        batch = sampler.sample(config.batch, rng)
+        rollout = imagine(model, reward_fn, learner.actor, batch.context_frames, batch.context_actions,
+                          config.horizon, generator, seed=int(rng.integers(2**31)))
+        metrics = learner.update(rollout)
+        done = step + 1
+        if done % log_every == 0 or done == 1:
+            metrics = {"step": done, "seconds": round(time.monotonic() - start, 2), **metrics}
+            history.append(metrics)
+            if on_log is not None:
+                on_log(metrics)
+    return DreamResult(learner.eval(), done, time.monotonic() - start, history)
+
+
+def evaluate_real(
+    spec: WorldSpec, actor: Actor, world_options: dict | None = None, episodes: int = 10, seed: int = 0,
+    max_steps: int | None = None, progress: bool = True,
+) -> dict:
+    """Mean real-world return of the actor and of the random policy over the same episode seeds."""
+    from playworld.data.progress import progress_iter
+
+    world = make_real_world(spec, world_options)
+    try:
+        out = {"world": spec.world, "episodes": int(episodes), "seed": int(seed)}
+        policies = {"agent": ActorPolicy(actor, spec, seed=seed), "random": RandomPolicy(spec.action_space, seed=seed)}
+        for name, policy in policies.items():
+            start = time.monotonic()
+            returns = [world_returns(world, policy, 1, seed=seed + i, max_steps=max_steps)[0]
+                       for i in progress_iter(range(episodes), f"real-world episodes ({name})", enabled=progress)]
+            out[name] = {"mean": float(np.mean(returns)), "std": float(np.std(returns)), "returns": returns,
+                         "seconds": round(time.monotonic() - start, 2)}
+        rand = out["random"]["mean"]
+        out["ratio_to_random"] = out["agent"]["mean"] / rand if rand > 0 else None
+        return out
+    finally:
+        world.close()
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -1,0 +1,191 @@
+"""Trained agents on disk, as policies, and scored in the real world.
+
+    agents/NAME/policy.safetensors   the actor's weights
+    agents/NAME/config.json          {"format": "playworld-agent", "spec": WorldSpec, "actor": Config, ...}
+    agents/NAME/eval.json            written by `playworld dream` (real-world returns vs random)
+
+    policy = load_policy("agents/NAME")        # a playworld Policy: reset(), policy(frame, state) -> action
+    returns = world_returns(world, policy, episodes=10, seed=0)
+
+`register_play_agent(path)` makes a saved agent selectable in `playworld play`'s agent mode.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from playworld.agents.actor_critic import Actor, Config, stack_context
+from playworld.agents.env import as_action_space
+from playworld.errors import PlayworldError
+from playworld.models.interface import WorldSpec
+from playworld.spaces import ActionSpace
+from playworld.worlds.policies import Policy
+
+FORMAT = "playworld-agent"
+WEIGHTS, CONFIG = "policy.safetensors", "config.json"
+
+
+def save_agent(path: str | Path, actor: Actor, spec: WorldSpec, extra: dict[str, Any] | None = None) -> Path:
+    """Write the actor's weights and a config that rebuilds it (plus any JSON-able `extra`)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in actor.state_dict().items()}, path / WEIGHTS,
+              metadata={"format": FORMAT})
+    config = {"format": FORMAT, "version": 1, "spec": spec.to_dict(), "actor": actor.config.to_dict(), **(extra or {})}
+    (path / CONFIG).write_text(json.dumps(config, indent=1))
+    return path
+
+
+def _fix(path: Path) -> str:
+    return f"point at a folder written by `playworld dream ... --out {path}` (it holds {WEIGHTS} and {CONFIG}), or train it again"
+
+
+def read_agent_config(path: str | Path) -> dict:
+    """The config.json of a saved agent; PlayworldError when the folder is missing or it is not readable."""
+    path = Path(path)
+    if not path.is_dir():
+        raise PlayworldError(f"agent folder {path} does not exist", _fix(path))
+    try:
+        config = json.loads((path / CONFIG).read_text())
+        spec = WorldSpec.from_dict(config["spec"])
+        actor = Config.from_dict(config["actor"])
+    except FileNotFoundError:
+        raise PlayworldError(f"agent folder {path} has no {CONFIG}", _fix(path)) from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+        raise PlayworldError(f"agent config {path / CONFIG} is corrupt ({type(e).__name__}: {e})", _fix(path)) from None
+    if config.get("format") != FORMAT:
+        raise PlayworldError(f"{path / CONFIG} is not a playworld agent config", _fix(path))
+    return {**config, "spec": spec, "actor": actor}
+
+
+def load_actor(path: str | Path, device: str | torch.device = "cpu") -> tuple[Actor, WorldSpec, dict]:
+    """(actor in eval mode, the spec of the world model it was trained in, the whole config)."""
+    path = Path(path)
+    config = read_agent_config(path)
+    actor = Actor(config["spec"], config["actor"])
+    try:
+        state = load_file(path / WEIGHTS)
+    except FileNotFoundError:
+        raise PlayworldError(f"agent folder {path} has no {WEIGHTS}", _fix(path)) from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise PlayworldError(f"agent weights {path / WEIGHTS} are corrupt or truncated ({e})", _fix(path)) from None
+    try:
+        actor.load_state_dict(state)
+    except RuntimeError as e:
+        raise PlayworldError(f"agent weights {path / WEIGHTS} do not fit its {CONFIG} ({str(e).splitlines()[0]})", _fix(path)) from None
+    return actor.to(device).eval().requires_grad_(False), config["spec"], config
+
+
+class ActorPolicy(Policy):
+    """An actor as a playworld Policy: keeps the last S frames, samples (or takes the mode of) its action.
+
+    Frames are the world's (R, R, 3) uint8 frames at the resolution the actor was trained on."""
+
+    def __init__(self, actor: Actor, spec: WorldSpec, seed: int = 0, greedy: bool = False):
+        super().__init__(spec.action_space, seed)
+        self.actor, self.spec, self.greedy, self.seed = actor, spec, bool(greedy), int(seed)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.device = next(actor.parameters()).device
+        self.history: list[torch.Tensor] = []
+
+    def reset(self) -> None:
+        self.history = []
+
+    def __call__(self, frame: np.ndarray, state: dict | None = None) -> np.ndarray:
+        r = self.spec.resolution
+        f = torch.as_tensor(np.asarray(frame))
+        if tuple(f.shape) != (r, r, 3) or f.dtype != torch.uint8:
+            raise PlayworldError(
+                f"the agent got a frame of shape {tuple(f.shape)} {f.dtype}",
+                f"give it the world's ({r}, {r}, 3) uint8 frames (the resolution its world model was trained at)",
+            )
+        self.history = (self.history + [f.permute(2, 0, 1)[None]])[-self.actor.config.frame_stack:]
+        frames = torch.stack(self.history, 1)  # (1, s <= S, 3, R, R)
+        obs = torch.cat(stack_context(frames, self.actor.config.frame_stack), 1).to(self.device)
+        action = self.actor.to_env(self.actor.act(obs, self.generator, self.greedy))[0].cpu().numpy()
+        return action.astype(self.action_space.dtype).reshape(self.action_space.shape)
+
+
+def load_policy(path: str | Path, seed: int = 0, greedy: bool = False, device: str | torch.device = "cpu") -> ActorPolicy:
+    """A saved agent (a `playworld dream` output folder) as a playworld Policy."""
+    actor, spec, _ = load_actor(path, device)
+    return ActorPolicy(actor, spec, seed=seed, greedy=greedy)
+
+
+# -- the real world ---------------------------------------------------------------------------------
+def check_same_space(policy_space: Any, world_space: ActionSpace, what: str, where: str) -> None:
+    """PlayworldError when a policy's action space is not the world's."""
+    have = as_action_space(policy_space)
+    if have is None or (have.kind, have.n, have.dim) != (world_space.kind, world_space.n, world_space.dim):
+        raise PlayworldError(
+            f"{what} acts in {have.describe() if have else 'an unknown space'} but {where} takes "
+            f"{world_space.describe()} actions",
+            "use an agent trained (with `playworld dream`) on a model of the same world",
+        )
+
+
+def make_real_world(spec: WorldSpec, world_options: dict | None = None):
+    """The real world a model was trained on (built-in or gym:<id>), at the model's resolution."""
+    from playworld.worlds.base import make_world
+
+    if not spec.world:
+        raise PlayworldError("the world model does not name the world its data came from",
+                             "train on a dataset collected with `playworld collect` (it records the world)")
+    return make_world(spec.world, resolution=spec.resolution, **(world_options or {}))
+
+
+def world_returns(
+    world, policy: Policy, episodes: int, seed: int = 0, max_steps: int | None = None,
+) -> list[float]:
+    """Undiscounted returns of `policy` over `episodes` real episodes (seeds seed, seed + 1, ...).
+
+    Episodes end when the world terminates or truncates, or after `max_steps` (default: the world's)."""
+    check_same_space(getattr(policy, "action_space", None), world.action_space, "the policy", f"world {world.name!r}")
+    limit = max_steps or world.max_steps or 1000
+    returns = []
+    for i in range(episodes):
+        frame, state = world.reset(seed=seed + i)
+        policy.reset()
+        total = 0.0
+        for _ in range(limit):
+            result = world.step(np.asarray(policy(frame, state), world.action_space.dtype))
+            frame, state, total = result.frame, result.state, total + float(result.reward)
+            if result.terminated or result.truncated:
+                break
+        returns.append(total)
+    return returns
+
+
+# -- play's agent mode ------------------------------------------------------------------------------
+class PlayAgent:
+    """A saved agent in `playworld play`'s agent protocol: reset(seed), act(frame) -> action."""
+
+    def __init__(self, path: Path, space: ActionSpace):
+        self.path = Path(path)
+        self.policy = load_policy(self.path)
+        check_same_space(space, self.policy.action_space, "the world model being played", f"agent {self.path}")
+
+    def reset(self, seed: int) -> None:
+        self.policy.generator.manual_seed(int(seed))
+        self.policy.reset()
+
+    def act(self, frame: np.ndarray) -> np.ndarray:
+        return self.policy(frame, {})
+
+
+def register_play_agent(path: str | Path, name: str | None = None) -> str:
+    """Make the agent saved at `path` selectable in play's agent mode (as `name`, default its folder name)."""
+    from playworld.play.controls import register_agent
+
+    path = Path(path)
+    load_actor(path)  # a missing or corrupt agent fails here, before the server starts
+    name = name or path.resolve().name
+    register_agent(name)(lambda space: PlayAgent(path, space))
+    return name

@@ -1,0 +1,74 @@
+"""`playworld dream RUN --data DATA --out agents/NAME`: train an agent inside a world model, score it for real."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from playworld.errors import PlayworldError
+
+
+def dream_cmd(
+    run: Path = typer.Argument(..., help="Run directory written by `playworld train` (any family; rssm has reward heads)."),
+    data: Path = typer.Option(..., "--data", help="Dataset the start contexts come from (and rewards, for families without a reward head)."),
+    out: Path = typer.Option(..., "--out", help="Agent folder to write: policy.safetensors, config.json, eval.json, metrics.jsonl."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Actor-critic updates (default 300 when --minutes is not given)."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Stop after this many wall-clock minutes of dreaming."),
+    eval_episodes: int = typer.Option(10, "--eval-episodes", help="Real-world episodes for the agent and for the random policy (0: skip)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Cap on real-world episode length (default: the world's own)."),
+    horizon: int = typer.Option(15, "--horizon", help="Imagined steps per start context."),
+    batch: int = typer.Option(32, "--batch", help="Start contexts imagined per update."),
+    entropy: float = typer.Option(3e-3, "--entropy", help="Entropy bonus scale."),
+    frame_stack: int = typer.Option(2, "--frame-stack", help="Frames the actor sees at once."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the start contexts, the imagination and the real-world episodes."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Checkpoint step of the run to load (default: the last)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Train a policy purely inside a world model (Dreamer), evaluate it in the real world against random, save it.
+
+    Example: playworld dream runs/explorer-rssm --data data/explorer --out agents/coins --minutes 10
+    Then: playworld play runs/explorer-rssm --agent agents/coins
+    """
+    from playworld.agents.actor_critic import Config
+    from playworld.agents.dream import dream, evaluate_real, write_jsonl
+    from playworld.agents.policy import save_agent
+    from playworld.train.checkpoint import check_dataset_matches, check_run_dir, load_world_model
+    from playworld.train.distributed import pick_device
+    from playworld.train.run import open_dataset
+
+    if eval_episodes < 0:
+        raise PlayworldError(f"--eval-episodes must be 0 or more, got {eval_episodes}", "pass e.g. --eval-episodes 10")
+    if steps is None and minutes is None:
+        steps = 300
+    check_run_dir(run)
+    dataset = open_dataset(data)
+    dev = pick_device(device)
+    model = load_world_model(run, device=dev, checkpoint=checkpoint)
+    check_dataset_matches(model.spec, dataset, f"run {run}")
+    config = Config(horizon=horizon, batch=batch, entropy=entropy, frame_stack=frame_stack)
+    result = dream(model, dataset, config, steps=steps, minutes=minutes, seed=seed, progress=progress,
+                   cache_dir=Path(run) / "agents" / "reward_model", device=dev)
+    world_options = dataset.manifest.get("world_options") or {}
+    extra = {"run": str(Path(run).resolve()), "data": str(Path(data).resolve()), "world_options": world_options,
+             "steps": result.steps, "seconds": round(result.seconds, 1), "seed": seed}
+    save_agent(out, result.learner.actor, model.spec, extra)
+    write_jsonl(Path(out) / "metrics.jsonl", result.history)
+    last = result.history[-1] if result.history else {}
+    typer.echo(f"dreamed {result.steps} updates in {result.seconds:.0f}s; imagined return {last.get('imagined_return', 0):.3f}")
+    typer.echo(f"agent: {out}")
+    if eval_episodes > 0:
+        report = evaluate_real(model.spec, result.learner.actor, world_options, episodes=eval_episodes, seed=seed,
+                               max_steps=max_steps, progress=progress)
+        (Path(out) / "eval.json").write_text(json.dumps(report, indent=1))
+        ratio = report["ratio_to_random"]
+        typer.echo(f"real world ({report['world']}, {eval_episodes} episodes): agent {report['agent']['mean']:.2f} "
+                   f"vs random {report['random']['mean']:.2f}" + (f" ({ratio:.2f}x)" if ratio is not None else ""))
+    typer.echo(f"next: playworld play {run} --agent {out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("dream", rich_help_panel="3. Agents")(dream_cmd)

@@ -1,0 +1,138 @@
+"""Imagination actor-critic: lambda-returns, return normalisation, learning in a known toy model, agents on disk."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import GOAL, SPEC, LineModel, SlideModel, render
+
+from playworld.agents.actor_critic import ActorCritic, Config, ReturnNorm, imagine, lambda_returns
+from playworld.agents.dream import dream
+from playworld.agents.policy import PlayAgent, load_actor, load_policy, save_agent, world_returns
+from playworld.agents.reward import make_reward_fn
+from playworld.errors import PlayworldError
+from playworld.spaces import ActionSpace
+
+TINY = dict(channels=4, hidden=32, frame_stack=1)
+
+
+def test_lambda_returns_match_a_hand_computation():
+    r = torch.tensor([[1.0], [0.0], [2.0]])  # (H=3, B=1)
+    c = torch.tensor([[1.0], [0.5], [1.0]])
+    v = torch.tensor([[0.0], [1.0], [2.0], [4.0]])  # (H + 1, B)
+    g, lam = 0.9, 0.8
+    r2 = 2.0 + g * 1.0 * ((1 - lam) * 4.0 + lam * 4.0)  # R_3 = v_3 = 4
+    r1 = 0.0 + g * 0.5 * ((1 - lam) * 2.0 + lam * r2)
+    r0 = 1.0 + g * 1.0 * ((1 - lam) * 1.0 + lam * r1)
+    out = lambda_returns(r, c, v, g, lam)
+    assert torch.allclose(out[:, 0], torch.tensor([r0, r1, r2]))
+    # lam = 0: one-step TD targets; lam = 1: discounted Monte-Carlo return bootstrapped at H
+    assert torch.allclose(lambda_returns(r, c, v, g, 0.0)[:, 0], r[:, 0] + g * c[:, 0] * v[1:, 0])
+    mc = 1.0 + g * (0.0 + g * 0.5 * (2.0 + g * 4.0))
+    assert torch.isclose(lambda_returns(r, c, v, g, 1.0)[0, 0], torch.tensor(mc))
+
+
+def test_return_norm_tracks_the_5_to_95_percentile_range():
+    norm = ReturnNorm(decay=0.5)
+    x = torch.arange(101, dtype=torch.float32)  # 5th percentile 5, 95th 95
+    assert float(norm.update(x)) == pytest.approx(90.0)
+    assert float(norm.update(x * 3)) == pytest.approx(0.5 * 90 + 0.5 * 270)  # EMA of the range
+    small = ReturnNorm()
+    assert float(small.update(torch.full((10,), 0.3))) == 1.0  # never divides small returns up
+
+
+def _line_batch(xs):
+    frames = torch.from_numpy(render(np.repeat(np.array(xs), 2))).view(len(xs), 2, 3, 32, 32)
+    return frames, torch.zeros(len(xs), 2, dtype=torch.long)
+
+
+def test_imagine_records_the_rollout_of_the_actor():
+    model = LineModel()
+    learner = ActorCritic(SPEC, Config(horizon=4, **TINY))
+    frames, actions = _line_batch([6, 0, 3])
+    ro = imagine(model, make_reward_fn(model), learner.actor, frames, actions, 4, torch.Generator().manual_seed(0))
+    assert ro.obs.shape == (5, 3, 3, 32, 32) and ro.obs.dtype == torch.uint8
+    assert ro.actions.shape == (4, 3) and ro.rewards.shape == (4, 3) and torch.all(ro.conts == 1)
+    x = torch.tensor([6, 0, 3])  # replay the recorded actions through the true line world
+    for t in range(4):
+        x = (x + torch.tensor([0, -1, 1])[ro.actions[t]]).clamp(0, 7)
+        assert torch.equal(ro.rewards[t], (x == GOAL).float())
+
+
+@pytest.mark.slow
+def test_actor_critic_learns_the_rewarding_direction(line_data):
+    # Line world: reward 1 at x = 7, so from anywhere the best action is 2 (right); random earns little.
+    torch.manual_seed(0)
+    config = Config(horizon=8, batch=16, entropy=1e-3, actor_lr=1e-3, **TINY)
+    result = dream(LineModel(), line_data, config, steps=120, seed=0, progress=False)
+    policy = load_policy_from(result.learner, greedy=True)
+    picks = [int(policy(render(np.array([x]))[0].transpose(1, 2, 0), {})) for x in range(7)]
+    assert picks.count(2) >= 6, picks
+    first, last = result.history[0]["imagined_return"], result.history[-1]["imagined_return"]
+    assert last > first + 1.0, (first, last)
+
+
+def load_policy_from(learner, greedy=False):
+    from playworld.agents.policy import ActorPolicy
+
+    return ActorPolicy(learner.actor, SPEC, greedy=greedy)
+
+
+def test_continuous_actor_moves_toward_the_target():
+    # SlideModel: x += a from 0, reward -(x - 2.5)^2: pushing +1 each step is best.
+    model = SlideModel()
+    learner = ActorCritic(model.spec, Config(horizon=3, batch=32, entropy=1e-4, actor_lr=3e-3, **TINY))
+    frames, actions = torch.zeros(32, 1, 3, 32, 32, dtype=torch.uint8), torch.zeros(32, 1, 1)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        learner.update(imagine(model, make_reward_fn(model), learner.actor, frames, actions, 3, g))
+    mean = learner.actor(frames[:1, 0])[0, 0, 0]
+    assert float(mean) > 0.5
+
+
+def test_agent_round_trip_and_bad_agent_dirs(tmp_path):
+    learner = ActorCritic(SPEC, Config(**TINY))
+    path = save_agent(tmp_path / "a", learner.actor, SPEC, {"run": "x"})
+    actor, spec, config = load_actor(path)
+    assert spec == SPEC and config["run"] == "x"
+    frame = render(np.array([3]))[0].transpose(1, 2, 0)
+    obs = torch.from_numpy(render(np.array([3])))
+    assert torch.equal(actor(obs), learner.actor(obs))
+    policy = load_policy(path, seed=1)
+    assert policy.action_space == SPEC.action_space and policy(frame, {}).dtype == np.int64
+
+    with pytest.raises(PlayworldError, match="does not exist"):
+        load_policy(tmp_path / "missing")
+    (tmp_path / "b").mkdir()
+    with pytest.raises(PlayworldError, match="has no config.json"):
+        load_policy(tmp_path / "b")
+    (tmp_path / "b" / "config.json").write_text("{not json")
+    with pytest.raises(PlayworldError, match="corrupt"):
+        load_policy(tmp_path / "b")
+    (path / "policy.safetensors").write_bytes((path / "policy.safetensors").read_bytes()[:100])
+    with pytest.raises(PlayworldError, match="corrupt or truncated") as e:
+        load_policy(path)
+    assert "playworld dream" in e.value.fix
+    other = save_agent(tmp_path / "c", ActorCritic(SPEC, Config(channels=8, hidden=16)).actor, SPEC)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["actor"]["hidden"] = 32
+    (other / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(PlayworldError, match="do not fit"):
+        load_policy(other)
+    with pytest.raises(PlayworldError, match="uint8 frames"):
+        load_policy(save_agent(tmp_path / "d", learner.actor, SPEC))(np.zeros((8, 8, 3), np.uint8), {})
+
+
+def test_policy_with_another_action_space_is_refused(tmp_path):
+    path = save_agent(tmp_path / "a", ActorCritic(SPEC, Config(**TINY)).actor, SPEC)
+    with pytest.raises(PlayworldError, match="discrete\\(5\\)"):
+        PlayAgent(path, ActionSpace.discrete(5))
+
+    class FiveActionWorld:
+        name, action_space, max_steps = "five", ActionSpace.discrete(5), 3
+
+    with pytest.raises(PlayworldError, match="world 'five' takes discrete\\(5\\)"):
+        world_returns(FiveActionWorld(), load_policy(path), episodes=1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -23,10 +23,17 @@ def play_cmd(
                                    "(a trained run uses its own)."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, or auto (cuda when available)."),
     seed: int = typer.Option(0, "--seed", help="Seeds the contexts and the model's sampling of each session."),
+    agent: Optional[List[str]] = typer.Option(None, "--agent", help="An agent folder written by `playworld dream` "
+                                              "to offer in agent mode, under its folder name (repeatable)."),
 ) -> None:
     """Play a world model in the browser at http://127.0.0.1:8765 (arrows/WASD, reset, record, agent mode)."""
     from playworld.play import play
 
+    if agent:
+        from playworld.agents.policy import register_play_agent
+
+        for path in agent:
+            register_play_agent(path)
     play(run, port=port, host=host, context_from=context_from, fps=fps, max_sessions=max_sessions,
          resolution=resolution, device=device, seed=seed)
 

@@ -1,0 +1,149 @@
+"""Generation speed benchmarks: frames/s of the `small` diffusion model against a DIAMOND-size reference.
+
+Everything is measured in one process, interleaved, so that the figures (and above all their
+ratio) are comparable on a shared or throttled machine:
+
+- generation frames/s at 64x64, batch 1, the preset's default sampler, `threads` CPU threads,
+  fp32 and bf16 (autocast); the median over `repeats` runs of `frames` consecutive steps;
+- FLOPs per frame (torch.utils.flop_counter), hence achieved GFLOP/s, divided by the GFLOP/s of a
+  plain square matmul of the same dtype measured in the same run (how well the network uses the
+  machine, independent of how fast the machine is);
+- the same for a reference denoiser the size of DIAMOND's Atari one (4 levels of 64 channels, 2
+  blocks each, full-resolution stem, about 4.4M parameters, 3 Euler steps), and small/reference.
+
+`playworld bench` and bench/generation.py print the result as JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import platform
+import statistics
+import time
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from playworld.models.interface import WorldSpec
+from playworld.spaces import ActionSpace
+
+RESOLUTION = 64
+# DIAMOND's Atari denoiser (Alonso et al. 2024): channels [64]*4, depths [2]*4, cond 256, 4 context
+# frames, 3 Euler steps; `attention` on the last level gives the mid-block attention it has.
+REFERENCE = dict(
+    context=4, channels=(64, 64, 64, 64), depths=(2, 2, 2, 2), attention=(False, False, False, False),
+    patch=1, cond_dim=256, action_dim=64, groups=32, sampler="euler", steps=3,
+)
+
+
+def _precision(dtype: str):
+    if dtype == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def matmul_gflops(dtype: str = "fp32", size: int = 1024, iters: int = 10) -> float:
+    """GFLOP/s of a (size x size) @ (size x size) matmul in `dtype`, one timed burst."""
+    tdtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    a, b = torch.randn(size, size, dtype=tdtype), torch.randn(size, size, dtype=tdtype)
+    for _ in range(2):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(iters):
+        a @ b
+    return 2 * size**3 * iters / (time.perf_counter() - start) / 1e9
+
+
+class _Generator:
+    """One world model ready to generate: a random-weight network (speed does not depend on weights)."""
+
+    def __init__(self, overrides: dict[str, Any] | None, preset: str | None, action_space: ActionSpace, seed: int = 0):
+        from playworld.models import get_family
+        from playworld.train.config import load_preset, make_model_config
+
+        family = get_family("diffusion")
+        config = make_model_config(family, load_preset(preset) if preset else None)
+        if overrides:
+            config = dataclasses.replace(config, **overrides)
+        self.config = config
+        spec = WorldSpec(resolution=RESOLUTION, action_space=action_space, context=family.context_length(config))
+        torch.manual_seed(seed)
+        self.net = family.build(config, spec).eval()
+        self.params = sum(p.numel() for p in self.net.parameters())
+        self.model = family.world_model(self.net, config, spec)
+        k = spec.context
+        frames = torch.randint(0, 256, (1, k, 3, RESOLUTION, RESOLUTION), dtype=torch.uint8)
+        self.state = self.model.reset(frames, torch.zeros(1, k, dtype=torch.long), seed=seed)
+        self.action = torch.ones(1, dtype=torch.long)
+
+    def step(self, dtype: str) -> None:
+        with _precision(dtype):
+            self.state, _ = self.model.step(self.state, self.action)
+
+    def flops_per_frame(self, dtype: str) -> int:
+        with FlopCounterMode(display=False) as counter:
+            self.step(dtype)
+        return int(counter.get_total_flops())
+
+    def time_frames(self, dtype: str, frames: int) -> float:
+        """Frames/s over `frames` consecutive generated frames."""
+        start = time.perf_counter()
+        for _ in range(frames):
+            self.step(dtype)
+        return frames / (time.perf_counter() - start)
+
+
+def generation_benchmark(
+    threads: int = 2, repeats: int = 5, frames: int = 20, dtypes: tuple[str, ...] = ("fp32", "bf16"),
+    preset: str = "small", progress=None,
+) -> dict[str, Any]:
+    """The figures described in the module docstring, as a JSON-ready dict."""
+    torch.set_num_threads(int(threads))
+    space = ActionSpace.discrete(5)
+    models = {"small": _Generator(None, preset, space), "reference": _Generator(REFERENCE, None, space)}
+    fps: dict[tuple[str, str], list[float]] = {(m, d): [] for m in models for d in dtypes}
+    mm: dict[str, list[float]] = {d: [] for d in dtypes}
+    flops = {(m, d): g.flops_per_frame(d) for m, g in models.items() for d in dtypes}
+    for name, gen in models.items():  # warm-up: oneDNN primitive creation, allocator
+        for d in dtypes:
+            gen.time_frames(d, 3)
+    task = progress.add_task("benchmarking generation", total=repeats) if progress else None
+    for _ in range(repeats):  # interleaved, so load changes hit every figure alike
+        for d in dtypes:
+            mm[d].append(matmul_gflops(d))
+            for name, gen in models.items():
+                fps[(name, d)].append(gen.time_frames(d, frames))
+        if progress:
+            progress.advance(task)
+
+    matmul = {d: statistics.median(v) for d, v in mm.items()}
+    out: dict[str, Any] = {
+        "setup": {
+            "resolution": RESOLUTION, "batch": 1, "threads": torch.get_num_threads(), "repeats": repeats,
+            "frames_per_repeat": frames, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+            "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        },
+        "matmul_gflops": {d: round(v, 2) for d, v in matmul.items()},
+    }
+    for name, gen in models.items():
+        entry: dict[str, Any] = {
+            "params_millions": round(gen.params / 1e6, 3), "sampler": gen.config.sampler, "steps": int(gen.config.steps),
+            "channels": list(gen.config.channels), "patch": int(gen.config.patch),
+        }
+        for d in dtypes:
+            f = statistics.median(fps[(name, d)])
+            achieved = flops[(name, d)] * f / 1e9
+            entry[d] = {
+                "frames_per_s": round(f, 2), "ms_per_frame": round(1000 / f, 2),
+                "gflop_per_frame": round(flops[(name, d)] / 1e9, 4), "achieved_gflops": round(achieved, 2),
+                "fraction_of_matmul": round(achieved / matmul[d], 4),
+                "frames_per_s_all_repeats": [round(x, 2) for x in fps[(name, d)]],
+            }
+        out[name] = entry
+    out["ratio_small_over_reference"] = {
+        d: round(out["small"][d]["frames_per_s"] / out["reference"][d]["frames_per_s"], 2) for d in dtypes
+    }
+    return out

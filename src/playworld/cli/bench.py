@@ -1,0 +1,36 @@
+"""`playworld bench`: generation speed figures as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(rich_help_panel="2. Models")
+    def bench(
+        threads: int = typer.Option(2, "--threads", help="CPU threads torch may use (the targets are set for 2)."),
+        repeats: int = typer.Option(5, "--repeats", help="Timed repeats; medians are reported."),
+        frames: int = typer.Option(20, "--frames", help="Consecutive frames generated per repeat."),
+        preset: str = typer.Option("small", "--preset", help="Preset whose diffusion model is measured against the reference."),
+        out: Path = typer.Option(None, "--out", help="Also write the JSON to this file."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+    ) -> None:
+        """Generation frames/s at 64x64 (batch 1, fp32 and bf16) of the diffusion model vs a DIAMOND-size reference, as JSON."""
+        from rich.console import Console
+        from rich.progress import Progress
+
+        from playworld.benchmarks import generation_benchmark
+        from playworld.errors import PlayworldError
+
+        if threads < 1 or repeats < 1 or frames < 1:
+            raise PlayworldError("--threads, --repeats and --frames must be at least 1", "e.g. playworld bench --threads 2")
+        with Progress(console=Console(stderr=True), disable=not progress, transient=True) as bar:
+            result = generation_benchmark(threads=threads, repeats=repeats, frames=frames, preset=preset, progress=bar)
+        text = json.dumps(result, indent=2)
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text + "\n")
+        typer.echo(text)

@@ -111,6 +111,8 @@ def evaluate_real(
     from playworld.data.progress import progress_iter
 
     world = make_real_world(spec, world_options)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one frame at a time: more threads only add synchronisation
     try:
         out = {"world": spec.world, "episodes": int(episodes), "seed": int(seed)}
         policies = {"agent": ActorPolicy(actor, spec, seed=seed), "random": RandomPolicy(spec.action_space, seed=seed)}
@@ -124,6 +126,7 @@ def evaluate_real(
         out["ratio_to_random"] = out["agent"]["mean"] / rand if rand > 0 else None
         return out
     finally:
+        torch.set_num_threads(threads)
         world.close()
 
 

@@ -72,13 +72,13 @@ def cached_network(ctx: Any, kind: str, config: Any, build: Callable[[], nn.Modu
     if key in ctx.cache:
         return ctx.cache[key]
     path = Path(ctx.cache_dir) / f"{key}.safetensors" if ctx.cache_dir else None
-    net = build()
-    if path is not None and path.is_file():
-        net.load_state_dict(load_file(str(path)))
-        info = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").is_file() else {}
-    else:
-        with torch.random.fork_rng(devices=[]):  # training must not disturb the caller's global RNG
-            torch.manual_seed(getattr(config, "seed", 0))
+    with torch.random.fork_rng(devices=[]):  # seeded init and training, the caller's global RNG untouched
+        torch.manual_seed(getattr(config, "seed", 0))
+        net = build()
+        if path is not None and path.is_file():
+            net.load_state_dict(load_file(str(path)))
+            info = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").is_file() else {}
+        else:
             net.train()
             info = train(net)
         if path is not None:

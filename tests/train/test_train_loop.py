@@ -78,6 +78,9 @@ def test_load_world_model_gives_identical_outputs(tmp_path, tiny_data):
 def test_step_budget_and_time_budget(tmp_path, tiny_data):
     r = train(tmp_path / "a", data=tiny_data, model=tiny_family.NAME, preset="debug", steps=2, progress=False)
     assert (r.step, r.reason) == (2, "steps") and r.checkpoint.name == "00000002"
+    train(tmp_path / "k", data=tiny_data, model=tiny_family.NAME, preset="debug", steps=5, progress=False,
+          sets=["train.ckpt_every=1", "train.keep_checkpoints=2"])
+    assert [p.name for p in list_checkpoints(tmp_path / "k")] == ["00000004", "00000005"]  # only the newest kept
     # a tiny time budget stops long before 10**6 steps and still saves a final checkpoint
     r = train(tmp_path / "b", data=tiny_data, model=tiny_family.NAME, preset="debug", steps=10**6, minutes=0.02,
               sets=["train.ckpt_every=100000"], progress=False)

@@ -11,8 +11,10 @@ budget runs out, Ctrl-C is pressed, or the loss stops being finite.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,11 +85,11 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
     if plan.resume_from is not None:  # weights, optimiser, scheduler, EMA, RNG: exactly as saved
         step = _restore(plan.resume_from, net, ema, optimizer, scheduler, cfg, dev)
 
-    train_net = net
+    # the family's loss as one module, so DDP wraps the whole objective: however the loss uses the
+    # network (forward or its parts), every parameter's gradient is all-reduced across ranks
+    objective = _Objective(family, torch.compile(net) if cfg.compile else net, mcfg)
     if d.enabled:
-        train_net = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
-    if cfg.compile:
-        train_net = torch.compile(train_net)
+        objective = DistributedDataParallel(objective, device_ids=[dev.index] if dev.type == "cuda" else None)
 
     # -- the run directory explains itself before step 0 -------------------------------------------
     if d.is_main:
@@ -141,7 +143,7 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
             loss = torch.tensor(float("nan"), device=dev)
             if batch is not None:
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                    loss, logs = family.loss(train_net, batch, mcfg, step, generator)
+                    loss, logs = objective(batch, step, generator)
             out_of_time = cfg.minutes > 0 and time.monotonic() - started >= cfg.minutes * 60
             diverged, interrupted, out_of_time = distributed.any_rank(
                 [not bool(torch.isfinite(loss.detach())), stop.requested, out_of_time], d
@@ -184,6 +186,17 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
 # -- pieces of the loop --------------------------------------------------------------------------
 
 
+class _Objective(torch.nn.Module):
+    """family.loss(net, batch, config, step, generator) as a module whose parameters are the net's."""
+
+    def __init__(self, family, net: torch.nn.Module, config):
+        super().__init__()
+        self.net, self.family, self.config = net, family, config
+
+    def forward(self, batch, step: int, generator: torch.Generator):
+        return self.family.loss(self.net, batch, self.config, step, generator)
+
+
 def _step_seed(seed: int, rank: int, step: int) -> int:
     """The loss's noise seed for one step of one rank: resuming at `step` redraws the same noise."""
     return int(np.random.SeedSequence([seed, rank, step]).generate_state(1, np.uint64)[0] >> 1)
@@ -208,6 +221,13 @@ def _restore(ckpt: Path, net, ema, optimizer, scheduler, cfg, dev) -> int:
     _, _, _, averaged, _ = build_from_checkpoint(ckpt, "model")
     ema.module.load_state_dict(averaged.state_dict())
     state = load_training_state(ckpt)
+    loader = state["loader"]
+    if (loader["world_size"], loader["batch_size"]) != (int(os.environ.get("WORLD_SIZE", "1")), cfg.batch_size):
+        warnings.warn(
+            f"resuming with world size/batch size {os.environ.get('WORLD_SIZE', '1')}/{cfg.batch_size}, the checkpoint "
+            f"was written with {loader['world_size']}/{loader['batch_size']}: training goes on, but not with the "
+            "batches the straight run would have seen", stacklevel=2,
+        )
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scheduler.base_lrs = [cfg.lr] * len(scheduler.base_lrs)  # `--set train.lr=...` may change it on resume

@@ -100,7 +100,7 @@ class ActorPolicy(Policy):
 
     def __call__(self, frame: np.ndarray, state: dict | None = None) -> np.ndarray:
         r = self.spec.resolution
-        f = torch.as_tensor(np.asarray(frame))
+        f = torch.tensor(np.asarray(frame))  # a copy: frames may be read-only views
         if tuple(f.shape) != (r, r, 3) or f.dtype != torch.uint8:
             raise PlayworldError(
                 f"the agent got a frame of shape {tuple(f.shape)} {f.dtype}",

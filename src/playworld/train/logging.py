@@ -64,7 +64,7 @@ def progress_bar(enabled: bool) -> Progress:
     """Steps done / total, elapsed and remaining time, then the latest loss and samples/s."""
     return Progress(
         TextColumn("[bold]train"),
-        BarColumn(),
+        BarColumn(bar_width=24),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),

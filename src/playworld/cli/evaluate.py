@@ -71,15 +71,16 @@ def _print_summary(results: dict) -> None:
     console = Console()
     models = results["models"]
     table = Table(title=f"{results['label']} on {results['dataset']['world']} (step {results['step']})")
-    for col in ("metric", "", "floor", *models):
-        table.add_column(col, justify="left" if col == "metric" else "right")
+    table.add_column("metric", justify="left", no_wrap=True)
+    for col in ("", "floor", *models):
+        table.add_column(col, justify="right")
     for g, entry in results["groups"].items():
         if entry["skipped"]:
             table.add_row(f"[dim]{g}: skipped ({entry['skipped']})[/]")
             continue
         for name, row in entry["metrics"].items():
             vals = [_fmt(row["values"].get(m)) for m in models]
-            table.add_row(f"{g}/{name}", "↑" if row["higher_is_better"] else "↓", _fmt(row["floor"]), *vals)
+            table.add_row(f"{g}/{name}", "↑" if row["higher_is_better"] else "↓", _fmt(row["floor"], "-"), *vals)
     console.print(table)
     for w in results.get("warnings", []):
         console.print(f"[yellow]warning:[/] {w}")
@@ -87,8 +88,8 @@ def _print_summary(results: dict) -> None:
         console.print(f"results: {results['paths']['json']}\nreport:  {results['paths']['report']}")
 
 
-def _fmt(v) -> str:
-    return "skipped" if v is None else f"{v:.4g}"
+def _fmt(v, missing: str = "skipped") -> str:
+    return missing if v is None else f"{v:.4g}"
 
 
 def register(app: typer.Typer) -> None:

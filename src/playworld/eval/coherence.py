@@ -88,15 +88,17 @@ class _RealWorld:
         """The (dx, dy) offset from state['agent'] at which the real world looks most like `frame`."""
         agent = np.asarray(state["agent"])
         size = self.world.map_size  # candidates stay on the map
-        offsets = [(dx, dy) for dy in range(-SEARCH, SEARCH + 1) for dx in range(-SEARCH, SEARCH + 1)
-                   if 0 <= agent[0] + dx < size and 0 <= agent[1] + dy < size]
+        # Nearest offsets first: where several cells look the same (open grass, a lake), the tie
+        # goes to the cell nearest the truth, since the frame cannot say otherwise.
+        offsets = sorted(((dx, dy) for dy in range(-SEARCH, SEARCH + 1) for dx in range(-SEARCH, SEARCH + 1)
+                          if 0 <= agent[0] + dx < size and 0 <= agent[1] + dy < size), key=lambda o: o[0] ** 2 + o[1] ** 2)
         f = frame.astype(np.float32)
         best, best_err = (0, 0), np.inf
         for dx, dy in offsets:
             s = dict(state)
             s["agent"] = agent + np.array([dx, dy], agent.dtype)
             err = float(((self.world.restore(s).astype(np.float32) - f) ** 2).mean())
-            if err < best_err:
+            if err < best_err - 1e-9:
                 best, best_err = (dx, dy), err
         return np.array(best, np.float64)
 

@@ -21,19 +21,42 @@ from playworld.models.genie.tokenizer import ConvDecoder, ConvEncoder
 class VectorQuantizer(nn.Module):
     """Nearest of `n` L2-normalised codes (cosine VQ keeps a small codebook from collapsing onto one entry)."""
 
-    def __init__(self, n: int, dim: int, beta: float):
+    def __init__(self, n: int, dim: int, beta: float, decay: float = 0.9):
         super().__init__()
         self.codebook = nn.Parameter(torch.randn(n, dim))
-        self.beta = beta
+        self.beta, self.decay = beta, decay
+        # running share of each code in training batches; codes that fall out of use are restarted
+        self.register_buffer("usage", torch.full((n,), 1.0 / n))
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """z (B, dim) -> (quantized z (B, dim) with a straight-through gradient, indices (B,), VQ loss)."""
         z = F.normalize(z, dim=-1)
         codes = F.normalize(self.codebook, dim=-1)
-        idx = (z @ codes.t()).argmax(-1)  # nearest in L2 on the unit sphere == largest cosine
+        sim = z @ codes.t()  # (B, n)
+        idx = sim.argmax(-1)  # nearest in L2 on the unit sphere == largest cosine
+        if self.training and z.shape[0] > 0:
+            idx = self._restart_dead_codes(z.detach(), sim.detach(), idx)
+            codes = F.normalize(self.codebook, dim=-1)
         q = codes[idx]
         loss = F.mse_loss(q, z.detach()) + self.beta * F.mse_loss(z, q.detach())
         return z + (q - z).detach(), idx, loss
+
+    @torch.no_grad()
+    def _restart_dead_codes(self, z: Tensor, sim: Tensor, idx: Tensor) -> Tensor:
+        """Codes whose running usage fell below 1/(4n) move onto the batch's worst-fitted latents
+        (the 'random restart' of Jukebox/SoundStream, made deterministic): a small codebook otherwise
+        tends to collapse onto one entry early, when every transition still looks alike to the encoder."""
+        n = self.codebook.shape[0]
+        share = torch.bincount(idx, minlength=n).float() / idx.numel()
+        self.usage.mul_(self.decay).add_((1 - self.decay) * share)
+        dead = (self.usage < 1.0 / (4 * n)).nonzero()[:, 0]
+        if dead.numel() == 0:
+            return idx
+        worst = sim.max(-1).values.argsort()[: dead.numel()]  # latents farthest from every code
+        dead = dead[: worst.numel()]
+        self.codebook.data[dead] = z[worst].to(self.codebook.dtype) * self.codebook.data[dead].norm(dim=-1, keepdim=True)
+        self.usage[dead] = 1.0 / n
+        return (z @ F.normalize(self.codebook, dim=-1).t()).argmax(-1)
 
     def lookup(self, idx: Tensor) -> Tensor:
         return F.normalize(self.codebook, dim=-1)[idx]

@@ -1,0 +1,160 @@
+"""Latent-action quality of genie on unlabeled video, printed as JSON (issue 6's benchmark).
+
+    .venv/bin/python bench/genie_latent_actions.py --out bench_runs/genie_latent [--episodes 64 --steps-per-episode 100]
+        [--preset small] [--train-steps 3000 | --minutes 20] [--resolution 64]
+
+1. collect explorer with the `random` policy (labelled), export it to mp4 and import it back, so the
+   model sees video only (action space 'none');
+2. train genie with latent actions on the imported video, and the same model with the true actions
+   on the labelled data, for comparison;
+3. on the val split (episodes paired by order: export/import keep it):
+   - majority mapping: each latent action is mapped to the true action it most often coincides
+     with on the train split; accuracy of that mapping on val transitions (target >= 0.9);
+   - delta-PSNR_4 (Genie's controllability metric): PSNR of the 4th generated frame when the model
+     is driven by the actions inferred from the real video (latent) or the real actions (true), minus
+     the PSNR when driven by random actions of the same space. Clearly > 0 means the actions steer.
+Steps already done (datasets, finished runs) are reused when the bench is run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import playworld
+from playworld.data.collect import collect
+from playworld.data.store import Dataset
+from playworld.data.video import export_videos, import_videos
+from playworld.models.interface import frames_to_unit
+from playworld.train.checkpoint import list_checkpoints
+from playworld.train.loop import train
+from playworld.train.validation import psnr
+
+HORIZON = 4
+
+
+def _episodes(ds: Dataset) -> list[int]:
+    return sorted(ds.episode_ids())
+
+
+def _frames(ds: Dataset, ep: int) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(ds.load_episode(ep).frames).transpose(0, 3, 1, 2).copy())  # (T, 3, H, W) u8
+
+
+@torch.no_grad()
+def latent_actions(model, frames: torch.Tensor) -> torch.Tensor:
+    """The LAM's latent action of every transition of one episode (T,) (index 0: unknown)."""
+    net = model.net
+    x = frames_to_unit(frames)[None].to(model.device)
+    return net.infer_actions(x)[0].cpu()
+
+
+def majority_mapping(model, video: Dataset, labelled: Dataset, pairs: dict[str, list[tuple[int, int]]]) -> dict:
+    codebook = model.spec.action_space.n
+    n_true = labelled.action_space.n
+    counts = {s: np.zeros((codebook, n_true), np.int64) for s in pairs}
+    for split, eps in pairs.items():
+        for vid_ep, lab_ep in eps:
+            z = latent_actions(model, _frames(video, vid_ep))[1:].numpy()  # transitions t-1 -> t, t >= 1
+            a = np.asarray(labelled.load_episode(lab_ep).actions)[1 : 1 + len(z)]
+            np.add.at(counts[split], (z, a), 1)
+    mapping = counts["train"].argmax(1)  # latent -> true action, fitted on train
+    val = counts["val"]
+    acc = float(val[np.arange(codebook), mapping].sum() / max(1, val.sum()))
+    oracle = float(val.max(1).sum() / max(1, val.sum()))  # mapping fitted on val itself
+    return {"accuracy_val": acc, "accuracy_val_mapping_fitted_on_val": oracle, "mapping": mapping.tolist(),
+            "latent_usage_val": val.sum(1).tolist(), "val_transitions": int(val.sum()),
+            "confusion_val": val.tolist()}
+
+
+@torch.no_grad()
+def delta_psnr(model, ds: Dataset, eps: list[int], latent: bool, windows_per_episode: int, seed: int) -> dict:
+    k, space = model.spec.context, model.spec.action_space
+    rng = np.random.default_rng(seed)
+    real, rand = [], []
+    for ep in eps:
+        frames = _frames(ds, ep)
+        actions = torch.from_numpy(np.asarray(ds.load_episode(ep).actions))
+        if latent:
+            actions = latent_actions(model, frames).clamp_max(space.n - 1)  # index 0 ('unknown') is never used below
+        t_max = len(frames) - HORIZON
+        if t_max <= k:
+            continue
+        for t in rng.choice(np.arange(k, t_max + 1), size=min(windows_per_episode, t_max + 1 - k), replace=False):
+            ctx, ctx_a = frames[None, t - k : t], actions[None, t - k : t]
+            future = actions[None, t : t + HORIZON]
+            random_future = torch.from_numpy(rng.integers(space.n, size=(1, HORIZON)))
+            for driven, out in ((future, real), (random_future, rand)):
+                state = model.reset(ctx, ctx_a if not latent else torch.zeros_like(ctx_a), seed=seed)
+                for j in range(HORIZON):
+                    state, frame = model.step(state, driven[:, j])
+                out.append(float(psnr(frame.cpu(), frames[None, t + HORIZON - 1])[0]))
+    return {"psnr_4_real_actions": float(np.mean(real)), "psnr_4_random_actions": float(np.mean(rand)),
+            "delta_psnr_4": float(np.mean(real) - np.mean(rand)), "windows": len(real)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="bench_runs/genie_latent", help="folder for datasets, videos and runs")
+    ap.add_argument("--episodes", type=int, default=64, help="explorer episodes to collect")
+    ap.add_argument("--steps-per-episode", type=int, default=100, help="steps per episode")
+    ap.add_argument("--resolution", type=int, default=64, help="frame size")
+    ap.add_argument("--preset", default="small", help="training preset (debug, small, base or a .yaml)")
+    ap.add_argument("--train-steps", type=int, default=3000, help="optimiser steps per model")
+    ap.add_argument("--minutes", type=float, default=0.0, help="also stop each training after this many minutes (0 = no limit)")
+    ap.add_argument("--windows", type=int, default=4, help="delta-PSNR windows per val episode")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="extra --set overrides for both runs")
+    args = ap.parse_args()
+    out = Path(args.out)
+    started, cpu0 = time.perf_counter(), os.times()
+
+    labelled_path, video_dir, video_path = out / "explorer", out / "mp4", out / "explorer_video"
+    if not labelled_path.exists():
+        collect("explorer", labelled_path, episodes=args.episodes, policy="random", seed=0,
+                resolution=args.resolution, steps=args.steps_per_episode, progress=False)
+    if not video_path.exists():
+        export_videos(labelled_path, video_dir, progress=False)
+        import_videos(video_dir, video_path, resolution=args.resolution, progress=False)
+    labelled, video = Dataset(labelled_path), Dataset(video_path)
+    assert video.action_space.kind == "none"
+    lab_eps, vid_eps = _episodes(labelled), _episodes(video)
+    if len(lab_eps) != len(vid_eps) or any(labelled.episode_length(a) != video.episode_length(b) for a, b in zip(lab_eps, vid_eps)):
+        raise SystemExit("the imported video does not pair up with the collected episodes")
+    pairs = {s: [(v, l) for v, l in zip(vid_eps, lab_eps) if labelled.episode_split(l) == s] for s in ("train", "val")}
+
+    minutes = args.minutes or None
+    runs = {}
+    for name, data, actions in (("latent", video_path, "latent"), ("true", labelled_path, "true")):
+        run = out / f"run_{name}"
+        if not list_checkpoints(run):
+            train(run, data=data, model="genie", preset=args.preset, sets=[f"model.actions={actions}", *args.sets],
+                  steps=args.train_steps, minutes=minutes, progress=False)
+        runs[name] = run
+
+    result: dict = {"bench": "genie_latent_actions", "episodes": args.episodes, "steps_per_episode": args.steps_per_episode,
+                    "resolution": args.resolution, "preset": args.preset, "train_steps": args.train_steps,
+                    "minutes": args.minutes, "sets": args.sets}
+    latent_model = playworld.load(runs["latent"])
+    true_model = playworld.load(runs["true"])
+    result["latent"] = {"majority_mapping": majority_mapping(latent_model, video, labelled, pairs),
+                        **delta_psnr(latent_model, video, [v for v, _ in pairs["val"]], True, args.windows, seed=0)}
+    result["true"] = delta_psnr(true_model, labelled, [l for _, l in pairs["val"]], False, args.windows, seed=0)
+    for name, run in runs.items():
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        last = [x for x in lines if x.get("kind", x.get("phase")) == "train"] or lines
+        result[name]["last_train_log"] = last[-1]
+    t = os.times()
+    result["wall_s"] = time.perf_counter() - started
+    result["cpu_s"] = (t.user + t.system) - (cpu0.user + cpu0.system)
+    result["targets"] = {"accuracy_val": ">= 0.9", "delta_psnr_4_latent": "> 0"}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -101,7 +101,7 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
     meta = weights_metadata(family, mcfg, spec, step)
     saved_step, checkpoint, val_psnr = (step if plan.resume_from is not None else -1), plan.resume_from, None
 
-    def save(reason: str) -> None:
+    def save() -> None:
         nonlocal saved_step, checkpoint
         if d.is_main and saved_step != step:
             state = _training_state(step, optimizer, scheduler, ema, cfg, d)
@@ -128,7 +128,7 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
                 done["media"] = step
 
     # -- the loop ----------------------------------------------------------------------------------
-    started, reason = time.monotonic(), "steps"
+    started, reason, first_step = time.monotonic(), "steps", step
     window = _Window()
     with progress_bar(progress and d.is_main) as bar, _StopOnSignal() as stop:
         task = bar.add_task("train", total=cfg.steps, completed=step, info="")
@@ -175,11 +175,12 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
                 window = _Window()
             validate_and_media(final=False)
             if step % cfg.ckpt_every == 0:
-                save("periodic")
+                save()
 
     # -- always end with validation, media and a checkpoint of where we stopped ---------------------
-    validate_and_media(final=True)
-    save(reason)
+    if step > first_step or plan.resume_from is None:  # (a resume with nothing left to do repeats nothing)
+        validate_and_media(final=True)
+    save()
     if log is not None:
         log.write(step, "end", {"reason": reason, "minutes": (time.monotonic() - started) / 60})
         log.close()

@@ -108,3 +108,25 @@ def test_inverse_dynamics_network_shapes():
     assert disc(frames, frames).shape == (5, 4) and disc.predict(frames, frames).dtype == torch.long
     cont = InverseDynamics(IDMConfig(width=8, max_resolution=32), ActionSpace.continuous([0, 0, 0], [1, 1, 1]), resolution=48)
     assert cont.res == 32 and cont.predict(frames, frames).shape == (5, 3)
+
+
+def test_inverse_dynamics_trains_on_continuous_actions():
+    """A continuous judge standardises its targets and learns a brightness change it can see."""
+    from types import SimpleNamespace
+
+    from playworld.eval.controllability import train_idm
+
+    class Shift:  # next frame = frame + 100 * action (one channel of a 1-d action in [0, 1])
+        def sample(self, n, rng):
+            a = torch.from_numpy(rng.uniform(0, 1, (n, 1, 1))).float()
+            f0 = torch.from_numpy(rng.integers(0, 100, (n, 1, 3, 32, 32))).to(torch.uint8)
+            f1 = (f0.float() + 100 * a.view(n, 1, 1, 1, 1)).round().to(torch.uint8)
+            return SimpleNamespace(context_frames=f0, future_frames=f1, future_actions=a)
+
+    space = ActionSpace.continuous([0], [1])
+    torch.manual_seed(0)
+    net = InverseDynamics(IDMConfig(width=8), space, resolution=32)
+    train_idm(net, Shift(), IDMConfig(width=8, batch=32, steps=150, lr=3e-3))
+    assert 0.3 < float(net.a_mean) < 0.7 and 0.2 < float(net.a_std) < 0.4
+    b = Shift().sample(256, np.random.default_rng(1))
+    assert idm_score(space, net.predict(b.context_frames[:, 0], b.future_frames[:, 0]), b.future_actions[:, 0]) > 0.8

@@ -87,11 +87,13 @@ def test_cached_network_leaves_the_global_rng_alone(tmp_path):
     assert torch.equal(torch.rand(3), expected)
 
 
+@pytest.mark.slow
 def test_dataset_key_is_the_fingerprint():
     ds = tiny_explorer()
     assert dataset_key(ds) == ds.fingerprint and len(dataset_key(ds)) == 16
 
 
+@pytest.mark.slow
 def test_train_windows_requires_enough_train_data():
     ctx = make_ctx(tiny_explorer())
     assert len(train_windows(ctx, 8, "FD/KID", 256)) >= 256

@@ -94,6 +94,7 @@ def test_threshold_is_configurable_and_steps_follow_the_curve():
     assert "FD/KID needs 1000000 clips" in res.skipped["fd"]
 
 
+@pytest.mark.slow
 def test_windows_are_disjoint_from_the_reference_clips():
     ds = tiny_explorer()
     ctx = make_ctx(ds)
@@ -126,6 +127,7 @@ def test_flicker_uses_static_real_segments_and_skips_without_them():
         flicker(FidelityConfig(), last, moving.contiguous(), gen, GroupResult())
 
 
+@pytest.mark.slow
 def test_group_config_reads_options():
     ctx = make_ctx(tiny_explorer(), options={"fidelity": {"psnr_threshold": 25.0, "encoder": {"steps": 5}}})
     cfg = group_config(ctx, "fidelity", FidelityConfig)
@@ -135,6 +137,7 @@ def test_group_config_reads_options():
         group_config(make_ctx(tiny_explorer(), options={"fidelity": {"psnr_treshold": 1}}), "fidelity", FidelityConfig)
 
 
+@pytest.mark.slow
 def test_too_few_episodes_skips_fd_with_what_it_needs(tmp_path):
     ds = collect("explorer", tmp_path / "few", episodes=3, steps=40, resolution=32, progress=False)
     res = get_groups()["fidelity"](CopyLast(spec_of(ds)), make_ctx(ds, cache={}))

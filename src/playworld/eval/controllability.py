@@ -85,17 +85,19 @@ class InverseDynamics(nn.Module):
     @torch.no_grad()
     def predict(self, prev: Tensor, nxt: Tensor, batch: int = 512) -> Tensor:
         """-> (N,) int64 action indices, or (N, dim) float actions in the space's units."""
-        out = torch.cat([self(prev[i:i + batch], nxt[i:i + batch]) for i in range(0, len(prev), batch)])
+        dev = self.a_mean.device
+        out = torch.cat([self(prev[i:i + batch].to(dev), nxt[i:i + batch].to(dev)) for i in range(0, len(prev), batch)])
         if self.space.kind == "continuous":
-            return out * self.a_std + self.a_mean
-        return out.argmax(1)
+            return (out * self.a_std + self.a_mean).cpu()
+        return out.argmax(1).cpu()
 
 
 def train_idm(net: InverseDynamics, sampler, cfg: IDMConfig) -> dict:
     rng = np.random.default_rng(cfg.seed)
     continuous = net.space.kind == "continuous"
+    dev = net.a_mean.device
     if continuous:
-        acts = torch.as_tensor(sampler.sample(4096, rng).future_actions[:, 0]).float()
+        acts = torch.as_tensor(sampler.sample(4096, rng).future_actions[:, 0]).float().to(dev)
         net.a_mean.copy_(acts.mean(0))
         net.a_std.copy_(acts.std(0).clamp_min(1e-6))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
@@ -103,8 +105,8 @@ def train_idm(net: InverseDynamics, sampler, cfg: IDMConfig) -> dict:
     loss_ema = 0.0
     for _ in range(cfg.steps):
         b = sampler.sample(cfg.batch, rng)
-        out = net(b.context_frames[:, 0], b.future_frames[:, 0])
-        a = b.future_actions[:, 0]  # the action that led from the context frame into the next one
+        out = net(b.context_frames[:, 0].to(dev), b.future_frames[:, 0].to(dev))
+        a = b.future_actions[:, 0].to(dev)  # the action that led from the context frame into the next one
         if continuous:
             loss = F.mse_loss(out, (a.float() - net.a_mean) / net.a_std)
         else:

@@ -66,24 +66,26 @@ def cached_network(ctx: Any, kind: str, config: Any, build: Callable[[], nn.Modu
                    train: Callable[[nn.Module], dict]) -> tuple[nn.Module, dict]:
     """The helper network `kind` for ctx.dataset and `config`: from ctx.cache, else from disk
     (ctx.cache_dir/<kind>-<dataset>-<config>.safetensors), else built and trained with `train(net)`,
-    which returns a JSON-able dict of training facts (stored beside the weights)."""
+    which returns a JSON-able dict of training facts (stored beside the weights). The network lives
+    on ctx.device; its inputs may come from the CPU."""
     cfg_hash = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:8]
     key = f"{kind}-{dataset_key(ctx.dataset)}-{cfg_hash}"
     if key in ctx.cache:
         return ctx.cache[key]
     path = Path(ctx.cache_dir) / f"{key}.safetensors" if ctx.cache_dir else None
+    device = torch.device(getattr(ctx, "device", "cpu") or "cpu")
     with torch.random.fork_rng(devices=[]):  # seeded init and training, the caller's global RNG untouched
         torch.manual_seed(getattr(config, "seed", 0))
-        net = build()
+        net = build().to(device)
         if path is not None and path.is_file():
-            net.load_state_dict(load_file(str(path)))
+            net.load_state_dict(load_file(str(path), device=str(device)))
             info = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").is_file() else {}
         else:
             net.train()
             info = train(net)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path),
+            save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(path),
                       metadata={"config": json.dumps(asdict(config))})
             path.with_suffix(".json").write_text(json.dumps({"config": asdict(config), **info}, indent=1))
     net.eval()
@@ -170,6 +172,7 @@ def train_encoder(net: ClipEncoder, sampler, cfg: EncoderConfig) -> dict:
     """Autoencoding + temporal-order training on real train clips; returns final losses."""
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
+    dev = next(net.parameters()).device
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     recon = order = acc = 0.0
@@ -180,7 +183,8 @@ def train_encoder(net: ClipEncoder, sampler, cfg: EncoderConfig) -> dict:
         shuffled = shuffle_frames(clips[:half], gen)
         label = torch.zeros(cfg.batch)
         label[:half] = (shuffled != clips[:half]).flatten(1).any(1).float()  # a static clip stays "in order"
-        x = to_unit(torch.cat([shuffled, clips[half:]]), cfg.resolution)
+        label = label.to(dev)
+        x = to_unit(torch.cat([shuffled, clips[half:]]).to(dev), cfg.resolution)
         z = net.embed_unit(x)
         target = F.avg_pool2d(net.stack(x), 2)
         l_rec = F.mse_loss(net.decoder(z), target)
@@ -207,7 +211,8 @@ def domain_encoder(ctx: Any, cfg: EncoderConfig | None = None) -> tuple[ClipEnco
 @torch.no_grad()
 def embed(encoder: ClipEncoder, clips: Tensor, batch: int = 256) -> np.ndarray:
     """clips (N, L, 3, H, W) uint8 -> features (N, dim) float64 numpy."""
-    outs = [encoder(clips[i:i + batch]) for i in range(0, len(clips), batch)]
+    dev = next(encoder.parameters()).device
+    outs = [encoder(clips[i:i + batch].to(dev)).cpu() for i in range(0, len(clips), batch)]
     return torch.cat(outs).double().numpy() if outs else np.zeros((0, encoder.cfg.dim))
 
 

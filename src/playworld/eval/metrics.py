@@ -118,14 +118,14 @@ def kid(x: np.ndarray, y: np.ndarray, subsets: int = 100, subset_size: int = 100
 
 
 # -- time ----------------------------------------------------------------------------------------
-def static_mask(frames, tol: float = 0.0, channels_first: bool = True) -> np.ndarray:
+def static_mask(frames, tol: float = 0.0) -> np.ndarray:
     """frames (N, T, frame) -> bool (N, T-1): transition t -> t+1 is static (mean |diff| <= tol, 0..255)."""
     a = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
     diff = np.abs(np.diff(a.astype(np.int16), axis=1)).mean(axis=(-3, -2, -1))
     return diff <= tol
 
 
-def flicker(frames, mask: np.ndarray, channels_first: bool = True) -> float:
+def flicker(frames, mask: np.ndarray) -> float:
     """VBench temporal flickering: (255 - mean |frame_t+1 - frame_t|) / 255 over the masked transitions.
 
     frames (N, T, frame) uint8; mask (N, T-1) bool selects the transitions inside static segments of

@@ -17,9 +17,16 @@ def test_quickstart_collects_trains_writes_videos_and_says_what_is_next(tmp_path
     assert (data / "manifest.json").is_file() and resolve_checkpoint(run).name == "00000006"
     assert (run / "rollouts" / "rollout.mp4").stat().st_size > 0 and (run / "rollouts" / "rollout.gif").stat().st_size > 0
     assert f"playworld eval {run} --data {data}" in out and f"playworld play {run}" in out
-    # a second time reuses the dataset and the trained run
+    # a second time reuses the dataset and the trained run (and regenerates videos that are gone)
+    import shutil
+
+    shutil.rmtree(run / "media")
+    shutil.rmtree(run / "rollouts")
     code, out = cli(argv)
     assert code == 0 and "already there" in out and "already trained" in out
+    from playworld.media import read_video
+
+    assert len(read_video(run / "rollouts" / "rollout.gif")[0]) == 32
 
 
 @pytest.mark.parametrize("command", [["train"], ["rollout"], ["quickstart"], []])

@@ -56,8 +56,7 @@ def quickstart_cmd(
                               "(`playworld play` on http://127.0.0.1:8765; Ctrl-C stops)."),
 ) -> None:
     """Collect the explorer dataset, train the small diffusion world model, write rollout videos, show what is next."""
-    from playworld.rollout import dataset_windows, rollout, write_comparison
-    from playworld.train.checkpoint import list_checkpoints, load_world_model
+    from playworld.train.checkpoint import list_checkpoints
     from playworld.train.loop import train
 
     started = time.monotonic()
@@ -84,11 +83,7 @@ def quickstart_cmd(
             raise typer.Exit(130)
 
     # -- rollout videos: generated beside ground truth ---------------------------------------------
-    model = load_world_model(out, device=device or "cpu")
-    windows = dataset_windows(ds, model.spec.context, horizon=32, episodes=4, split="val", seed=seed)
-    generated = rollout(model, windows, horizon=32, seed=seed)
-    videos = [write_comparison(generated, windows.future_frames, out / "rollouts" / f"rollout{s}", fps=ds.fps)
-              for s in (".mp4", ".gif")]
+    videos = rollout_videos(out, ds, seed, device or "cpu")
     typer.echo(f"rollouts (left generated, right ground truth): {videos[0]}  {videos[1]}")
     typer.echo(f"done in {(time.monotonic() - started) / 60:.1f} minutes")
     typer.echo("")
@@ -102,6 +97,28 @@ def quickstart_cmd(
 
         typer.echo("")
         play_run(str(out), device=device or "auto")
+
+
+def rollout_videos(run: Path, ds, seed: int, device: str) -> list[Path]:
+    """RUN/rollouts/rollout.{mp4,gif}: 32-frame rollouts of 4 val episodes. Training already wrote this
+    video for its last checkpoint (media/<step>/rollout.mp4, same windows and seed), so reuse it."""
+    import shutil
+
+    from playworld.media import read_video, write_video
+    from playworld.rollout import dataset_windows, rollout, write_comparison
+    from playworld.train.checkpoint import load_world_model, resolve_checkpoint
+
+    folder = run / "rollouts"
+    folder.mkdir(parents=True, exist_ok=True)
+    made = run / "media" / resolve_checkpoint(run).name / "rollout.mp4"
+    if made.is_file():
+        shutil.copyfile(made, folder / "rollout.mp4")
+        write_video(folder / "rollout.gif", read_video(made)[0], fps=ds.fps)
+        return [folder / "rollout.mp4", folder / "rollout.gif"]
+    model = load_world_model(run, device=device)
+    windows = dataset_windows(ds, model.spec.context, horizon=32, episodes=4, split="val", seed=seed)
+    generated = rollout(model, windows, horizon=32, seed=seed)
+    return [write_comparison(generated, windows.future_frames, folder / f"rollout{s}", fps=ds.fps) for s in (".mp4", ".gif")]
 
 
 def register(app: typer.Typer) -> None:

@@ -168,7 +168,7 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
             window.add(float(loss.detach()), float(grad_norm), logs, cfg.batch_size * d.world_size)
             info = window.describe()
             if cfg.minutes > 0:  # under a time budget the bar's own estimate (from --steps) means little
-                info += f"  {max(0.0, cfg.minutes - (time.monotonic() - started) / 60):.1f} of {cfg.minutes:g} min left"
+                info += f"  {max(0.0, cfg.minutes - (time.monotonic() - started) / 60):.1f} of {cfg.minutes:.1f} min left"
             bar.update(task, completed=step, info=info)
             if d.is_main and step % cfg.log_every == 0:
                 log.write(step, "train", {**window.means(), "lr": lr})

@@ -63,11 +63,15 @@ class VectorQuantizer(nn.Module):
 
 
 class LatentActionModel(nn.Module):
-    def __init__(self, codebook: int, dim: int, channels: tuple[int, ...], beta: float, image_channels: int = 3):
+    def __init__(
+        self, codebook: int, dim: int, channels: tuple[int, ...], beta: float, resolution: int, image_channels: int = 3
+    ):
         super().__init__()
         # encoder: (frame t, frame t+1, their difference) -> one vector per transition
         self.encoder = ConvEncoder(3 * image_channels, channels, channels[-1])
-        self.to_latent = nn.Linear(channels[-1], dim)
+        # flattened, not pooled: where things moved (the direction) lives in the spatial layout
+        side = resolution // 2 ** (len(channels) - 1)
+        self.to_latent = nn.Linear(channels[-1] * side * side, dim)
         self.vq = VectorQuantizer(codebook, dim, beta)
         # decoder: frame t features, modulated by the latent action (FiLM), -> the change to frame t+1
         self.past = ConvEncoder(image_channels, channels, channels[-1])
@@ -76,7 +80,7 @@ class LatentActionModel(nn.Module):
 
     def infer(self, prev: Tensor, nxt: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """frames t and t+1 (B, 3, H, W) -> (quantized latent (B, dim), latent action (B,), VQ loss)."""
-        h = self.encoder(torch.cat([prev, nxt, nxt - prev], dim=1)).mean(dim=(2, 3))  # (B, C)
+        h = self.encoder(torch.cat([prev, nxt, nxt - prev], dim=1)).flatten(1)  # (B, C * h * w)
         return self.vq(self.to_latent(h))
 
     def predict(self, prev: Tensor, latent: Tensor) -> Tensor:

@@ -68,7 +68,9 @@ class GenieNet(nn.Module):
         self.side = spec.resolution // down
         self.codebook = int(config.codebook)
         self.lam = (
-            LatentActionModel(config.codebook, config.lam_dim, config.lam_channels, config.lam_beta, spec.channels)
+            LatentActionModel(
+                config.codebook, config.lam_dim, config.lam_channels, config.lam_beta, spec.resolution, spec.channels
+            )
             if self.mode == "latent" else None
         )
         self.actions = ActionEmbedding(spec, self.mode, config.codebook, config.dim)

@@ -50,10 +50,12 @@ def _spec(ds, context=4):
 
 @pytest.mark.slow
 def test_suite_end_to_end_writes_json_and_report(explorer, tmp_path):
-    res = run_suite(Noisy(_spec(explorer)), explorer, out_dir=tmp_path, episodes=3, horizon=8, seed=0, progress=False, step=7)
+    # every group of this task; the other groups are slow to train helpers and have their own tests
+    res = run_suite(Noisy(_spec(explorer)), explorer, out_dir=tmp_path, groups=["fidelity", "physics", "coherence"],
+                    strict=False, episodes=3, horizon=8, seed=0, progress=False, step=7)
     assert res["models"] == ["model", "oracle", "copy-last", "ignore-actions"]
     saved = json.loads((tmp_path / "eval" / "7.json").read_text())
-    assert saved["groups"].keys() == res["groups"].keys() >= {"fidelity", "physics", "coherence"}
+    assert list(saved["groups"]) == ["fidelity", "physics", "coherence"]
     assert saved["groups"]["physics"]["skipped"].startswith("needs a physics/* dataset")
     assert saved["groups"]["physics"]["metrics"] == {}  # skipped, never 0
     loop = saved["groups"]["coherence"]["metrics"]["loop_state_error@15"]["values"]

@@ -40,11 +40,13 @@ def run_suite(
     model: Any, dataset: Any, run_dir: str | Path | None = None, groups: list[str] | None = None,
     episodes: int = 16, horizon: int = 64, seed: int = 0, device: str = "cpu", baselines: bool = True,
     progress: bool = True, step: int | None = None, out_dir: str | Path | None = None, label: str | None = None,
+    strict: bool | None = None,
 ) -> dict:
     """Evaluate `model` (a WorldModel, or a DatasetOracle) on `dataset` (a Dataset or its path).
 
-    groups: names of metric groups (default: all registered); asking for one by name turns
-    "not applicable here" and "too few episodes" into a PlayworldError instead of a skipped entry.
+    groups: names of metric groups (default: all registered). strict (default: True when `groups`
+    is given) turns a group's "not applicable here" and "too few episodes" into a PlayworldError
+    instead of a skipped entry: asking for physics on explorer by name is a user error.
     Writes <out>/eval/<step>.json and <out>/report.html when `run_dir` or `out_dir` is given (out
     defaults to the run; step defaults to the run's newest checkpoint).
     """
@@ -62,7 +64,7 @@ def run_suite(
             "collect more episodes (3 or more give every split one), e.g. `playworld collect ... --episodes 20`",
         )
     registry = get_groups()
-    explicit = groups is not None
+    explicit = (groups is not None) if strict is None else bool(strict)
     names = list(registry) if groups is None else [g.strip() for g in groups if g.strip()]
     unknown = [g for g in names if g not in registry]
     if unknown or not names:

@@ -78,6 +78,12 @@ def test_physics_suite_on_oracle_pseudo_run(uniform, tmp_path, capsys):
     assert vel["values"]["model"] == pytest.approx(vel["floor"]) and vel["values"]["copy-last"] > 5 * vel["floor"]
     assert res["dataset"]["distribution"] == "id"
     assert "velocity_error" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "copy-last", "--data", str(uniform.path), "--suite", "physics", "--no-baselines",
+              "--out", str(tmp_path / "alone"), "--context", "3"])
+    assert e.value.code == 0
+    alone = json.loads((tmp_path / "alone" / "eval" / "0.json").read_text())
+    assert alone["models"] == ["model"] and alone["groups"]["physics"]["metrics"]["velocity_error"]["values"]["model"] > 0.5
 
 
 def _cli_error(argv, capsys) -> str:

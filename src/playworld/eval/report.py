@@ -89,7 +89,7 @@ def _summary(results: dict, columns: list[str]) -> list[str]:
                 v = row["values"].get(c)
                 cls = "model" if c == "model" else ""
                 if v is None:
-                    why = skips.get(c) or skips.get("*") or "not computed"
+                    why = skips.get(c) or entry.get("skipped_metrics", {}).get("*", {}).get(c) or "not computed"
                     cells.append(f"<td class='skip {cls}' title='{_e(why)}'>skipped</td>")
                 else:
                     cells.append(f"<td class='{cls}'>{_fmt(v)}</td>")

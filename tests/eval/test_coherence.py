@@ -7,7 +7,7 @@ import pytest
 
 from playworld.data.collect import collect
 from playworld.eval import coherence
-from playworld.eval.api import DatasetOracle, EvalContext, NotApplicable
+from playworld.eval.api import DatasetOracle, EvalContext, NotApplicable, TooFewEpisodes
 from playworld.models.baselines import CopyLast
 from playworld.models.interface import WorldSpec
 
@@ -21,6 +21,7 @@ def explorer_ctx(tmp_path_factory):
     return EvalContext(dataset=ds, spec=spec, split="test", episodes=3, horizon=8, seed=1)
 
 
+@pytest.mark.slow
 def test_oracle_closes_every_loop_and_copy_last_does_not(explorer_ctx):
     ctx = explorer_ctx
     oracle = coherence.coherence_group(DatasetOracle(ctx.dataset, ctx.spec), ctx)
@@ -58,6 +59,13 @@ def test_paths_return_to_the_first_visit(explorer_ctx):
     s2 = dict(s, agent=s["agent"] + np.array([2, -1], s["agent"].dtype))
     frame = real.world.restore(s2)
     assert real.locate(frame, s).tolist() == [2.0, -1.0]
+
+
+def test_too_short_episodes_name_the_metric(explorer_ctx):
+    ctx = explorer_ctx
+    long_context = EvalContext(dataset=ctx.dataset, spec=WorldSpec(resolution=RES, action_space=ctx.spec.action_space, context=40))
+    with pytest.raises(TooFewEpisodes, match="loop_psnr needs a test episode of at least 41 frames"):
+        coherence.coherence_group(CopyLast(long_context.spec), long_context)
 
 
 def test_not_applicable_outside_explorer():

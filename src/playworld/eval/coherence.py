@@ -28,7 +28,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from playworld.eval.api import DatasetOracle, EvalContext, GroupResult, Metric, NotApplicable, Skip, Windows, register_group
+from playworld.eval.api import (
+    DatasetOracle, EvalContext, GroupResult, Metric, NotApplicable, Skip, TooFewEpisodes, Windows, register_group,
+)
 from playworld.eval.metrics import psnr
 
 GAPS = (5, 15, 30, 50)
@@ -160,7 +162,12 @@ def coherence_group(model, ctx: EvalContext) -> GroupResult:
         raise NotApplicable(f"needs an explorer dataset (this one is {ctx.dataset.world!r})")
     real = _RealWorld(ctx)
     K = ctx.spec.context
-    windows = ctx.windows(horizon=1)
+    try:
+        windows = ctx.windows(horizon=1)  # only the contexts are recorded; the paths are played in the real world
+    except Skip:
+        lengths = [ctx.dataset.episode_length(e) for e in ctx.dataset.episode_ids(ctx.split)]
+        raise TooFewEpisodes("loop_psnr", f"a {ctx.split} episode of at least {K + 1} frames (K={K} context + 1)",
+                             f"{len(lengths)} {ctx.split} episodes, longest {max(lengths, default=0)} frames") from None
     result = GroupResult(extra={"context": K, "gaps": list(GAPS), "lead_in": LEAD_IN, "search_cells": SEARCH,
                                 "windows": len(windows), "drift_steps": DRIFT_STEPS})
     per_gap: dict[int, tuple[float, float]] = {}

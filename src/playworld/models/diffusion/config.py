@@ -30,16 +30,19 @@ class DiffusionConfig:
     # -- EDM (Karras et al. 2022) -------------------------------------------------------------
     sigma_data: float = 0.5
     """standard deviation of the data the denoiser predicts (frames in [-1, 1]: 0.5)"""
-    residual: bool = False
-    """diffuse the change from the newest context frame instead of the frame itself, so 'nothing moves' is the zero output"""
+    residual: bool = True
+    """diffuse the change from the newest context frame instead of the frame itself, so 'nothing moves' is the
+    zero output (on explorer it learns faster than predicting the frame: 22.7 vs 20.3 dB after 100 steps)"""
     p_mean: float = -0.4
-    """mean of log(sigma) of the log-normal training noise levels (DIAMOND: -0.4)"""
+    """mean of log(sigma) of the log-normal training noise levels (DIAMOND: -0.4; one-step sampling from
+    sigma_max only uses the high levels, so the `small` preset raises it to 0.5)"""
     p_std: float = 1.2
     """standard deviation of log(sigma) of the training noise levels"""
 
     # -- context noise augmentation (GameNGen) ------------------------------------------------
-    context_noise_max: float = 0.7
-    """training noises the context frames with a level drawn uniformly from [0, this]; 0 disables"""
+    context_noise_max: float = 0.1
+    """training noises the context frames with a level drawn uniformly from [0, this]; 0 disables (GameNGen
+    uses 0.7 in latent space; in pixel space with `residual` the newest frame is the origin, so keep it small)"""
     context_noise_sample: float = 0.0
     """the fixed context noise level given at sampling time"""
 

@@ -5,6 +5,8 @@ A family is one folder under `models/` that supplies, kept apart:
 - `build(config, spec) -> nn.Module`: every trainable parameter of the family in one module;
 - `loss(net, batch, config, step, generator) -> (loss, logs)`: the training objective on a `Batch`;
 - `world_model(net, config, spec) -> WorldModel`: the sampler wrapped in the shared interface.
+- `supports_regimes` and `regime_loss(..., regime)`: the training regimes (train/regimes.py) the
+  family can train under; the default is teacher forcing only, through `loss`.
 
 The trainer, `playworld.load`, the CLI and the contract tests only ever go through this class, so a
 new family is one folder plus `@register_family` and is picked up everywhere with no other edit.
@@ -26,6 +28,8 @@ from playworld.models.interface import WorldModel, WorldSpec
 class Family:
     name: ClassVar[str]
     Config: ClassVar[type]
+    supports_regimes: ClassVar[tuple[str, ...]] = ("teacher_forcing",)
+    """the training regimes of train/regimes.py this family implements in `regime_loss`"""
 
     def make_config(self, overrides: dict[str, Any] | None = None) -> Any:
         """The family's Config with `overrides` applied; unknown keys are an error naming them."""
@@ -57,6 +61,22 @@ class Family:
 
     def world_model(self, net: nn.Module, config: Any, spec: WorldSpec) -> WorldModel:
         raise NotImplementedError
+
+    def check_regime(self, config: Any, regime: str) -> None:
+        """Raise PlayworldError when this family (with this config) cannot train under `regime`."""
+        if regime not in self.supports_regimes:
+            raise PlayworldError(
+                f"model family {self.name} does not support the training regime {regime!r}",
+                f"{self.name} trains with {', '.join(self.supports_regimes)}: set train.regime to one of them "
+                "(and drop train.regime_from), or pick a family that supports it (diffusion)",
+            )
+
+    def regime_loss(
+        self, net: nn.Module, batch: Batch, config: Any, step: int, generator: torch.Generator | None, regime: Any
+    ) -> tuple[Tensor, dict[str, float]]:
+        """The objective under `regime` (a train.regimes.RegimeStep); teacher forcing is `loss` itself."""
+        self.check_regime(config, regime.name)
+        return self.loss(net, batch, config, step, generator)
 
 
 _FAMILIES: dict[str, Family] = {}

@@ -18,7 +18,7 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import yaml
 
@@ -67,6 +67,28 @@ class TrainConfig:
     """keep only this many newest periodic checkpoints (0 = keep all)"""
     num_workers: int = 0
     """background worker processes loading training batches (0 = load in the training process)"""
+
+    # -- training regime against exposure bias (train/regimes.py) ------------------------------
+    regime: Literal["teacher_forcing", "self_forcing", "diffusion_forcing"] = "teacher_forcing"
+    """'teacher_forcing': predict each frame from real context (the baseline); 'self_forcing': roll the
+    model out on its own few-step samples for `rollout` frames and put the loss on every rolled-out
+    frame (Huang et al. 2025); 'diffusion_forcing': an independent noise level per context frame,
+    given to the network (Chen et al. 2024; diffusion needs model.frame_noise_levels=true)"""
+    context_noise: bool = True
+    """GameNGen context noise augmentation where the family has it (diffusion: context noised at a level
+    drawn from U[0, model.context_noise_max]); false trains on clean context"""
+    rollout: int = 4
+    """self forcing: R, the frames the model generates per training window (windows hold R future frames)"""
+    rollout_grad_steps: int = 0
+    """self forcing: keep the gradient through the last this many generated frames (truncated backprop
+    through time); 0 = through each loss step's own network call only"""
+    regime_from: Optional[Literal["teacher_forcing", "self_forcing", "diffusion_forcing"]] = None
+    """schedule: the regime trained before `regime_switch_step` (none = `regime` throughout)"""
+    regime_switch_step: int = 0
+    """schedule: the step at which training starts to move from `regime_from` to `regime`"""
+    regime_ramp_steps: int = 0
+    """schedule: the chance that a step uses `regime` rises linearly from 0 to 1 over this many steps after
+    the switch step (0 = switch at once)"""
 
 
 # -- typed parsing ----------------------------------------------------------------------------------
@@ -210,10 +232,18 @@ def validate(cfg: TrainConfig) -> None:
         if getattr(cfg, name) < 1:
             raise PlayworldError(f"train.{name} must be >= 1, got {getattr(cfg, name)}", f"set train.{name} to 1 or more")
     nonneg = ("lr", "weight_decay", "warmup_steps", "steps", "minutes", "grad_clip", "val_every",
-              "media_every", "keep_checkpoints", "num_workers")
+              "media_every", "keep_checkpoints", "num_workers", "rollout_grad_steps", "regime_switch_step",
+              "regime_ramp_steps")
     for name in nonneg:
         if getattr(cfg, name) < 0:
             raise PlayworldError(f"train.{name} must be >= 0, got {getattr(cfg, name)}", f"set train.{name} to 0 or more")
+    if cfg.rollout < 1:
+        raise PlayworldError(f"train.rollout must be >= 1, got {cfg.rollout}", "set train.rollout to e.g. 4")
+    if cfg.rollout_grad_steps >= cfg.rollout:
+        raise PlayworldError(
+            f"train.rollout_grad_steps ({cfg.rollout_grad_steps}) must be below train.rollout ({cfg.rollout})",
+            f"set train.rollout_grad_steps to at most {cfg.rollout - 1}",
+        )
     if not 0.0 <= cfg.ema_decay < 1.0:
         raise PlayworldError(f"train.ema_decay must be in [0, 1), got {cfg.ema_decay}", "use e.g. 0.999")
 

@@ -31,6 +31,7 @@ from playworld.train import distributed
 from playworld.train.batches import training_batches
 from playworld.train.checkpoint import build_from_checkpoint, load_training_state, save_checkpoint, weights_metadata
 from playworld.train.logging import MetricsLog, progress_bar
+from playworld.train.regimes import RegimeSchedule
 from playworld.train.run import capture_rng, prepare_run, restore_rng, write_run_files
 from playworld.train.validation import teacher_forced_psnr, validation_windows
 
@@ -87,14 +88,16 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
 
     # the family's loss as one module, so DDP wraps the whole objective: however the loss uses the
     # network (forward or its parts), every parameter's gradient is all-reduced across ranks
-    objective = _Objective(family, torch.compile(net) if cfg.compile else net, mcfg)
+    regimes = RegimeSchedule(cfg)  # teacher / self / diffusion forcing and schedules (train/regimes.py)
+    regimes.check(family, mcfg)
+    objective = _Objective(family, torch.compile(net) if cfg.compile else net, mcfg, regimes)
     if d.enabled:
         objective = DistributedDataParallel(objective, device_ids=[dev.index] if dev.type == "cuda" else None)
 
     # -- the run directory explains itself before step 0 -------------------------------------------
     if d.is_main:
         write_run_files(plan, d, step)
-    k, f = family.context_length(mcfg), family.future_length(mcfg)
+    k, f = family.context_length(mcfg), regimes.future_length(family, mcfg)
     batches = training_batches(dataset, k, f, cfg.batch_size, cfg.seed, d.rank, d.world_size, cfg.num_workers, start=step)
     log = MetricsLog(run_dir, resume_step=step) if d.is_main else None
     val_windows = validation_windows(dataset, k, cfg.val_batches * cfg.batch_size) if d.is_main else None
@@ -191,14 +194,14 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
 
 
 class _Objective(torch.nn.Module):
-    """family.loss(net, batch, config, step, generator) as a module whose parameters are the net's."""
+    """The family's loss under the step's regime, as a module whose parameters are the net's."""
 
-    def __init__(self, family, net: torch.nn.Module, config):
+    def __init__(self, family, net: torch.nn.Module, config, regimes: RegimeSchedule):
         super().__init__()
-        self.net, self.family, self.config = net, family, config
+        self.net, self.family, self.config, self.regimes = net, family, config, regimes
 
     def forward(self, batch, step: int, generator: torch.Generator):
-        return self.family.loss(self.net, batch, self.config, step, generator)
+        return self.regimes.loss(self.family, self.net, batch, self.config, step, generator)
 
 
 def _step_seed(seed: int, rank: int, step: int) -> int:

@@ -2,7 +2,7 @@
 
     config.py   DiffusionConfig (every option, documented)
     network.py  Denoiser: EDM preconditioning around the conditional U-Net of models/nn.py
-    loss.py     the EDM objective with context noise augmentation, teacher-forced
+    loss.py     the EDM objective: teacher forcing with context noise, self forcing, diffusion forcing
     sampler.py  Euler and Heun samplers over a Karras schedule
     here        the Family registration and `DiffusionWorldModel`, the sampler behind `WorldModel`
 """
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from playworld.data.batch import Batch
 from playworld.errors import PlayworldError
 from playworld.models.diffusion.config import DiffusionConfig
-from playworld.models.diffusion.loss import edm_loss
+from playworld.models.diffusion.loss import diffusion_forcing_loss, edm_loss, self_forcing_loss
 from playworld.models.diffusion.network import Denoiser
 from playworld.models.diffusion.sampler import SAMPLERS, karras_sigmas
 from playworld.models.interface import WorldSpec, frames_to_unit, unit_to_frames
@@ -120,6 +120,7 @@ def _unwrap(net: nn.Module) -> Denoiser:
 class Diffusion(Family):
     name = "diffusion"
     Config = DiffusionConfig
+    supports_regimes = ("teacher_forcing", "self_forcing", "diffusion_forcing")
 
     def future_length(self, config: DiffusionConfig) -> int:
         return 1  # teacher forcing: one target frame per window
@@ -131,6 +132,24 @@ class Diffusion(Family):
         self, net: nn.Module, batch: Batch, config: DiffusionConfig, step: int, generator: torch.Generator | None = None
     ) -> tuple[Tensor, dict[str, float]]:
         return edm_loss(net, batch, config, generator)
+
+    def check_regime(self, config: DiffusionConfig, regime: str) -> None:
+        super().check_regime(config, regime)
+        if regime == "diffusion_forcing" and not config.frame_noise_levels:
+            raise PlayworldError(
+                "diffusion forcing tells the network each context frame's noise level, and this model takes one level",
+                "add --set model.frame_noise_levels=true (a new run: it changes the network)",
+            )
+
+    def regime_loss(self, net, batch, config: DiffusionConfig, step, generator, regime) -> tuple[Tensor, dict[str, float]]:
+        """Teacher forcing (with or without context noise), self forcing or diffusion forcing; see loss.py."""
+        if regime.name == "self_forcing":
+            return self_forcing_loss(net, batch, config, generator, regime.rollout, regime.grad_steps, regime.context_noise)
+        if regime.name == "diffusion_forcing":
+            self.check_regime(config, regime.name)
+            return diffusion_forcing_loss(net, batch, config, generator)
+        self.check_regime(config, regime.name)
+        return edm_loss(net, batch, config, generator, context_noise=regime.context_noise)
 
     def world_model(self, net: nn.Module, config: DiffusionConfig, spec: WorldSpec) -> DiffusionWorldModel:
         return DiffusionWorldModel(_unwrap(net), config, spec)

@@ -45,6 +45,9 @@ class DiffusionConfig:
     uses 0.7 in latent space; in pixel space with `residual` the newest frame is the origin, so keep it small)"""
     context_noise_sample: float = 0.0
     """the fixed context noise level given at sampling time"""
+    frame_noise_levels: bool = False
+    """tell the network one context noise level per context frame (a learned projection of the K level
+    embeddings) instead of one per example; diffusion forcing (train.regime=diffusion_forcing) needs it"""
 
     # -- sampler ------------------------------------------------------------------------------
     sampler: str = "euler"

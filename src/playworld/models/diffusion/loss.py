@@ -1,9 +1,15 @@
-"""The EDM training objective with context noise augmentation (teacher forcing).
+"""The EDM training objective, under each training regime of train/regimes.py.
 
-For each target frame: draw sigma ~ LogNormal(p_mean, p_std), noise the target, noise the K
-real context frames with a level drawn from U[0, context_noise_max] (GameNGen: the model learns to
-correct the small errors its own generated context will have), and regress F onto
+For each target frame: draw sigma ~ LogNormal(p_mean, p_std), noise the target, and regress F onto
 (x0 - c_skip * x_noisy) / c_out, which equals the EDM-weighted loss on D (weight = 1 / c_out^2).
+What differs between the regimes is the context the target is predicted from:
+
+    teacher forcing    the K real frames before it, noised with one level per example drawn from
+                       U[0, context_noise_max] (GameNGen context noise; off: clean context)
+    self forcing       the model's own few-step samples: a rollout of R frames from real context,
+                       one loss term per rolled-out frame on the context generated so far
+    diffusion forcing  the K real frames, each noised with its own level (Karras schedule at a
+                       uniform position), the network told every frame's level
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from torch import Tensor
 from playworld.data.batch import Batch
 from playworld.models.diffusion.config import DiffusionConfig
 from playworld.models.diffusion.network import edm_coefficients
+from playworld.models.diffusion.sampler import SAMPLERS, karras_sigmas
 from playworld.models.interface import frames_to_unit
 
 
@@ -48,14 +55,34 @@ def teacher_forcing_windows(batch: Batch, k: int) -> tuple[Tensor, Tensor, Tenso
 
 
 def edm_loss(
-    net: torch.nn.Module, batch: Batch, config: DiffusionConfig, generator: torch.Generator | None = None
+    net: torch.nn.Module, batch: Batch, config: DiffusionConfig, generator: torch.Generator | None = None,
+    context_noise: bool = True,
 ) -> tuple[Tensor, dict[str, float]]:
+    """Teacher forcing: every future frame of the batch from the real frames before it."""
     context, target, actions = teacher_forcing_windows(batch, int(config.context))
+    context, context_sigma = noise_context(context, config, generator, context_noise)
+    loss, denoise_mse = denoising_loss(net, context, target, actions, context_sigma, config, generator)
+    return loss, {"loss": loss.item(), "denoise_mse": denoise_mse}
+
+
+def noise_context(
+    context: Tensor, config: DiffusionConfig, generator: torch.Generator | None, on: bool = True
+) -> tuple[Tensor, Tensor]:
+    """GameNGen context noise: context (N, K, 3, H, W) + one level (N,) ~ U[0, context_noise_max] per example."""
+    n, device = context.shape[0], context.device
+    level = float(config.context_noise_max) if on else 0.0
+    context_sigma = _rand((n,), generator, device) * level
+    if level > 0:
+        context = context + context_sigma.view(-1, 1, 1, 1, 1) * _randn(context.shape, generator, device)
+    return context, context_sigma
+
+
+def denoising_loss(
+    net: torch.nn.Module, context: Tensor, target: Tensor, actions: Tensor, context_sigma: Tensor,
+    config: DiffusionConfig, generator: torch.Generator | None,
+) -> tuple[Tensor, float]:
+    """The EDM loss of one target frame (N, 3, H, W) per example on a (noised) context; and D's MSE."""
     n, device = target.shape[0], target.device
-
-    context_sigma = _rand((n,), generator, device) * float(config.context_noise_max)
-    context = context + context_sigma.view(-1, 1, 1, 1, 1) * _randn(context.shape, generator, device)
-
     # the frame, or (residual) its change from the newest context frame the network sees
     x0 = target - context[:, -1] if config.residual else target
     sigma = (float(config.p_mean) + float(config.p_std) * _randn((n,), generator, device)).exp()
@@ -67,4 +94,84 @@ def edm_loss(
     with torch.no_grad():
         denoised = c_skip * x_noisy + c_out * out
         denoise_mse = F.mse_loss(denoised, x0).item()
-    return loss, {"loss": loss.item(), "denoise_mse": denoise_mse}
+    return loss, denoise_mse
+
+
+# -- diffusion forcing (Chen et al. 2024) --------------------------------------------------------
+
+
+def diffusion_forcing_loss(
+    net: torch.nn.Module, batch: Batch, config: DiffusionConfig, generator: torch.Generator | None = None
+) -> tuple[Tensor, dict[str, float]]:
+    """Every context frame noised at its own level, the network given the (N, K) levels.
+
+    A frame's level is the Karras schedule at a uniform position u ~ U(0, 1) (diffusion forcing's
+    uniform timestep per token): mostly small, sometimes up to sigma_max, where the frame is all but
+    unknown, so the model learns to predict from partly trusted context. The target keeps EDM's
+    log-normal level, drawn independently.
+    """
+    context, target, actions = teacher_forcing_windows(batch, int(config.context))
+    n, k, device = context.shape[0], context.shape[1], context.device
+    u = _rand((n, k), generator, device)
+    rho = float(config.rho)
+    lo, hi = float(config.sigma_min) ** (1 / rho), float(config.sigma_max) ** (1 / rho)
+    levels = (hi + u * (lo - hi)) ** rho  # (N, K): one level per frame
+    context = context + levels.view(n, k, 1, 1, 1) * _randn(context.shape, generator, device)
+    loss, denoise_mse = denoising_loss(net, context, target, actions, levels, config, generator)
+    return loss, {"loss": loss.item(), "denoise_mse": denoise_mse, "context_level_mean": float(levels.mean())}
+
+
+# -- self forcing (Huang et al. 2025) ------------------------------------------------------------
+
+
+def sample_next_frame(
+    net: torch.nn.Module, context: Tensor, actions: Tensor, config: DiffusionConfig, generator: torch.Generator | None
+) -> Tensor:
+    """The family's few-step sampler, as `DiffusionWorldModel.step` runs it but differentiable and
+    unquantised: context (N, K, 3, H, W), actions (N, K+1[, dim]) -> next frame (N, 3, H, W) in [-1, 1]."""
+    n, device = context.shape[0], context.device
+    level = float(config.context_noise_sample)
+    if level > 0:
+        context = context + level * _randn(context.shape, generator, device)
+    c = net.condition(context, actions, torch.full((n,), level, device=device))
+    sigmas = karras_sigmas(int(config.steps), config.sigma_min, config.sigma_max, config.rho)
+    x = _randn(context[:, -1].shape, generator, device) * sigmas[0]
+    x0 = SAMPLERS[config.sampler](lambda x, sigma: net.denoise(x, sigma, c), x, sigmas)
+    return (c.base + x0).clamp(-1, 1)
+
+
+def self_forcing_loss(
+    net: torch.nn.Module, batch: Batch, config: DiffusionConfig, generator: torch.Generator | None = None,
+    rollout: int = 4, grad_steps: int = 0, context_noise: bool = True,
+) -> tuple[Tensor, dict[str, float]]:
+    """Roll out R = `rollout` frames on the model's own samples; the loss is the mean over the R steps of
+    the EDM loss of the true frame j on the context generated up to j (step 0: the real context).
+
+    Gradient: each term reaches the network through its own call; the samples of the last
+    `grad_steps` generation steps keep their graph too (truncated BPTT), earlier ones are constants.
+    """
+    k = int(config.context)
+    if batch.future_frames.shape[1] < rollout:
+        raise ValueError(f"self forcing over {rollout} frames needs windows of {rollout} future frames")
+    frames = frames_to_unit(torch.cat([batch.context_frames[:, -k:], batch.future_frames[:, :rollout]], 1))
+    actions = torch.cat([batch.context_actions[:, -k:], batch.future_actions[:, :rollout]], 1)
+    context = frames[:, :k]  # (B, K, 3, H, W): real, then progressively the model's own frames
+    total, mses, drift = 0.0, [], []
+    for j in range(rollout):
+        acts = actions[:, j : j + k + 1]  # (B, K+1[, dim]): the K context actions and the one into frame j
+        target = frames[:, k + j]
+        noised, context_sigma = noise_context(context, config, generator, context_noise)
+        loss_j, mse = denoising_loss(net, noised, target, acts, context_sigma, config, generator)
+        total, mses = total + loss_j, mses + [mse]
+        if j == rollout - 1:
+            break
+        keep_graph = j >= rollout - 1 - grad_steps and torch.is_grad_enabled()
+        with torch.set_grad_enabled(keep_graph):
+            frame = sample_next_frame(net, context, acts, config, generator)  # (B, 3, H, W)
+        drift.append(float((frame.detach() - target).pow(2).mean()))
+        context = torch.cat([context[:, 1:], frame[:, None]], dim=1)
+    loss = total / rollout
+    logs = {"loss": loss.item(), "denoise_mse": sum(mses) / len(mses)}
+    if drift:
+        logs["rollout_mse"] = sum(drift) / len(drift)  # the model's samples against the true frames
+    return loss, logs

@@ -41,6 +41,8 @@ class Denoiser(nn.Module):
         space = spec.action_space
         self.noise_embed = FourierFeatures(d)
         self.context_noise_embed = FourierFeatures(d)
+        # diffusion forcing: the K per-frame level embeddings, flattened in frame order -> cond_dim
+        self.frame_noise_proj = nn.Linear(k * d, d) if config.frame_noise_levels else None
         self.action_embed = ActionEmbedding(
             space.kind, space.n, space.dim, space.low, space.high, steps=k + 1, emb=int(config.action_dim), out_dim=d,
         )
@@ -51,10 +53,23 @@ class Denoiser(nn.Module):
         )
 
     def condition(self, context: Tensor, actions: Tensor, context_sigma: Tensor) -> Conditioning:
-        """context (B, K, 3, H, W) in [-1, 1] (already noised by `context_sigma` (B,)), actions (B, K+1[, dim])."""
-        cond = self.action_embed(actions) + self.context_noise_embed(context_sigma.log1p())
+        """context (B, K, 3, H, W) in [-1, 1] (already noised by `context_sigma`), actions (B, K+1[, dim]).
+
+        context_sigma: (B,) one level per example, or (B, K) one per frame (needs frame_noise_levels).
+        """
+        cond = self.action_embed(actions) + self._context_noise(context_sigma, context.shape[1])
         base = context[:, -1] if self.residual else torch.zeros_like(context[:, -1])
         return Conditioning(side=self.unet.embed_side(context.flatten(1, 2)), base=base, cond=cond)
+
+    def _context_noise(self, context_sigma: Tensor, k: int) -> Tensor:
+        """The context noise level(s) as a (B, cond_dim) embedding."""
+        if self.frame_noise_proj is None:
+            if context_sigma.ndim != 1:
+                raise ValueError("per-frame context noise levels need a model built with frame_noise_levels=true")
+            return self.context_noise_embed(context_sigma.log1p())
+        levels = context_sigma if context_sigma.ndim == 2 else context_sigma[:, None].expand(-1, k)  # (B, K)
+        emb = self.context_noise_embed(levels.reshape(-1).log1p())  # (B*K, d)
+        return self.frame_noise_proj(emb.view(levels.shape[0], -1))
 
     def raw(self, x: Tensor, sigma: Tensor, c: Conditioning) -> Tensor:
         """F(c_in * x, c_noise, ...): the U-Net's output for x (B, 3, H, W) in diffusion space at levels sigma (B,)."""

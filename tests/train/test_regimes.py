@@ -1,0 +1,161 @@
+"""Training regimes (train/regimes.py): each builds its batches as claimed, schedules switch on time,
+unsupported regimes fail cleanly, and resume equivalence holds with a schedule on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import tiny_family
+from playworld.data.batch import Batch
+from playworld.errors import PlayworldError
+from playworld.models import get_family
+from playworld.models.interface import WorldSpec
+from playworld.spaces import ActionSpace
+from playworld.train.checkpoint import resolve_checkpoint
+from playworld.train.config import TrainConfig, load_preset, make_model_config
+from playworld.train.loop import train
+from playworld.train.regimes import RegimeSchedule, RegimeStep, first_futures
+
+K, R, RES, B = 2, 3, 16, 2
+
+
+def _diffusion(frame_levels: bool = False, seed: int = 0):
+    family = get_family("diffusion")
+    sets = {"frame_noise_levels": str(frame_levels)}
+    config = make_model_config(family, load_preset("debug"), sets)
+    spec = WorldSpec(resolution=RES, action_space=ActionSpace.discrete(5), context=K)
+    torch.manual_seed(seed)
+    return family, config, family.build(config, spec)
+
+
+def _batch(f: int = R, zeros: bool = False) -> Batch:
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (B, K + f, 3, RES, RES), generator=g, dtype=torch.uint8)
+    if zeros:
+        frames.zero_()
+    actions = torch.randint(0, 5, (B, K + f), generator=g)
+    return Batch(frames[:, :K], actions[:, :K], actions[:, K:], frames[:, K:], torch.zeros(B, f),
+                 torch.zeros(B, f, dtype=torch.bool))
+
+
+def _loss(family, net, config, regime: str, grad_steps: int = 0, batch: Batch | None = None, seed: int = 7):
+    step = RegimeStep(regime, context_noise=True, rollout=R, grad_steps=grad_steps)
+    return family.regime_loss(net, batch or _batch(), config, 0, torch.Generator().manual_seed(seed), step)[0]
+
+
+def _tamper(net, amount: float = 0.5):
+    """Perturb what the sampler gets from the network (net.denoise), leaving the training call alone."""
+    clean = net.denoise
+    net.denoise = lambda x, sigma, c: clean(x, sigma, c) + amount
+
+
+def test_self_forcing_feeds_the_models_own_samples_back_and_teacher_forcing_does_not():
+    family, config, net = _diffusion()
+    with torch.no_grad():
+        tf, sf = _loss(family, net, config, "teacher_forcing"), _loss(family, net, config, "self_forcing")
+        assert torch.equal(_loss(family, net, config, "self_forcing"), sf)  # deterministic for a seed
+        _tamper(net)
+        tf_tampered, sf_tampered = _loss(family, net, config, "teacher_forcing"), _loss(family, net, config, "self_forcing")
+    assert torch.equal(tf, tf_tampered)  # teacher forcing never calls the sampler
+    assert not torch.allclose(sf, sf_tampered, rtol=0, atol=1e-4)  # the generated context enters the loss
+
+
+def test_self_forcing_truncated_backprop_reaches_through_the_generated_frames():
+    family, config, net = _diffusion()
+
+    def grads(grad_steps: int) -> torch.Tensor:
+        net.zero_grad()
+        _loss(family, net, config, "self_forcing", grad_steps=grad_steps).backward()
+        return torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
+
+    last_only, bptt, last_only_again = grads(0), grads(2), grads(0)
+    assert torch.equal(last_only, last_only_again)
+    assert not torch.allclose(last_only, bptt)  # same noise, same value: only the gradient path differs
+
+
+def _levels_seen(family, net, config, regime: str, batch: Batch) -> list[torch.Tensor]:
+    seen = []
+    hook = net.register_forward_pre_hook(lambda module, args: seen.append((args[2].detach(), args[4].detach())))
+    with torch.no_grad():
+        _loss(family, net, config, regime, batch=batch)
+    hook.remove()
+    return seen
+
+
+def test_diffusion_forcing_noises_each_frame_at_its_own_level_and_tells_the_network():
+    family, config, net = _diffusion(frame_levels=True)
+    batch = _batch(f=1, zeros=True)  # all-black frames: the noised context minus -1 is the noise alone
+    ((context, levels),) = _levels_seen(family, net, config, "diffusion_forcing", batch)
+    assert levels.shape == (B, K)  # one level per context frame, given to the network
+    assert all(len(set(row.tolist())) == K for row in levels)  # different within each example
+    noise_std = (context + 1).flatten(2).std(dim=2)  # (B, K) measured per frame
+    torch.testing.assert_close(noise_std, levels, rtol=0.15, atol=2e-3)
+    ((_, tf_levels),) = _levels_seen(family, net, config, "teacher_forcing", batch)
+    assert tf_levels.shape == (B,)  # teacher forcing: one level per example
+
+
+def test_diffusion_forcing_needs_a_network_that_takes_frame_levels():
+    family, config, _ = _diffusion(frame_levels=False)
+    with pytest.raises(PlayworldError, match="frame_noise_levels"):
+        family.check_regime(config, "diffusion_forcing")
+
+
+def test_schedules_switch_at_the_configured_step():
+    switch = RegimeSchedule(TrainConfig(regime="self_forcing", regime_from="teacher_forcing", regime_switch_step=5))
+    assert [switch.at(s).name for s in (0, 4, 5, 6, 100)] == ["teacher_forcing"] * 2 + ["self_forcing"] * 3
+    ramp = RegimeSchedule(TrainConfig(regime="self_forcing", regime_from="teacher_forcing",
+                                      regime_switch_step=10, regime_ramp_steps=400))
+    assert ramp.probability(9) == 0.0 and ramp.probability(209) == 0.5 and ramp.probability(409) == 1.0
+    first = [ramp.at(s).name == "self_forcing" for s in range(10, 210)]  # chance rising 0 -> 0.5: mean ~0.25
+    second = [ramp.at(s).name == "self_forcing" for s in range(210, 410)]  # 0.5 -> 1: mean ~0.75
+    assert 0.15 < sum(first) / 200 < 0.35 and 0.65 < sum(second) / 200 < 0.85
+    assert all(ramp.at(s).name == "self_forcing" for s in range(410, 450))
+    assert [ramp.at(s) for s in range(200)] == [ramp.at(s) for s in range(200)]  # a function of the step
+
+
+def test_windows_hold_r_future_frames_when_self_forcing_and_other_steps_use_the_first():
+    family, config, net = _diffusion()
+    schedule = RegimeSchedule(TrainConfig(regime="self_forcing", regime_from="teacher_forcing", regime_switch_step=1, rollout=R))
+    assert schedule.future_length(family, config) == R
+    assert RegimeSchedule(TrainConfig()).future_length(family, config) == 1
+    with torch.no_grad():  # step 0 teacher-forces on the first future frame only
+        on_window = schedule.loss(family, net, _batch(), config, 0, torch.Generator().manual_seed(7))[0]
+        on_first = family.loss(net, first_futures(_batch(), 1), config, 0, torch.Generator().manual_seed(7))[0]
+    assert torch.equal(on_window, on_first)
+    assert first_futures(_batch(), 1).future_frames.shape[1] == 1
+
+
+@pytest.mark.parametrize("regime", ["self_forcing", "diffusion_forcing"])
+def test_a_family_without_the_regime_raises_a_playworld_error(regime, tmp_path, tiny_data):
+    with pytest.raises(PlayworldError, match=f"does not support the training regime '{regime}'"):
+        train(tmp_path / "run", data=tiny_data, model=tiny_family.NAME, preset="debug",
+              sets=[f"train.regime={regime}"], progress=False)
+    assert not (tmp_path / "run" / "config.yaml").exists()  # nothing written before the error
+    family, config, _ = _diffusion()
+    for name in ("rssm", "genie"):  # teacher forcing only (see train/regimes.py for why)
+        with pytest.raises(PlayworldError):
+            get_family(name).check_regime(config, regime)
+
+
+def test_resume_equivalence_with_a_schedule_into_self_forcing(tmp_path, tiny_data):
+    sets = ["train.regime=self_forcing", "train.regime_from=teacher_forcing", "train.regime_switch_step=1",
+            "train.regime_ramp_steps=2", "train.rollout=2", "train.rollout_grad_steps=1", "train.ckpt_every=1000",
+            "train.val_every=0", "train.media_every=0", "train.val_batches=1", "train.batch_size=2", "train.log_every=1"]
+    common = dict(data=tiny_data, model="diffusion", preset="debug", sets=sets, progress=False)
+    straight = train(tmp_path / "straight", steps=4, **common)
+    train(tmp_path / "resumed", steps=2, **common)
+    resumed = train(tmp_path / "resumed", resume=True, steps=4, sets=sets, progress=False)
+    assert straight.step == resumed.step == 4
+    for weights in ("raw", "model"):
+        a = load_file(resolve_checkpoint(tmp_path / "straight") / f"{weights}.safetensors")
+        b = load_file(resolve_checkpoint(tmp_path / "resumed") / f"{weights}.safetensors")
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=f"{weights}:{key}")
+    lines = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    used = {x["step"]: x["regime_self_forcing"] for x in lines if x.get("kind", x.get("split")) == "train"
+            and "regime_self_forcing" in x}
+    assert used[1] == 0.0 and used[3] == 1.0 and used[4] == 1.0  # step 1 (index 0) before the switch

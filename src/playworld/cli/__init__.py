@@ -26,7 +26,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-_COMMAND_MODULES = ("quickstart", "data", "models", "play", "evaluate", "agents", "bench")
+_COMMAND_MODULES = ("quickstart", "data", "models", "play", "evaluate", "agents", "bench", "experiment")
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"playworld.cli.{_name}").register(app)

@@ -19,6 +19,13 @@ def train_cmd(
     steps: Optional[int] = typer.Option(None, "--steps", help="Stop after this many optimiser steps in total."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint, exactly where it stopped."),
     sets: Optional[List[str]] = typer.Option(None, "--set", help="Override one option, e.g. --set train.lr=3e-4 --set model.steps=2 (repeatable)."),
+    regime: Optional[str] = typer.Option(
+        None, "--regime",
+        help="Training regime against drift (same as --set train.regime=...): teacher_forcing (default), self_forcing "
+             "(train.rollout=R frames on the model's own samples, train.rollout_grad_steps for truncated BPTT) or "
+             "diffusion_forcing (a noise level per context frame; diffusion needs --set model.frame_noise_levels=true). "
+             "Context noise: --set train.context_noise=false. Schedules: --set train.regime_from=teacher_forcing "
+             "--set train.regime_switch_step=N [--set train.regime_ramp_steps=M]."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available). Under torchrun each rank takes its own GPU."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
 ) -> None:
@@ -30,6 +37,8 @@ def train_cmd(
 
     from playworld.train.loop import train
 
+    if regime is not None:
+        sets = [*(sets or []), f"train.regime={regime}"]
     result = train(out, data=data, model=model, preset=preset, sets=sets, steps=steps, minutes=minutes,
                    resume=resume, device=device, progress=progress)
     if int(os.environ.get("RANK", "0")) != 0:

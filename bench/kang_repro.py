@@ -18,9 +18,11 @@ Steps already done (datasets, a finished run) are reused when the bench is run a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -86,8 +88,9 @@ def main() -> None:
 
     run = out / "run"
     if not list_checkpoints(run):
-        result = timed("train", lambda: train(run, data=id_data.path, model="diffusion", preset=args.preset,
-                                              steps=args.steps, minutes=args.minutes, device=args.device))
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON
+            result = timed("train", lambda: train(run, data=id_data.path, model="diffusion", preset=args.preset,
+                                                  steps=args.steps, minutes=args.minutes, device=args.device))
         trained = {"steps": result.step, "stopped_by": result.reason, "val_psnr": result.val_psnr}
     else:
         trained = {"reused": str(run)}

@@ -120,3 +120,14 @@ def test_ood_flag_and_non_physics_world(tmp_path):
     ctx = EvalContext(dataset=Fake(), spec=WorldSpec(resolution=RES, action_space=ActionSpace.discrete(5), context=2))
     with pytest.raises(NotApplicable, match="needs a physics"):
         physics.physics_group(None, ctx)
+
+
+def test_windows_start_once_every_ball_is_in_view(tmp_path):
+    ds = collect_physics(tmp_path / "fast", episodes=6, ood=True, seed=10)  # fast OOD balls enter from outside
+    ctx = _ctx(ds, K=3, split="train")
+    windows = physics.physics_windows(ctx)
+    assert len(windows) >= 1 and windows.horizon >= 2
+    for ep, t in windows.index:
+        pos = ds.load_episode(ep).state["positions"]
+        assert t >= 3 and ((pos[t - 1] >= 0) & (pos[t - 1] <= 10)).all()
+        assert t == 3 or not ((pos[t - 2] >= 0) & (pos[t - 2] <= 10)).all()  # the first such frame

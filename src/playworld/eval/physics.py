@@ -14,6 +14,8 @@ Here:
 - the absolute error of a velocity is the Euclidean norm of the 2-D difference;
 - only (ball, frame) pairs whose ground-truth disc is fully in view in both frames count (a ball
   cut by the border has a biased centroid, in real frames too);
+- each clip's window starts at the first frame t >= K whose previous frame shows every ball's
+  centre (fast balls enter from outside the view; nothing could predict a ball the context lacks);
 - a ball the parser cannot find in a generated frame is counted (`ball_missing_fraction`), not
   crashed on; its velocities are left out of the mean;
 - the dataset's manifest (world_options.ood) says whether the test set is in- or
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from playworld.eval.api import EvalContext, GroupResult, Metric, NotApplicable, TooFewEpisodes, Windows, register_group
+from playworld.eval.api import EvalContext, GroupResult, Metric, NotApplicable, Skip, TooFewEpisodes, Windows, register_group
 from playworld.worlds.physics import DT, WORLD_SIZE, pixel_to_world
 
 PAPER_FLOORS = {"physics/uniform": 0.0099, "physics/collision": 0.0117, "physics/parabola": 0.0210}
@@ -105,7 +107,7 @@ def is_ood(dataset) -> bool:
 
 
 def physics_windows(ctx: EvalContext) -> Windows:
-    """One window per test clip: the model's K context frames, then the rest of the clip."""
+    """One window per test clip: K context frames ending once every ball is in view, then the rest of the clip."""
     K = ctx.spec.context
     eps = [e for e in ctx.dataset.episode_ids(ctx.split) if ctx.dataset.episode_length(e) >= K + 2]
     if not eps:
@@ -114,9 +116,24 @@ def physics_windows(ctx: EvalContext) -> Windows:
             "velocity_error", f"at least 1 {ctx.split} clip of >= {K + 2} frames (K={K} context + 2 to measure a velocity)",
             f"{len(lengths)} {ctx.split} clips, longest {max(lengths, default=0)} frames",
         )
-    eps = eps[: ctx.episodes]
-    H = min(ctx.horizon, min(ctx.dataset.episode_length(e) for e in eps) - K)
-    return Windows(ctx.dataset, [(e, K) for e in eps], K, H)
+    # A ball whose centre has not entered the view by the end of the context cannot be predicted
+    # (fast balls start outside it): each clip's window starts once every centre is in view.
+    starts = {e: t for e in eps if (t := _first_start(ctx.dataset, e, K)) is not None}
+    if not starts:
+        raise Skip(f"no {ctx.split} clip shows every ball's centre in view at the end of a K={K} context with 2 frames after it")
+    eps = [e for e in eps if e in starts][: ctx.episodes]
+    H = min(ctx.horizon, min(ctx.dataset.episode_length(e) - starts[e] for e in eps))
+    return Windows(ctx.dataset, [(e, starts[e]) for e in eps], K, H)
+
+
+def _first_start(dataset, ep: int, K: int) -> int | None:
+    """The first t >= K with every ball's centre in view at frame t-1 and 2 frames from t on."""
+    pos = np.asarray(dataset.load_episode(ep).state["positions"])  # (T, n, 2)
+    shown = ((pos >= 0) & (pos <= WORLD_SIZE)).all(axis=(1, 2))  # (T,)
+    for t in range(K, len(pos) - 1):
+        if shown[t - 1]:
+            return t
+    return None
 
 
 @register_group("physics")

@@ -107,3 +107,17 @@ def test_a_state_always_samples_the_same_next_frame():
     _, a = model.step(state, torch.tensor([1]))
     _, b = model.step(state, torch.tensor([1]))
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("patch,residual", [(2, True), (2, False), (1, False)])
+def test_patch_stem_and_parameterisations(patch, residual):
+    """The small preset's patch stem and both parameterisations train (finite loss) and generate."""
+    from test_contract import _batch  # tests/models is on sys.path (pytest rootdir-relative import)
+
+    model, config = _model(patch=patch, residual=residual)
+    family = get_family("diffusion")
+    loss, _ = family.loss(model.net, _batch(family, config, model.spec), config, 0, torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss)
+    frames = torch.randint(0, 256, (1, config.context, 3, 32, 32), dtype=torch.uint8)
+    _, frame = model.step(model.reset(frames, torch.zeros(1, config.context, dtype=torch.long), seed=0), torch.tensor([4]))
+    assert frame.shape == (1, 3, 32, 32)

@@ -92,6 +92,21 @@ class ActionSpace:
             low=tuple(d.get("low", ())), high=tuple(d.get("high", ())), names=tuple(d.get("names", ())),
         )
 
+    @property
+    def is_latent(self) -> bool:
+        """True for latent actions learned from video (Genie): discrete, named 'latent 0', 'latent 1', ..."""
+        return self.kind == "discrete" and bool(self.names) and all(n.startswith("latent ") for n in self.names)
+
+    def accepts(self, data: "ActionSpace") -> bool:
+        """Can a model with this action space read a dataset whose actions are `data`?
+
+        The same space always can; a latent-action model also reads action-free ('none') data,
+        since it infers its actions from the frames.
+        """
+        if self.is_latent and data.kind == "none":
+            return True
+        return (self.kind, self.n, self.dim) == (data.kind, data.n, data.dim)
+
     def describe(self) -> str:
         if self.kind == "continuous":
             return f"continuous({self.dim})"

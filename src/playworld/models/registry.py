@@ -51,6 +51,9 @@ class Family:
         """F, the number of future frames a training window needs (1 for teacher forcing)."""
         return int(getattr(config, "horizon", 1))
 
+    def check_dataset(self, config: Any, spec: WorldSpec, dataset: Any) -> None:
+        """Raise a PlayworldError when `dataset` cannot train `config` (called before training starts)."""
+
     def build(self, config: Any, spec: WorldSpec) -> nn.Module:
         raise NotImplementedError
 

@@ -36,9 +36,7 @@ class ContextSource(Protocol):
 
 
 def _check_spec(what: str, resolution: int, space, spec: WorldSpec) -> None:
-    if resolution != spec.resolution or space.kind != spec.action_space.kind or (
-        space.kind == "discrete" and space.n != spec.action_space.n
-    ) or (space.kind == "continuous" and space.dim != spec.action_space.dim):
+    if resolution != spec.resolution or not spec.action_space.accepts(space):
         raise PlayworldError(
             f"{what} ({resolution}x{resolution}, actions {space.describe()}) does not match the model "
             f"({spec.resolution}x{spec.resolution}, actions {spec.action_space.describe()})",

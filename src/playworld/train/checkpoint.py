@@ -217,7 +217,7 @@ def check_dataset_matches(spec: WorldSpec, dataset, what: str = "the run") -> No
             f"use a dataset collected with --resolution {spec.resolution}, or train a new run on this one",
         )
     have, want = dataset.action_space, spec.action_space
-    if (have.kind, have.n, have.dim) != (want.kind, want.n, want.dim):
+    if not want.accepts(have):
         raise PlayworldError(
             f"dataset actions are {have.describe()} but {what} was trained on {want.describe()}",
             "use a dataset of the same world, or train a new run on this one",

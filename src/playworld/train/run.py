@@ -83,6 +83,7 @@ def prepare_run(
         resolution=dataset.resolution, action_space=dataset.action_space, context=family.context_length(mcfg),
         fps=dataset.fps, world=dataset.world,
     )
+    family.check_dataset(mcfg, spec, dataset)
     if ckpt is not None:
         saved_spec = WorldSpec.from_dict(json.loads(read_metadata(ckpt / "model.safetensors")["spec"]))
         check_dataset_matches(saved_spec, dataset, f"run {run_dir}")

@@ -5,6 +5,9 @@ A metric group is a function ``group(model, ctx) -> GroupResult`` registered wit
 under test and on the calibration baselines (oracle, copy-last, ignore-actions), so each metric's
 table row shows its floor and what the baselines score.
 
+A group may carry ``group.requires = fn(dataset) -> reason | None``; the suite asks it before any
+work, so a group that cannot apply (physics on explorer) is skipped, or refused when named.
+
 Groups never roll a model out themselves: they ask ``ctx.generate(model, windows, actions)``, which
 knows how to drive a `WorldModel` and how to answer for the oracle (recorded frames when the actions
 are the recorded ones; the real world restored from its state when they are not).

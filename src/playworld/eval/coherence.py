@@ -156,10 +156,15 @@ def _rollout(model, ctx: EvalContext, windows: Windows, actions: torch.Tensor, r
     return ctx.generate(model, windows, actions).numpy().transpose(0, 1, 3, 4, 2)
 
 
+def requires(dataset) -> str | None:
+    """Why this group cannot run on `dataset` (None when it can); the suite asks before any work."""
+    return None if dataset.world == "explorer" else f"needs an explorer dataset (this one is {dataset.world!r})"
+
+
 @register_group("coherence")
 def coherence_group(model, ctx: EvalContext) -> GroupResult:
-    if ctx.dataset.world != "explorer":
-        raise NotApplicable(f"needs an explorer dataset (this one is {ctx.dataset.world!r})")
+    if (why := requires(ctx.dataset)) is not None:
+        raise NotApplicable(why)
     real = _RealWorld(ctx)
     K = ctx.spec.context
     try:
@@ -206,6 +211,9 @@ def coherence_group(model, ctx: EvalContext) -> GroupResult:
             f"loop-closure state error averaged over gaps {gaps} ({where} the K={K} context)")
     _drift(model, ctx, real, windows, result)
     return result
+
+
+coherence_group.requires = requires
 
 
 def _drift(model, ctx: EvalContext, real: _RealWorld, windows: Windows, result: GroupResult) -> None:

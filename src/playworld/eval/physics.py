@@ -136,11 +136,16 @@ def _first_start(dataset, ep: int, K: int) -> int | None:
     return None
 
 
+def requires(dataset) -> str | None:
+    """Why this group cannot run on `dataset` (None when it can); the suite asks before any work."""
+    return None if dataset.world.startswith("physics/") else f"needs a physics/* dataset (this one is {dataset.world!r})"
+
+
 @register_group("physics")
 def physics_group(model, ctx: EvalContext) -> GroupResult:
     world = ctx.dataset.world
-    if not world.startswith("physics/"):
-        raise NotApplicable(f"needs a physics/* dataset (this one is {world!r})")
+    if (why := requires(ctx.dataset)) is not None:
+        raise NotApplicable(why)
     windows = physics_windows(ctx)
     K, H = windows.context, windows.horizon
     generated = ctx.generate(model, windows).numpy().transpose(0, 1, 3, 4, 2)  # (N, H, res, res, 3)
@@ -195,6 +200,9 @@ def physics_group(model, ctx: EvalContext) -> GroupResult:
         )
     result.videos["real | generated"] = _side_by_side(windows, generated[: 4])
     return result
+
+
+physics_group.requires = requires
 
 
 def _mean(a: np.ndarray) -> float | None:

@@ -70,6 +70,13 @@ def run_suite(
     if unknown or not names:
         raise PlayworldError(f"unknown metric group(s) {unknown or names}", f"choose from {', '.join(sorted(registry))}")
 
+    # Groups may say up front why they cannot run here (fn.requires(dataset) -> reason or None):
+    # a group asked for by name fails at once, before the others spend minutes.
+    not_here = {g: why for g in names if (why := getattr(registry[g], "requires", lambda d: None)(dataset))}
+    if explicit and not_here:
+        g, why = next(iter(not_here.items()))
+        raise _as_user_error(g, NotApplicable(why), dataset)
+
     ctx = EvalContext(dataset=dataset, spec=spec, split="test", episodes=int(episodes), horizon=int(horizon),
                       seed=int(seed), device=device,
                       cache_dir=Path(run_dir) / "eval" / "cache" if run_dir is not None else None)
@@ -100,6 +107,10 @@ def run_suite(
         for g in names:
             entry = results["groups"][g] = {"skipped": None, "metrics": {}, "skipped_metrics": {}, "curves": {},
                                             "extra": {}, "seconds": {}}
+            if g in not_here:
+                entry["skipped"] = not_here[g]
+                bar.advance(task, len(models))
+                continue
             for who, m in models.items():
                 bar.update(task, description=f"{g} · {who}")
                 t0 = time.perf_counter()

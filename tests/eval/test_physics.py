@@ -98,6 +98,8 @@ def test_wrong_motion_scores_worse_and_vanishing_balls_are_counted(tmp_path):
     shifted = physics.physics_group(Shifter(ctx.spec), ctx).metrics
     assert shifted["velocity_error"].value > oracle["velocity_error"].value + 0.5
     assert shifted["position_error"].value > oracle["position_error"].value
+    curve = physics.physics_group(Shifter(ctx.spec), ctx).curves["velocity_error_by_step"]
+    assert len(curve) == physics.physics_windows(ctx).horizon and np.nanmin(curve) > 0.5
     assert shifted["ball_missing_fraction"].value > 0  # a ball moving left is pushed the wrong way, out of view at times
 
     class Blank(Shifter):

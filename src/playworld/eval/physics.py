@@ -87,7 +87,7 @@ def clip_errors(parsed: np.ndarray, state: dict[str, np.ndarray], start: int, po
     if post_collision:
         tc = collision_index(vel[:T])
         if tc is None:
-            return {"velocity": np.empty(0), "position": np.empty(0), "missing": np.empty(0, bool)}
+            return {"velocity": np.empty(0), "velocity_step": np.empty(0, int), "position": np.empty(0), "missing": np.empty(0, bool)}
         frames = frames[frames >= tc + 1]  # both ends of the interval after the collision
     frames = frames[frames >= 1]
     found = ~np.isnan(parsed[..., 0])  # (T, n)
@@ -97,9 +97,10 @@ def clip_errors(parsed: np.ndarray, state: dict[str, np.ndarray], start: int, po
     v_gen = (parsed[frames] - parsed[frames - 1]) / DT  # (F, n, 2)
     v_gt = (pos[frames] - pos[frames - 1]) / DT
     v_err = np.linalg.norm(v_gen - v_gt, axis=-1)[both]
+    v_step = np.broadcast_to((frames - start)[:, None], both.shape)[both]  # generated step of each error, 0-based
     p_ok = vis_now & found[frames]
     p_err = np.linalg.norm(parsed[frames] - pos[frames], axis=-1)[p_ok]
-    return {"velocity": v_err, "position": p_err, "missing": missing[vis_now]}
+    return {"velocity": v_err, "velocity_step": v_step, "position": p_err, "missing": missing[vis_now]}
 
 
 def is_ood(dataset) -> bool:
@@ -198,6 +199,9 @@ def physics_group(model, ctx: EvalContext) -> GroupResult:
             float(cat["model"]["position"].mean()), higher_is_better=False, floor=result.extra["position_error_floor"],
             unit="units", description=f"state error: mean distance of parsed ball centres from the true positions ({where})",
         )
+    steps = cat["model"]["velocity_step"]
+    result.curves["velocity_error_by_step"] = [
+        float(cat["model"]["velocity"][steps == j].mean()) if (steps == j).any() else float("nan") for j in range(H)]
     result.videos["real | generated"] = _side_by_side(windows, generated[: 4])
     return result
 

@@ -218,13 +218,3 @@ def test_killed_collect_leaves_a_dataset_that_verifies(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert len(Dataset(out)) == counts[-1] + 2 and Dataset(out).verify() == []
-
-
-def test_quickstart_collects_once(cli, tmp_path):
-    args = ("quickstart", "--data", tmp_path / "qs", "--episodes", 3, "--steps", 12)
-    code, out, err = cli(*args)
-    assert code == 0, err
-    assert "verifies" in out and "playworld train --data" in out
-    assert len(Dataset(tmp_path / "qs")) == 3
-    code, out, _ = cli(*args)
-    assert code == 0 and "already there" in out and len(Dataset(tmp_path / "qs")) == 3

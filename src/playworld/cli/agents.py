@@ -78,4 +78,4 @@ def dream_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("dream", rich_help_panel="3. Agents")(dream_cmd)
+    app.command("dream", rich_help_panel="4. Agents")(dream_cmd)

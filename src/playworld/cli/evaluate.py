@@ -93,4 +93,4 @@ def _fmt(v, missing: str = "skipped") -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("eval", help=eval_cmd.__doc__)(eval_cmd)
+    app.command("eval", help=eval_cmd.__doc__, rich_help_panel="3. Play and evaluate")(eval_cmd)

@@ -39,4 +39,4 @@ def play_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("play", rich_help_panel="2. Models")(play_cmd)
+    app.command("play", rich_help_panel="3. Play and evaluate")(play_cmd)

@@ -27,19 +27,20 @@ def validation_windows(dataset, context: int, count: int, split: str = "val") ->
     return sampler.collate(indices)
 
 
-def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-example PSNR in dB of uint8 images (B, 3, H, W); identical images give 100 dB (capped)."""
-    mse = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
-    return (10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))).clamp_max(100.0)
-
-
 @torch.no_grad()
 def teacher_forced_psnr(model: WorldModel, windows: Batch, batch_size: int, seed: int = 0) -> float:
-    """Mean teacher-forced next-frame PSNR (dB) of `model` over `windows`, in chunks of `batch_size`."""
-    scores = []
+    """Teacher-forced next-frame PSNR (dB) of `model` over `windows`, in chunks of `batch_size`.
+
+    The PSNR of the MSE pooled over all windows, as in the eval suite (`eval.metrics.pooled_psnr`):
+    a mean of per-frame dB would let frames that happen to be copied exactly dominate it.
+    """
+    from playworld.eval.metrics import pooled_psnr
+
+    preds, targets = [], []
     for start in range(0, windows.size, batch_size):
         b = windows[start : start + batch_size]
         state = model.reset(b.context_frames, b.context_actions, seed=seed + start)
         _, frame = model.step(state, b.future_actions[:, 0])  # (B, 3, H, W) uint8
-        scores.append(psnr(frame.cpu(), b.future_frames[:, 0]))
-    return float(torch.cat(scores).mean())
+        preds.append(frame.cpu())
+        targets.append(b.future_frames[:, 0])
+    return float(pooled_psnr(torch.cat(preds).numpy(), torch.cat(targets).numpy()))

@@ -39,8 +39,13 @@ class RankLine(World):
         return StepResult(render(self.x), float(self.x == GOAL), False, False, {"x": np.array(self.x)})
 
 
-if "test/rank-line" not in _WORLDS:
-    register_world("test/rank-line")(lambda resolution=RES, **kw: RankLine())
+@pytest.fixture(scope="module", autouse=True)
+def _rank_line_registered():
+    """Register the test world only while these tests run, so registry-wide tests never see it."""
+    if "test/rank-line" not in _WORLDS:
+        register_world("test/rank-line")(lambda resolution=RES, **kw: RankLine())
+    yield
+    _WORLDS.pop("test/rank-line", None)
 
 
 class LineModel:

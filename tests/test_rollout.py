@@ -20,14 +20,6 @@ from playworld.models.interface import WorldSpec  # noqa: E402
 from playworld.rollout import comparison_frames, dataset_windows, rollout  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads can be 100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:

@@ -98,11 +98,3 @@ class SlideModel:
     def predict_reward(self, state):
         return -(state - 2.5) ** 2
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tests use tiny networks: one thread is faster than several fighting over 2 cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

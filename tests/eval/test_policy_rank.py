@@ -73,13 +73,6 @@ def line_ctx(tmp_path_factory):
     return EvalContext(dataset=ds, spec=LineModel().spec, episodes=3, horizon=10, seed=0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def test_rank_fidelity_is_1_for_equal_returns_and_lower_when_shuffled():
     real = {"a": 0.0, "b": 1.0, "c": 2.5, "d": 4.0, "e": 7.0}

@@ -109,7 +109,8 @@ def test_step_is_deterministic_for_a_seed(family_name, kind):
     batch = _batch(family, config, spec)
     a, b, c = _rollout(model, batch, seed=5), _rollout(model, batch, seed=5), _rollout(model, batch, seed=6)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
-    assert any(not torch.equal(x, z) for x, z in zip(a, c))
+    if family.stochastic:  # a sampling family must actually use its seed
+        assert any(not torch.equal(x, z) for x, z in zip(a, c))
 
 
 @pytest.mark.parametrize("family_name,kind", CASES)

@@ -17,13 +17,6 @@ from playworld.train.config import load_preset, make_model_config
 RES = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _build(space: ActionSpace, **overrides):
     family = get_family("rssm")

@@ -19,16 +19,6 @@ def _collect(out: Path, world: str = "explorer", resolution: int = 32, episodes:
     return out
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads can be 100x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:

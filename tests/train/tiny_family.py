@@ -61,6 +61,7 @@ class TinyWorldModel:
 class Tiny(Family):
     name = NAME
     Config = TinyConfig
+    stochastic = False
 
     def build(self, config, spec):
         return TinyNet(config, spec)

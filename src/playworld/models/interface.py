@@ -74,3 +74,27 @@ def frames_to_unit(frames: Tensor) -> Tensor:
 def unit_to_frames(x: Tensor) -> Tensor:
     """float in [-1, 1] -> uint8 [0, 255] (clamped, rounded)."""
     return x.clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8)
+
+
+def check_actions(actions: Any, space: ActionSpace, lead: tuple[int, ...], device: torch.device,
+                  dtype: torch.dtype = torch.float32) -> Tensor:
+    """Validate actions of leading shape `lead` ((B,) or (B, T)) against `space`; move them to `device`.
+
+    Continuous actions come back as `dtype`, discrete ones as int64 within [0, n). A mismatch is a
+    PlayworldError naming the expected shape or range, so every adapter rejects bad input the same way.
+    """
+    from playworld.errors import PlayworldError
+
+    actions = torch.as_tensor(actions, device=device)
+    if tuple(actions.shape) != lead + space.shape:
+        raise PlayworldError(
+            f"actions of shape {tuple(actions.shape)} do not fit the {space.describe()} action space",
+            f"pass actions shaped {lead + space.shape}",
+        )
+    if space.kind == "continuous":
+        return actions.to(dtype)
+    actions = actions.long()
+    if actions.numel() and (int(actions.min()) < 0 or int(actions.max()) >= space.n):
+        bad = int(actions.max()) if int(actions.max()) >= space.n else int(actions.min())
+        raise PlayworldError(f"action {bad} is out of range", f"this model takes discrete actions 0 to {space.n - 1}")
+    return actions

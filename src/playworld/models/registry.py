@@ -28,6 +28,8 @@ from playworld.models.interface import WorldModel, WorldSpec
 class Family:
     name: ClassVar[str]
     Config: ClassVar[type]
+    stochastic: ClassVar[bool] = True
+    """whether generation samples (so different seeds give different frames); deterministic families say False"""
     supports_regimes: ClassVar[tuple[str, ...]] = ("teacher_forcing",)
     """the training regimes of train/regimes.py this family implements in `regime_loss`"""
 

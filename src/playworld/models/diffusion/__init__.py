@@ -21,7 +21,7 @@ from playworld.models.diffusion.config import DiffusionConfig
 from playworld.models.diffusion.loss import diffusion_forcing_loss, edm_loss, self_forcing_loss
 from playworld.models.diffusion.network import Denoiser
 from playworld.models.diffusion.sampler import SAMPLERS, karras_sigmas
-from playworld.models.interface import WorldSpec, frames_to_unit, unit_to_frames
+from playworld.models.interface import WorldSpec, check_actions, frames_to_unit, unit_to_frames
 from playworld.models.registry import Family, register_family
 
 
@@ -46,22 +46,7 @@ class DiffusionWorldModel:
 
     def _actions(self, actions: Any, lead: tuple[int, ...]) -> Tensor:
         """Validate and move actions of leading shape `lead` ((B,) or (B, T)) to the model's device."""
-        space = self.spec.action_space
-        actions = torch.as_tensor(actions, device=self.device)
-        if tuple(actions.shape) != lead + space.shape:
-            raise PlayworldError(
-                f"actions of shape {tuple(actions.shape)} do not fit the {space.describe()} action space",
-                f"pass actions shaped {lead + space.shape}",
-            )
-        if space.kind == "continuous":
-            return actions.float()
-        actions = actions.long()
-        if actions.numel() and (int(actions.min()) < 0 or int(actions.max()) >= space.n):
-            raise PlayworldError(
-                f"action {int(actions.max()) if int(actions.max()) >= space.n else int(actions.min())} is out of range",
-                f"this model takes discrete actions 0 to {space.n - 1}",
-            )
-        return actions
+        return check_actions(actions, self.spec.action_space, lead, self.device, torch.float32)
 
     def reset(self, frames: Tensor, actions: Tensor, seed: int | None = None) -> DiffusionState:
         """frames (B, T, 3, H, W) uint8 (or float in [0, 1]) and their actions (B, T[, dim]).

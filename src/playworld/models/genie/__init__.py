@@ -30,7 +30,7 @@ from playworld.errors import PlayworldError
 from playworld.models.genie.config import GenieConfig
 from playworld.models.genie.network import GenieNet, resolve_actions
 from playworld.models.genie.sampler import Stream, generate_frame, start_stream
-from playworld.models.interface import WorldSpec, frames_to_unit, unit_to_frames
+from playworld.models.interface import WorldSpec, check_actions, frames_to_unit, unit_to_frames
 from playworld.models.registry import Family, register_family
 from playworld.spaces import ActionSpace
 
@@ -64,20 +64,7 @@ class GenieWorldModel:
 
     def _actions(self, actions: Any, lead: tuple[int, ...]) -> Tensor:
         """Validate and move actions of leading shape `lead` ((B,) or (B, T)) to the model's device."""
-        space = self.spec.action_space
-        actions = torch.as_tensor(actions, device=self.device)
-        if tuple(actions.shape) != lead + space.shape:
-            raise PlayworldError(
-                f"actions of shape {tuple(actions.shape)} do not fit the {space.describe()} action space",
-                f"pass actions shaped {lead + space.shape}",
-            )
-        if space.kind == "continuous":
-            return actions.to(self.dtype)
-        actions = actions.long()
-        if actions.numel() and (int(actions.min()) < 0 or int(actions.max()) >= space.n):
-            bad = int(actions.max()) if int(actions.max()) >= space.n else int(actions.min())
-            raise PlayworldError(f"action {bad} is out of range", f"this model takes discrete actions 0 to {space.n - 1}")
-        return actions
+        return check_actions(actions, self.spec.action_space, lead, self.device, self.dtype)
 
     def reset(self, frames: Tensor, actions: Tensor, seed: int | None = None) -> GenieState:
         """frames (B, T, 3, H, W) uint8 (or float in [0, 1]) and their actions (B, T[, dim]).

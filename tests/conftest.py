@@ -1,0 +1,17 @@
+"""Suite-wide fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread for every test: the networks in tests are tiny, and on a shared 2-core
+    machine two OpenMP threads per process can be 10-100x slower than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

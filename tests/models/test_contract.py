@@ -6,6 +6,8 @@ tested with a discrete action space; those in `EXTRA_SPACES` with continuous and
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from safetensors.torch import load_model, save_model
@@ -22,7 +24,7 @@ SPACES = {
     "continuous": ActionSpace.continuous([-1.0, -2.0], [1.0, 2.0]),
     "none": ActionSpace.none(),
 }
-EXTRA_SPACES = {"diffusion": ("continuous", "none")}
+EXTRA_SPACES = {"diffusion": ("continuous", "none"), "genie": ("continuous", "none"), "rssm": ("continuous", "none")}
 CASES = [(f, "discrete") for f in list_families()] + [
     (f, kind) for f in list_families() for kind in EXTRA_SPACES.get(f, ())
 ]
@@ -84,7 +86,10 @@ def _rollout(model: WorldModel, batch: Batch, seed: int, steps: int = 2) -> list
 def test_shapes_and_interface(family_name, kind):
     family, config, spec, net = _setup(family_name, kind)
     model = family.world_model(net, config, spec)
-    assert isinstance(model, WorldModel) and model.spec == spec
+    assert isinstance(model, WorldModel)
+    # the model's spec is the data's, except that a latent-action model presents its own (wider) space
+    assert dataclasses.replace(model.spec, action_space=spec.action_space) == spec
+    assert model.spec.action_space.accepts(spec.action_space)
     frames = _rollout(model, _batch(family, config, spec), seed=0, steps=3)
     for frame in frames:
         assert frame.shape == (B, 3, RES, RES) and frame.dtype == torch.uint8

@@ -76,3 +76,22 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def calibration_results(group_name: str) -> dict:
+    """Run metric group `group_name` on the tiny explorer set for the three calibration baselines."""
+    from playworld.eval.api import DatasetOracle, get_groups
+    from playworld.models.baselines import CopyLast, IgnoreActions
+
+    ds = tiny_explorer()
+    ctx = make_ctx(ds)
+    group = get_groups()[group_name]
+    models = {"oracle": DatasetOracle(ds, spec_of(ds)), "copy-last": CopyLast(spec_of(ds)),
+              "ignore-actions": IgnoreActions(LookupOracle(ds), mode="random", seed=0)}
+    return {name: group(m, ctx) for name, m in models.items()}
+
+
+def metric_value(res, name: str) -> float:
+    """A metric's value, failing with the skip reason when it was skipped."""
+    assert name in res.metrics, f"{name} skipped: {res.skipped.get(name)}"
+    return res.metrics[name].value

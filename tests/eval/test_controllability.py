@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from eval_fixtures import LookupOracle, make_ctx, single_thread, spec_of, tiny_explorer
+from eval_fixtures import calibration_results, metric_value, make_ctx, single_thread, spec_of, tiny_explorer
 
-from playworld.eval.api import DatasetOracle, EvalContext, GroupResult, NotApplicable, get_groups
+from playworld.eval.api import EvalContext, GroupResult, NotApplicable, get_groups
 from playworld.eval.controllability import IDMConfig, InverseDynamics, idm_score, random_actions
-from playworld.models.baselines import CopyLast, IgnoreActions
+from playworld.models.baselines import CopyLast
 from playworld.models.interface import WorldSpec
 from playworld.spaces import ActionSpace
 
@@ -20,17 +20,10 @@ _threads = pytest.fixture(scope="module", autouse=True)(single_thread)
 
 @pytest.fixture(scope="module")
 def results() -> dict[str, GroupResult]:
-    ds = tiny_explorer()
-    ctx = make_ctx(ds)
-    group = get_groups()["controllability"]
-    models = {"oracle": DatasetOracle(ds, spec_of(ds)), "copy-last": CopyLast(spec_of(ds)),
-              "ignore-actions": IgnoreActions(LookupOracle(ds), mode="random", seed=0)}
-    return {name: group(m, ctx) for name, m in models.items()}
+    return calibration_results("controllability")
 
 
-def _v(res: GroupResult, name: str) -> float:
-    assert name in res.metrics, f"{name} skipped: {res.skipped.get(name)}"
-    return res.metrics[name].value
+_v = metric_value
 
 
 @pytest.mark.slow

@@ -7,32 +7,25 @@ import json
 import numpy as np
 import pytest
 import torch
-from eval_fixtures import HORIZON, LookupOracle, make_ctx, single_thread, spec_of, tiny_explorer
+from eval_fixtures import calibration_results, metric_value, HORIZON, make_ctx, single_thread, spec_of, tiny_explorer
 
 from playworld.data.collect import collect
 from playworld.errors import PlayworldError
 from playworld.eval import metrics as M
-from playworld.eval.api import DatasetOracle, GroupResult, Skip, get_groups
+from playworld.eval.api import GroupResult, Skip, get_groups
 from playworld.eval.features import EncoderConfig
 from playworld.eval.fidelity import FidelityConfig, flicker, group_config, reference_clips, reference_positions, rollout_windows
-from playworld.models.baselines import CopyLast, IgnoreActions
+from playworld.models.baselines import CopyLast
 
 _threads = pytest.fixture(scope="module", autouse=True)(single_thread)
 
 
 @pytest.fixture(scope="module")
 def results() -> dict[str, GroupResult]:
-    ds = tiny_explorer()
-    ctx = make_ctx(ds)
-    group = get_groups()["fidelity"]
-    models = {"oracle": DatasetOracle(ds, spec_of(ds)), "copy-last": CopyLast(spec_of(ds)),
-              "ignore-actions": IgnoreActions(LookupOracle(ds), mode="random", seed=0)}
-    return {name: group(m, ctx) for name, m in models.items()}
+    return calibration_results("fidelity")
 
 
-def _v(res: GroupResult, name: str) -> float:
-    assert name in res.metrics, f"{name} skipped: {res.skipped.get(name)}"
-    return res.metrics[name].value
+_v = metric_value
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from playworld.errors import PlayworldError
-from playworld.models.interface import WorldModel, WorldSpec
+from playworld.models.interface import WorldModel, WorldSpec, check_frames
 from playworld.spaces import ActionSpace
 
 
@@ -28,14 +28,6 @@ def _as_uint8(frames: Tensor) -> Tensor:
     if frames.dtype == torch.uint8:
         return frames
     return frames.float().clamp(0, 1).mul(255).round().to(torch.uint8)
-
-
-def _check_frames(frames: Tensor, spec: WorldSpec) -> None:
-    if frames.ndim != 5 or tuple(frames.shape[2:]) != spec.frame_shape:
-        raise PlayworldError(
-            f"context frames of shape {tuple(frames.shape)} do not match the model",
-            f"pass frames shaped (B, K, {', '.join(map(str, spec.frame_shape))})",
-        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,7 +44,7 @@ class CopyLast:
         self.device = torch.device(device)
 
     def reset(self, frames: Tensor, actions: Tensor, seed: int | None = None) -> CopyLastState:
-        _check_frames(frames, self.spec)
+        check_frames(frames, self.spec)
         return CopyLastState(last=_as_uint8(frames[:, -1]).to(self.device))
 
     def step(self, state: CopyLastState, action: Tensor) -> tuple[CopyLastState, Tensor]:

@@ -98,3 +98,31 @@ def check_actions(actions: Any, space: ActionSpace, lead: tuple[int, ...], devic
         bad = int(actions.max()) if int(actions.max()) >= space.n else int(actions.min())
         raise PlayworldError(f"action {bad} is out of range", f"this model takes discrete actions 0 to {space.n - 1}")
     return actions
+
+
+def check_frames(frames: Tensor, spec: WorldSpec) -> None:
+    """PlayworldError unless `frames` is a context batch (B, T, C, H, W) of the spec's frame shape."""
+    from playworld.errors import PlayworldError
+
+    if frames.ndim != 5 or tuple(frames.shape[2:]) != spec.frame_shape:
+        raise PlayworldError(
+            f"context frames of shape {tuple(frames.shape)} do not match the model",
+            f"pass frames shaped (B, T, {', '.join(map(str, spec.frame_shape))})",
+        )
+
+
+def context_window(frames: Tensor, actions: Any, spec: WorldSpec, k: int, device: torch.device,
+                   dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
+    """Checked context of exactly `k` steps: frames (B, k, C, H, W) in [-1, 1] as `dtype`, actions (B, k[, dim]).
+
+    The newest k frames are kept; fewer than k are padded by repeating the oldest with no-op actions.
+    """
+    check_frames(frames, spec)
+    b, t = frames.shape[:2]
+    actions = check_actions(actions, spec.action_space, (b, t), device, dtype)
+    x = frames_to_unit(frames.to(device)).to(dtype)
+    if t < k:
+        noop = torch.as_tensor(spec.action_space.noop(), device=device, dtype=actions.dtype)
+        x = torch.cat([x[:, :1].expand(b, k - t, *x.shape[2:]), x], dim=1)
+        actions = torch.cat([noop.expand(b, k - t, *noop.shape), actions], dim=1)
+    return x[:, -k:].contiguous(), actions[:, -k:].contiguous()

@@ -21,7 +21,7 @@ from playworld.models.diffusion.config import DiffusionConfig
 from playworld.models.diffusion.loss import diffusion_forcing_loss, edm_loss, self_forcing_loss
 from playworld.models.diffusion.network import Denoiser
 from playworld.models.diffusion.sampler import SAMPLERS, karras_sigmas
-from playworld.models.interface import WorldSpec, check_actions, frames_to_unit, unit_to_frames
+from playworld.models.interface import WorldSpec, check_actions, context_window, frames_to_unit, unit_to_frames
 from playworld.models.registry import Family, register_family
 
 
@@ -53,23 +53,11 @@ class DiffusionWorldModel:
 
         The newest K frames are kept; fewer than K are padded by repeating the oldest with no-op actions.
         """
-        if frames.ndim != 5 or tuple(frames.shape[2:]) != self.spec.frame_shape:
-            raise PlayworldError(
-                f"context frames of shape {tuple(frames.shape)} do not match the model",
-                f"pass frames shaped (B, T, {', '.join(map(str, self.spec.frame_shape))})",
-            )
-        b, t = frames.shape[:2]
-        frames = frames_to_unit(frames.to(self.device))
-        actions = self._actions(actions, (b, t))
-        k = int(self.config.context)
-        if t < k:
-            noop = torch.as_tensor(self.spec.action_space.noop(), device=self.device, dtype=actions.dtype)
-            frames = torch.cat([frames[:, :1].expand(b, k - t, *frames.shape[2:]), frames], dim=1)
-            actions = torch.cat([noop.expand(b, k - t, *noop.shape), actions], dim=1)
+        frames, actions = context_window(frames, actions, self.spec, int(self.config.context), self.device)
         if seed is None:
             seed = int(torch.randint(0, 2**62, ()).item())
         rng = torch.Generator(device=self.device).manual_seed(int(seed)).get_state()
-        return DiffusionState(frames=frames[:, -k:].contiguous(), actions=actions[:, -k:].contiguous(), rng=rng)
+        return DiffusionState(frames=frames, actions=actions, rng=rng)
 
     def step(self, state: DiffusionState, action: Tensor) -> tuple[DiffusionState, Tensor]:
         """action (B,) or (B, dim) taken at the newest frame -> the next frame (B, 3, H, W) uint8."""

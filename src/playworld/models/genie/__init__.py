@@ -30,7 +30,7 @@ from playworld.errors import PlayworldError
 from playworld.models.genie.config import GenieConfig
 from playworld.models.genie.network import GenieNet, resolve_actions
 from playworld.models.genie.sampler import Stream, generate_frame, start_stream
-from playworld.models.interface import WorldSpec, check_actions, frames_to_unit, unit_to_frames
+from playworld.models.interface import WorldSpec, check_actions, context_window, unit_to_frames
 from playworld.models.registry import Family, register_family
 from playworld.spaces import ActionSpace
 
@@ -71,21 +71,10 @@ class GenieWorldModel:
 
         The newest K frames are kept; fewer than K are padded by repeating the oldest with no-op actions.
         """
-        if frames.ndim != 5 or tuple(frames.shape[2:]) != self.spec.frame_shape:
-            raise PlayworldError(
-                f"context frames of shape {tuple(frames.shape)} do not match the model",
-                f"pass frames shaped (B, T, {', '.join(map(str, self.spec.frame_shape))})",
-            )
-        b, t = frames.shape[:2]
-        actions = self._actions(actions, (b, t))
         k = int(self.config.context)
         with torch.inference_mode():
-            x = frames_to_unit(frames.to(self.device)).to(self.dtype)
-            if t < k:
-                noop = torch.as_tensor(self.spec.action_space.noop(), device=self.device, dtype=actions.dtype)
-                x = torch.cat([x[:, :1].expand(b, k - t, *x.shape[2:]), x], dim=1)
-                actions = torch.cat([noop.expand(b, k - t, *noop.shape), actions], dim=1)
-            x, actions = x[:, -k:], actions[:, -k:]
+            x, actions = context_window(frames, actions, self.spec, k, self.device, self.dtype)
+            b = x.shape[0]
             if self.latent:
                 actions = self.net.infer_actions(x)  # (B, K): what the LAM reads off the frames
             tokens = self.net.tokenizer.encode(x.flatten(0, 1)).view(b, k, -1)  # (B, K, N)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from playworld.errors import PlayworldError
-from playworld.models.interface import WorldSpec, frames_to_unit, unit_to_frames
+from playworld.models.interface import WorldSpec, check_frames, frames_to_unit, unit_to_frames
 from playworld.models.rssm.network import RSSMNet, symexp
 
 
@@ -43,11 +43,7 @@ class RSSMWorldModel:
 
     def _check(self, frames: Tensor, actions: Tensor) -> None:
         space = self.spec.action_space
-        if frames.ndim != 5 or tuple(frames.shape[2:]) != self.spec.frame_shape:
-            raise PlayworldError(
-                f"context frames of shape {tuple(frames.shape)} do not match the model",
-                f"pass frames shaped (B, K, {', '.join(map(str, self.spec.frame_shape))})",
-            )
+        check_frames(frames, self.spec)
         if tuple(actions.shape) != tuple(frames.shape[:2]) + space.shape:
             raise PlayworldError(
                 f"context actions of shape {tuple(actions.shape)} do not match frames {tuple(frames.shape[:2])} "

@@ -152,15 +152,20 @@ def world_returns(
     returns = []
     for i in range(episodes):
         frame, state = world.reset(seed=seed + i)
-        policy.reset()
-        total = 0.0
-        for _ in range(limit):
-            result = world.step(np.asarray(policy(frame, state), world.action_space.dtype))
-            frame, state, total = result.frame, result.state, total + float(result.reward)
-            if result.terminated or result.truncated:
-                break
-        returns.append(total)
+        returns.append(play_episode(world, policy, frame, state, limit))
     return returns
+
+
+def play_episode(world, policy: Policy, frame, state, max_steps: int) -> float:
+    """Reset `policy`, act in `world` from (frame, state) for up to `max_steps`; the undiscounted return."""
+    policy.reset()
+    total = 0.0
+    for _ in range(max_steps):
+        result = world.step(np.asarray(policy(frame, state), world.action_space.dtype))
+        frame, state, total = result.frame, result.state, total + float(result.reward)
+        if result.terminated or result.truncated:
+            break
+    return total
 
 
 # -- play's agent mode ------------------------------------------------------------------------------

@@ -105,19 +105,14 @@ def _start(world, seed: int, context: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def real_return(world, policy: Policy, seed: int, context: int, steps: int) -> float:
+    from playworld.agents.policy import play_episode
+
     frame, state = world.reset(seed=seed)
     noop = world.action_space.noop()
     for _ in range(context - 1):
         result = world.step(noop)
         frame, state = result.frame, result.state
-    policy.reset()
-    total = 0.0
-    for _ in range(steps):
-        result = world.step(np.asarray(policy(frame, state), world.action_space.dtype))
-        frame, state, total = result.frame, result.state, total + float(result.reward)
-        if result.terminated or result.truncated:
-            break
-    return total
+    return play_episode(world, policy, frame, state, steps)
 
 
 @torch.no_grad()

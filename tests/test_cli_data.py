@@ -20,22 +20,6 @@ from playworld.media import write_video
 PLAYWORLD = [str(Path(sys.executable).parent / "playworld")]
 
 
-@pytest.fixture
-def cli(capsys):
-    """cli(*args) -> (exit code, stdout, stderr), run exactly as the console script runs."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
 def _user_error(result, *words: str) -> None:
     code, out, err = result
     assert code != 0, (out, err)

@@ -19,20 +19,6 @@ RES = 32
 DENSE = {"map_size": 32, "n_coins": 40}  # a small explorer map thick with coins: random walks find some
 
 
-@pytest.fixture
-def cli(capsys):
-    def run(*args) -> tuple[int, str, str]:
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
 def _user_error(result, *words: str) -> None:
     code, out, err = result
     assert code != 0 and "Traceback" not in out + err, (out, err)

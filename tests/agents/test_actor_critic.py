@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import GOAL, SPEC, LineModel, SlideModel, render
+from agent_fixtures import GOAL, SPEC, LineModel, SlideModel, render
 
 from playworld.agents.actor_critic import ActorCritic, Config, ReturnNorm, imagine, lambda_returns
 from playworld.agents.dream import dream

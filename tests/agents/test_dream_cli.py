@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LineModel
+from agent_fixtures import LineModel
 
 from playworld.agents.dream import check_reward_signal
 from playworld.cli import main

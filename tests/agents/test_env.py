@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import GOAL, SPEC, LineModel, render
+from agent_fixtures import GOAL, SPEC, LineModel, render
 from gymnasium.utils.env_checker import check_env
 
 from playworld.agents.env import VectorWorldModelEnv, WorldModelEnv

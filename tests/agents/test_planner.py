@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import GOAL, LineModel, SlideModel, render
+from agent_fixtures import GOAL, LineModel, SlideModel, render
 
 from playworld.agents.env import WorldModelEnv, run_policy
 from playworld.agents.planner import Planner, rollout_returns

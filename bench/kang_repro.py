@@ -1,6 +1,7 @@
 """Reproduce the out-of-distribution finding of Kang et al. 2024 on physics/uniform, printed as JSON.
 
     .venv/bin/python bench/kang_repro.py --out bench_runs/kang [--minutes 30 | --steps N] [--preset small]
+    .venv/bin/python bench/kang_repro.py --out bench_runs/kang --continue-minutes 20 --continue-lr 3e-4
 
 "How Far is Video Generation from World Model: A Physical Law Perspective" trains video models on
 uniform motion with radius r in [0.7, 1.5] and speed v in [1, 4] (in distribution) and tests them
@@ -51,6 +52,10 @@ def main() -> None:
     ap.add_argument("--preset", default="small", help="diffusion preset: debug, small or base")
     ap.add_argument("--minutes", type=float, default=None, help="training budget in minutes (default: the preset's)")
     ap.add_argument("--steps", type=int, default=None, help="training budget in optimiser steps")
+    ap.add_argument("--continue-minutes", type=float, default=None,
+                    help="resume the finished run in --out for this many more minutes (each time it is passed)")
+    ap.add_argument("--continue-lr", type=float, default=None,
+                    help="learning rate for the continued training (a lower rate anneals the model toward its floor)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default=None, help="cpu or cuda (default: what is available)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -92,6 +97,13 @@ def main() -> None:
             result = timed("train", lambda: train(run, data=id_data.path, model="diffusion", preset=args.preset,
                                                   steps=args.steps, minutes=args.minutes, device=args.device))
         trained = {"steps": result.step, "stopped_by": result.reason, "val_psnr": result.val_psnr}
+    elif args.continue_minutes:
+        sets = [f"train.lr={args.continue_lr}"] if args.continue_lr else None
+        with contextlib.redirect_stdout(sys.stderr):
+            result = timed("train_continued", lambda: train(run, sets=sets, minutes=args.continue_minutes, resume=True,
+                                                            device=args.device))
+        trained = {"continued": str(run), "steps": result.step, "stopped_by": result.reason, "val_psnr": result.val_psnr,
+                   "continue_minutes": args.continue_minutes, "continue_lr": args.continue_lr}
     else:
         trained = {"reused": str(run)}
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -4,7 +4,8 @@
 
 For each world (explorer and physics/parabola) it collects one dataset, trains the same diffusion
 model (one preset, one seed, `model.frame_noise_levels=true` for every variant so the networks are
-identical) under each regime for the same wall-clock budget, then measures on the test split:
+identical) under each regime for the same budget of CPU time (`train.budget_clock=cpu`, so a run that
+shares a busy machine is not cut short), then measures on the test split:
 
 - autoregressive PSNR per step 1..H from real contexts with the real actions (eval/fidelity.py),
   its area under the curve (the mean over steps) and the steps before it first drops below a
@@ -88,7 +89,7 @@ def _train(run: Path, data, variant: str, minutes: float, steps: int | None, pre
 
     if not list_checkpoints(run):
         overrides = ["model.frame_noise_levels=true", f"train.rollout={rollout}", f"train.seed={seed}",
-                     "train.media_every=0", *VARIANTS[variant], *(sets or [])]
+                     "train.media_every=0", "train.budget_clock=cpu", *VARIANTS[variant], *(sets or [])]
         if variant == "teacher_then_self":
             # the switch is a step number: under a time budget, place it from the teacher-forcing speed
             # of a run of the same preset (the first variant trained), else from --steps

@@ -88,6 +88,21 @@ def test_step_budget_and_time_budget(tmp_path, tiny_data):
     assert resolve_checkpoint(tmp_path / "b").name == f"{r.step:08d}"
 
 
+def test_cpu_budget_clock_counts_process_time(tmp_path, tiny_data, monkeypatch):
+    import itertools
+    import json
+
+    from playworld.train import loop
+
+    ticks = itertools.count()  # a process clock that advances 10 s per reading, whatever the wall clock does
+    monkeypatch.setattr(loop.time, "process_time", lambda: 10.0 * next(ticks))
+    r = train(tmp_path / "c", data=tiny_data, model=tiny_family.NAME, preset="debug", steps=10**6, minutes=1.0,
+              sets=["train.budget_clock=cpu", "train.ckpt_every=100000", "train.val_every=0"], progress=False)
+    assert r.reason == "time" and 2 <= r.step <= 8  # ~6 readings of 10 s fill one minute
+    end = [json.loads(x) for x in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines() if '"end"' in x][-1]
+    assert end["clock"] == "cpu" and end["minutes"] >= 1.0
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_data, cli):
     run = tmp_path / "nan"
     code, out = cli(["train", "--data", tiny_data, "--model", tiny_family.NAME, "--preset", "debug", "--out", run,

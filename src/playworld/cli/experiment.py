@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     @experiment.command("regimes")
     def regimes(
         out: Path = typer.Option(Path("runs/regimes"), "--out", help="Folder for the datasets, the runs and the report (regimes.json/.md/.png)."),
-        minutes: float = typer.Option(10.0, "--minutes", help="Wall-clock training budget of every run (equal compute per regime)."),
+        minutes: float = typer.Option(10.0, "--minutes", help="Training budget of every run in CPU minutes of its process (equal compute per regime, even on a busy machine)."),
         steps: Optional[int] = typer.Option(None, "--steps", help="Also stop every run after this many optimiser steps."),
         preset: str = typer.Option("small", "--preset", help="Preset of the diffusion model: debug, small or a .yaml file."),
         worlds: List[str] = typer.Option(["explorer", "physics/parabola"], "--world", help="Worlds to compare on (repeatable)."),

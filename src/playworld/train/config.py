@@ -40,7 +40,10 @@ class TrainConfig:
     steps: int = 10_000
     """stop after this many optimiser steps in total (counting steps done before a resume)"""
     minutes: float = 0.0
-    """also stop after this many wall-clock minutes of this invocation (0 = no time budget)"""
+    """also stop after this many minutes of this invocation (0 = no time budget), on `budget_clock`"""
+    budget_clock: Literal["wall", "cpu"] = "wall"
+    """what `minutes` counts: 'wall' (elapsed time) or 'cpu' (this process's CPU time, so runs sharing a
+    busy machine still get equal compute; the regimes experiment uses it)"""
     ema_decay: float = 0.999
     """decay of the exponential moving average of the weights; the EMA weights are what `load` returns"""
     grad_clip: float = 1.0

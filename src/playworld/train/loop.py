@@ -131,7 +131,8 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
                 done["media"] = step
 
     # -- the loop ----------------------------------------------------------------------------------
-    started, reason, first_step = time.monotonic(), "steps", step
+    clock = time.process_time if cfg.budget_clock == "cpu" else time.monotonic
+    started, reason, first_step = clock(), "steps", step
     window = _Window()
     with progress_bar(progress and d.is_main) as bar, _StopOnSignal() as stop:
         task = bar.add_task("train", total=cfg.steps, completed=step, info="")
@@ -147,7 +148,7 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
             if batch is not None:
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                     loss, logs = objective(batch, step, generator)
-            out_of_time = cfg.minutes > 0 and time.monotonic() - started >= cfg.minutes * 60
+            out_of_time = cfg.minutes > 0 and clock() - started >= cfg.minutes * 60
             diverged, interrupted, out_of_time = distributed.any_rank(
                 [not bool(torch.isfinite(loss.detach())), stop.requested, out_of_time], d
             )
@@ -171,7 +172,7 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
             window.add(float(loss.detach()), float(grad_norm), logs, cfg.batch_size * d.world_size)
             info = window.describe()
             if cfg.minutes > 0:  # under a time budget the bar's own estimate (from --steps) means little
-                info += f"  {max(0.0, cfg.minutes - (time.monotonic() - started) / 60):.1f} of {cfg.minutes:.1f} min left"
+                info += f"  {max(0.0, cfg.minutes - (clock() - started) / 60):.1f} of {cfg.minutes:.1f} min left"
             bar.update(task, completed=step, info=info)
             if d.is_main and step % cfg.log_every == 0:
                 log.write(step, "train", {**window.means(), "lr": lr})
@@ -185,7 +186,7 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
         validate_and_media(final=True)
     save()
     if log is not None:
-        log.write(step, "end", {"reason": reason, "minutes": (time.monotonic() - started) / 60})
+        log.write(step, "end", {"reason": reason, "minutes": (clock() - started) / 60, "clock": cfg.budget_clock})
         log.close()
     return TrainResult(run_dir, step, checkpoint if d.is_main else None, reason, val_psnr)
 

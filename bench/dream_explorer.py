@@ -65,6 +65,8 @@ def pipeline(
     report["dataset"] = {"episodes": len(data), "frames": data.num_frames, "rewarded_frames": int((rewards != 0).sum()),
                          "reward_sum": float(rewards.sum()), "collected_with": [(n, e) for n, _, e in collect_with]}
 
+    # budgets count CPU time, so the figures hold on a shared machine ("within 30 CPU-minutes")
+    sets = ["train.budget_clock=cpu", *(sets or [])]
     result = stage("train", lambda: train(out / "run", data=out / "data", model="rssm", preset="small", sets=sets,
                                           minutes=train_minutes, steps=train_steps, progress=False))
     report["train"] = {"steps": result.step, "val_psnr": result.val_psnr, "reason": result.reason}
@@ -72,7 +74,8 @@ def pipeline(
     model = load_world_model(out / "run")
     config = Config(**(dream_config or {}))
     dreamt = stage("dream", lambda: dream(model, data, config, steps=dream_steps, minutes=dream_minutes, seed=seed,
-                                          progress=False, cache_dir=out / "run" / "agents" / "reward_model"))
+                                          progress=False, cache_dir=out / "run" / "agents" / "reward_model",
+                                          budget_clock="cpu"))
     save_agent(out / "agent", dreamt.learner.actor, model.spec, {"world_options": world_options})
     hist = dreamt.history
     report["dream"] = {"steps": dreamt.steps, "config": config.to_dict(),

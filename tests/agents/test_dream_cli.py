@@ -93,3 +93,20 @@ def test_no_reward_head_and_no_rewards_is_a_user_error(line_data_no_rewards):
     assert "collect data from a world that gives rewards" in e.value.fix
     with pytest.raises(PlayworldError, match="reward head was trained on it"):
         check_reward_signal(LineModel(heads=True), Dataset(line_data_no_rewards))
+
+
+def test_dream_cpu_budget_clock(explorer_run, monkeypatch):
+    import itertools
+
+    from playworld.agents import dream as dream_module
+    from playworld.train.checkpoint import load_world_model
+
+    run, data = explorer_run
+    model = load_world_model(run)
+    config = dream_module.Config(horizon=2, batch=2)
+    with pytest.raises(PlayworldError, match="budget clock"):
+        dream_module.dream(model, data, config, minutes=1.0, progress=False, budget_clock="sundial")
+    ticks = itertools.count()  # a CPU clock that advances 20 s per reading: one minute is 3 readings
+    monkeypatch.setattr(dream_module.time, "process_time", lambda: 20.0 * next(ticks))
+    result = dream_module.dream(model, data, config, minutes=1.0, progress=False, budget_clock="cpu")
+    assert 1 <= result.steps <= 3

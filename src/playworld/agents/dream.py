@@ -62,8 +62,10 @@ def dream(
     model: WorldModel, dataset: Dataset | str, config: Config | None = None, steps: int | None = None,
     minutes: float | None = None, seed: int = 0, progress: bool = True, cache_dir: str | Path | None = None,
     log_every: int = 10, on_log: Callable[[dict], None] | None = None, device: str | torch.device = "cpu",
+    budget_clock: str = "wall",
 ) -> DreamResult:
-    """Train an actor-critic inside `model` for `steps` updates or `minutes`, whichever comes first."""
+    """Train an actor-critic inside `model` for `steps` updates or `minutes`, whichever comes first.
+    `budget_clock` 'cpu' counts `minutes` in this process's CPU time (equal compute on a busy machine)."""
     from playworld.data.progress import progress_iter
     from playworld.train.checkpoint import check_dataset_matches
 
@@ -85,10 +87,13 @@ def dream(
     learner = ActorCritic(model.spec, config).to(device)
     rng, generator = np.random.default_rng(seed), torch.Generator(device=device).manual_seed(seed)
     budget = steps if steps is not None else 10**9
-    deadline = time.monotonic() + 60 * minutes if minutes is not None else float("inf")
+    if budget_clock not in ("wall", "cpu"):
+        raise PlayworldError(f"unknown budget clock {budget_clock!r}", "use 'wall' or 'cpu'")
+    clock = time.process_time if budget_clock == "cpu" else time.monotonic
+    deadline = clock() + 60 * minutes if minutes is not None else float("inf")
     start, history, done = time.monotonic(), [], 0
     for step in progress_iter(range(budget), "dreaming", total=steps, enabled=progress):
-        if time.monotonic() >= deadline:
+        if clock() >= deadline:
             break
         batch = sampler.sample(config.batch, rng)
         rollout = imagine(model, reward_fn, learner.actor, batch.context_frames, batch.context_actions,

@@ -56,6 +56,8 @@ def main() -> None:
                     help="resume the finished run in --out for this many more minutes (each time it is passed)")
     ap.add_argument("--continue-lr", type=float, default=None,
                     help="learning rate for the continued training (a lower rate anneals the model toward its floor)")
+    ap.add_argument("--eval-steps", type=int, default=None,
+                    help="sampling steps of the model when evaluated (default: the run's own, 1 for small)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default=None, help="cpu or cuda (default: what is available)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -108,6 +110,10 @@ def main() -> None:
         trained = {"reused": str(run)}
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = playworld.load(run, device=device)
+    if args.eval_steps:
+        from playworld.play.session import set_sampling_steps
+
+        set_sampling_steps(model, args.eval_steps)
 
     table = {}
     for name, ds in (("id", id_data), ("ood", ood_data)):
@@ -136,7 +142,7 @@ def main() -> None:
         "train": trained | {"preset": args.preset, "minutes": args.minutes, "max_steps": args.steps,
                             "train_clips": len(id_data.episode_ids("train"))},
         "cpu_time": timings,
-        "settings": {"resolution": args.resolution, "seed": args.seed, "device": device, "torch_threads": torch.get_num_threads(),
+        "settings": {"resolution": args.resolution, "eval_clips": args.eval_clips, "eval_sampling_steps": args.eval_steps, "seed": args.seed, "device": device, "torch_threads": torch.get_num_threads(),
                      "machine": platform.machine(), "cpus": os.cpu_count()},
     }, indent=1))
 

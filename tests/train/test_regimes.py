@@ -98,6 +98,25 @@ def test_diffusion_forcing_noises_each_frame_at_its_own_level_and_tells_the_netw
     assert tf_levels.shape == (B,)  # teacher forcing: one level per example
 
 
+@pytest.mark.parametrize("regime", ["teacher_forcing", "self_forcing", "diffusion_forcing"])
+def test_the_residual_base_is_the_newest_frame_before_noise(regime):
+    """Context noise is augmentation of what the network sees; the residual target is taken from the
+    clean newest frame (from a noised one, the network would be asked to predict the noise)."""
+    from playworld.models.interface import frames_to_unit
+
+    family, config, net = _diffusion(frame_levels=regime == "diffusion_forcing")
+    batch = _batch(f=R if regime == "self_forcing" else 1)  # one window per example
+    seen = []
+    hook = net.register_forward_pre_hook(lambda module, args: seen.append((args[2].detach(), args[5].detach())))
+    with torch.no_grad():
+        _loss(family, net, config, regime, batch=batch)
+    hook.remove()
+    context, newest = seen[0]
+    clean = frames_to_unit(batch.context_frames[:, -1])
+    assert not torch.allclose(context[:, -1], clean)  # the network saw a noised context...
+    torch.testing.assert_close(newest, clean)  # ...and the residual base is the frame itself
+
+
 def test_diffusion_forcing_needs_a_network_that_takes_frame_levels():
     family, config, _ = _diffusion(frame_levels=False)
     with pytest.raises(PlayworldError, match="frame_noise_levels"):

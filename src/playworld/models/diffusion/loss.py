@@ -59,9 +59,9 @@ def edm_loss(
     context_noise: bool = True,
 ) -> tuple[Tensor, dict[str, float]]:
     """Teacher forcing: every future frame of the batch from the real frames before it."""
-    context, target, actions = teacher_forcing_windows(batch, int(config.context))
-    context, context_sigma = noise_context(context, config, generator, context_noise)
-    loss, denoise_mse = denoising_loss(net, context, target, actions, context_sigma, config, generator)
+    clean, target, actions = teacher_forcing_windows(batch, int(config.context))
+    context, context_sigma = noise_context(clean, config, generator, context_noise)
+    loss, denoise_mse = denoising_loss(net, context, target, actions, context_sigma, config, generator, clean[:, -1])
     return loss, {"loss": loss.item(), "denoise_mse": denoise_mse}
 
 
@@ -79,16 +79,17 @@ def noise_context(
 
 def denoising_loss(
     net: torch.nn.Module, context: Tensor, target: Tensor, actions: Tensor, context_sigma: Tensor,
-    config: DiffusionConfig, generator: torch.Generator | None,
+    config: DiffusionConfig, generator: torch.Generator | None, newest: Tensor,
 ) -> tuple[Tensor, float]:
-    """The EDM loss of one target frame (N, 3, H, W) per example on a (noised) context; and D's MSE."""
+    """The EDM loss of one target frame (N, 3, H, W) per example on a (noised) context; and D's MSE.
+    newest (N, 3, H, W): the newest context frame before noise, the base of a residual model."""
     n, device = target.shape[0], target.device
-    # the frame, or (residual) its change from the newest context frame the network sees
-    x0 = target - context[:, -1] if config.residual else target
+    # the frame, or (residual) its change from the newest context frame (un-noised: see Denoiser.condition)
+    x0 = target - newest if config.residual else target
     sigma = (float(config.p_mean) + float(config.p_std) * _randn((n,), generator, device)).exp()
     x_noisy = x0 + sigma.view(-1, 1, 1, 1) * _randn(x0.shape, generator, device)
 
-    out = net(x_noisy, sigma, context, actions, context_sigma)  # F, the U-Net's raw output
+    out = net(x_noisy, sigma, context, actions, context_sigma, newest)  # F, the U-Net's raw output
     c_skip, c_out, _, _ = edm_coefficients(sigma, float(config.sigma_data))
     loss = F.mse_loss(out, (x0 - c_skip * x_noisy) / c_out)
     with torch.no_grad():
@@ -116,8 +117,8 @@ def diffusion_forcing_loss(
     rho = float(config.rho)
     lo, hi = float(config.sigma_min) ** (1 / rho), float(config.sigma_max) ** (1 / rho)
     levels = (hi + u * (lo - hi)) ** rho  # (N, K): one level per frame
-    context = context + levels.view(n, k, 1, 1, 1) * _randn(context.shape, generator, device)
-    loss, denoise_mse = denoising_loss(net, context, target, actions, levels, config, generator)
+    noised = context + levels.view(n, k, 1, 1, 1) * _randn(context.shape, generator, device)
+    loss, denoise_mse = denoising_loss(net, noised, target, actions, levels, config, generator, context[:, -1])
     return loss, {"loss": loss.item(), "denoise_mse": denoise_mse, "context_level_mean": float(levels.mean())}
 
 
@@ -129,11 +130,11 @@ def sample_next_frame(
 ) -> Tensor:
     """The family's few-step sampler, as `DiffusionWorldModel.step` runs it but differentiable and
     unquantised: context (N, K, 3, H, W), actions (N, K+1[, dim]) -> next frame (N, 3, H, W) in [-1, 1]."""
-    n, device = context.shape[0], context.device
+    n, device, newest = context.shape[0], context.device, context[:, -1]
     level = float(config.context_noise_sample)
     if level > 0:
         context = context + level * _randn(context.shape, generator, device)
-    c = net.condition(context, actions, torch.full((n,), level, device=device))
+    c = net.condition(context, actions, torch.full((n,), level, device=device), newest)
     sigmas = karras_sigmas(int(config.steps), config.sigma_min, config.sigma_max, config.rho)
     x = _randn(context[:, -1].shape, generator, device) * sigmas[0]
     x0 = SAMPLERS[config.sampler](lambda x, sigma: net.denoise(x, sigma, c), x, sigmas)
@@ -161,7 +162,7 @@ def self_forcing_loss(
         acts = actions[:, j : j + k + 1]  # (B, K+1[, dim]): the K context actions and the one into frame j
         target = frames[:, k + j]
         noised, context_sigma = noise_context(context, config, generator, context_noise)
-        loss_j, mse = denoising_loss(net, noised, target, acts, context_sigma, config, generator)
+        loss_j, mse = denoising_loss(net, noised, target, acts, context_sigma, config, generator, context[:, -1])
         total, mses = total + loss_j, mses + [mse]
         if j == rollout - 1:
             break

@@ -52,13 +52,18 @@ class Denoiser(nn.Module):
             attention=config.attention, patch=int(config.patch), groups=int(config.groups),
         )
 
-    def condition(self, context: Tensor, actions: Tensor, context_sigma: Tensor) -> Conditioning:
+    def condition(self, context: Tensor, actions: Tensor, context_sigma: Tensor, newest: Tensor | None = None) -> Conditioning:
         """context (B, K, 3, H, W) in [-1, 1] (already noised by `context_sigma`), actions (B, K+1[, dim]).
 
         context_sigma: (B,) one level per example, or (B, K) one per frame (needs frame_noise_levels).
+        newest: the newest context frame (B, 3, H, W) before any noise; a residual model predicts the
+        change from it. Noise on the context is augmentation of what the network sees, never part of
+        the target: with diffusion forcing a context frame may be noised up to sigma_max, and a residual
+        taken from the noised frame would ask the network to predict that noise.
         """
         cond = self.action_embed(actions) + self._context_noise(context_sigma, context.shape[1])
-        base = context[:, -1] if self.residual else torch.zeros_like(context[:, -1])
+        newest = context[:, -1] if newest is None else newest
+        base = newest if self.residual else torch.zeros_like(newest)
         return Conditioning(side=self.unet.embed_side(context.flatten(1, 2)), base=base, cond=cond)
 
     def _context_noise(self, context_sigma: Tensor, k: int) -> Tensor:
@@ -82,9 +87,11 @@ class Denoiser(nn.Module):
         c_skip, c_out, _, _ = edm_coefficients(sigma, self.sigma_data)
         return c_skip * x + c_out * self.raw(x, sigma, c)
 
-    def forward(self, x: Tensor, sigma: Tensor, context: Tensor, actions: Tensor, context_sigma: Tensor) -> Tensor:
+    def forward(
+        self, x: Tensor, sigma: Tensor, context: Tensor, actions: Tensor, context_sigma: Tensor, newest: Tensor | None = None
+    ) -> Tensor:
         """The training call (through forward, so DDP and torch.compile see it): F's raw output (B, 3, H, W)."""
-        return self.raw(x, sigma, self.condition(context, actions, context_sigma))
+        return self.raw(x, sigma, self.condition(context, actions, context_sigma, newest))
 
 
 def edm_coefficients(sigma: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:

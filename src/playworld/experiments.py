@@ -83,9 +83,15 @@ def _dataset(path: Path, world: str, episodes: int, steps: int, resolution: int,
 
 def _train(run: Path, data, variant: str, minutes: float, steps: int | None, preset: str, rollout: int,
            switch_fraction: float, seed: int, sets: list[str] | None, progress: bool) -> dict[str, Any]:
-    """Train one variant (unless `run` already holds one); returns its step count and wall time."""
+    """Train one variant (a run in `run` that used its whole budget is reused; one cut short, e.g. by
+    Ctrl-C, is resumed for the rest of it); returns its step count and training minutes."""
     from playworld.train.checkpoint import list_checkpoints
     from playworld.train.loop import train
+
+    def ends() -> list[dict]:
+        path = run / "metrics.jsonl"
+        lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+        return [x for x in lines if x.get("kind") == "end"]
 
     if not list_checkpoints(run):
         overrides = ["model.frame_noise_levels=true", f"train.rollout={rollout}", f"train.seed={seed}",
@@ -96,10 +102,13 @@ def _train(run: Path, data, variant: str, minutes: float, steps: int | None, pre
             overrides.append(f"train.regime_switch_step={_switch_step(run.parent, steps, switch_fraction)}")
         train(run, data=data.path, model="diffusion", preset=preset, sets=overrides, steps=steps or 10**9,
               minutes=minutes, progress=progress)
+    elif not any(x.get("reason") in ("time", "steps") for x in ends()):
+        used = sum(float(x.get("minutes", 0.0)) for x in ends())
+        train(run, resume=True, steps=steps or 10**9, minutes=max(minutes - used, 0.01) if minutes > 0 else 0.0,
+              progress=progress)
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    end = [x for x in lines if x.get("kind") == "end"]
     return {"train_steps": max((x["step"] for x in lines), default=0),
-            "train_minutes": sum(float(x.get("minutes", 0.0)) for x in end)}
+            "train_minutes": sum(float(x.get("minutes", 0.0)) for x in ends())}
 
 
 def _switch_step(world_runs: Path, steps: int | None, fraction: float) -> int:

@@ -103,7 +103,7 @@ def test_kv_cache_generation_equals_recomputing_the_context(kind):
 
 
 def test_latent_actions_train_and_play_on_action_free_data():
-    family, config = _family_config()  # actions: auto
+    family, config = _family_config(lam_warmup=0)  # actions: auto; quantized from the first step
     spec = _spec(ActionSpace.none(), config)
     torch.manual_seed(0)
     net = family.build(config, spec)
@@ -127,6 +127,30 @@ def test_latent_actions_train_and_play_on_action_free_data():
         assert frame.shape == (2, 3, RES, RES) and frame.dtype == torch.uint8
     with pytest.raises(PlayworldError, match="out of range"):
         model.step(state, torch.full((2,), config.codebook))
+
+
+def test_the_lam_warms_up_unquantized_then_starts_its_codebook_from_the_latents():
+    from playworld.models.genie.lam import LatentActionModel
+
+    torch.manual_seed(0)
+    lam = LatentActionModel(codebook=4, dim=8, channels=(8, 16), beta=0.25, warmup=2).train()
+    g = torch.Generator().manual_seed(0)
+    prev, nxt = (torch.rand(16, 3, RES, RES, generator=g) * 2 - 1 for _ in range(2))
+    for step in range(2):  # warm-up: the latent passes unquantized (not one of the 4 codes)
+        latent, idx, _ = lam.infer(prev, nxt)
+        codes = torch.nn.functional.normalize(lam.vq.codebook.detach(), dim=-1)
+        assert not torch.allclose(latent, codes[idx], atol=1e-3)
+        lam(prev, nxt)[0].backward()
+    assert int(lam.steps) == 2
+    before = lam.vq.codebook.detach().clone()
+    loss, idx, logs = lam(prev, nxt)  # step 2: k-means codes from this batch's latents, then quantized
+    assert not torch.equal(lam.vq.codebook, before)
+    assert torch.allclose(lam.vq.codebook.detach().norm(dim=-1), torch.ones(4), atol=1e-5)
+    assert len(set(idx.tolist())) > 1  # the codes sit among the latents, not off to one side
+    latent, idx, _ = lam.infer(prev, nxt)
+    torch.testing.assert_close(latent, torch.nn.functional.normalize(lam.vq.codebook.detach(), dim=-1)[idx])
+    # the step count is saved with the weights, so a resumed run does not warm up again
+    assert "steps" in lam.state_dict()
 
 
 def test_latent_actions_can_be_forced_on_labelled_data():

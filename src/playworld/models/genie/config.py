@@ -32,6 +32,9 @@ class GenieConfig:
     """width of the LAM encoder's and decoder's conv stages (each after the first halves the resolution)"""
     lam_beta: float = 0.25
     """commitment weight of the LAM's VQ loss (VQ-VAE's beta)"""
+    lam_warmup: int = 300
+    """training steps before the LAM quantizes: its latent first trains unquantized, then the codebook
+    is initialised by k-means on the latents (see lam.py)"""
 
     # -- dynamics (dynamics.py) ---------------------------------------------------------------
     dim: int = 128
@@ -77,6 +80,8 @@ class GenieConfig:
                 f"genie codebook of {self.codebook} latent action(s) cannot tell actions apart",
                 "set model.codebook to 2 or more (default 8)",
             )
+        if int(self.lam_warmup) < 0:
+            raise PlayworldError(f"genie lam_warmup must be >= 0, got {self.lam_warmup}", "set model.lam_warmup to 0 or more")
         for name in ("context", "dim", "layers", "heads", "steps", "lam_dim"):
             if int(getattr(self, name)) < 1:
                 raise PlayworldError(f"genie {name} must be >= 1, got {getattr(self, name)}", f"set model.{name} to 1 or more")

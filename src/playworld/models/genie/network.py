@@ -69,7 +69,7 @@ class GenieNet(nn.Module):
         self.codebook = int(config.codebook)
         self.lam = (
             LatentActionModel(
-                config.codebook, config.lam_dim, config.lam_channels, config.lam_beta, spec.resolution, spec.channels
+                config.codebook, config.lam_dim, config.lam_channels, config.lam_beta, spec.channels, config.lam_warmup
             )
             if self.mode == "latent" else None
         )

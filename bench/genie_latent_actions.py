@@ -34,7 +34,7 @@ from playworld.data.video import export_videos, import_videos
 from playworld.models.interface import frames_to_unit
 from playworld.train.checkpoint import list_checkpoints
 from playworld.train.loop import train
-from playworld.train.validation import psnr
+from playworld.eval.metrics import psnr
 
 HORIZON = 4
 
@@ -94,7 +94,7 @@ def delta_psnr(model, ds: Dataset, eps: list[int], latent: bool, windows_per_epi
                 state = model.reset(ctx, ctx_a if not latent else torch.zeros_like(ctx_a), seed=seed)
                 for j in range(HORIZON):
                     state, frame = model.step(state, driven[:, j])
-                out.append(float(psnr(frame.cpu(), frames[None, t + HORIZON - 1])[0]))
+                out.append(float(psnr(frame.cpu().numpy(), frames[None, t + HORIZON - 1].numpy())[0]))
     return {"psnr_4_real_actions": float(np.mean(real)), "psnr_4_random_actions": float(np.mean(rand)),
             "delta_psnr_4": float(np.mean(real) - np.mean(rand)), "windows": len(real)}
 

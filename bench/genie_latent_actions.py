@@ -128,7 +128,7 @@ def main() -> None:
         raise SystemExit("the imported video does not pair up with the collected episodes")
     pairs = {s: [(v, l) for v, l in zip(vid_eps, lab_eps) if labelled.episode_split(l) == s] for s in ("train", "val")}
 
-    minutes = args.minutes or None
+    minutes = args.minutes  # 0: no time limit (None would let the preset's own budget cut training short)
     runs = {}
     for name, data, actions in (("latent", video_path, "latent"), ("true", labelled_path, "true")):
         run = out / f"run_{name}"

@@ -1,0 +1,65 @@
+"""Every benchmark script runs end to end at a smoke budget and prints the JSON it promises.
+
+The figures themselves are measured at full budget (see the README); these runs only keep the
+scripts from rotting as the library changes under them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench(script: str, *args: str, timeout: float = 300) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    res = subprocess.run([sys.executable, str(ROOT / "bench" / script), *map(str, args)], capture_output=True, text=True,
+                         timeout=timeout, env=env, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    start = res.stdout.index("{")  # some benches print a heading before their JSON
+    return json.loads(res.stdout[start:])
+
+
+@pytest.mark.slow
+def test_genie_latent_actions_bench(tmp_path):
+    out = _bench("genie_latent_actions.py", "--out", tmp_path, "--resolution", 32, "--episodes", 6,
+                 "--steps-per-episode", 20, "--train-steps", 3, "--preset", "debug")
+    mapping = out["latent"]["majority_mapping"]
+    assert 0.0 <= mapping["accuracy_val"] <= 1.0 and mapping["val_transitions"] > 0
+    assert {"delta_psnr_4", "psnr_4_real_actions", "psnr_4_random_actions"} <= set(out["true"])
+
+
+@pytest.mark.slow
+def test_kang_repro_bench(tmp_path):
+    out = _bench("kang_repro.py", "--out", tmp_path, "--train-episodes", 10, "--ood-episodes", 10, "--steps", 2,
+                 "--preset", "debug", "--eval-clips", 2, "--resolution", 32, "--threads", 1)
+    ours = out["ours"]
+    assert ours["velocity_error_id"] is not None and ours["velocity_error_ood"] is not None
+    assert ours["finding_reproduced"] == (ours["ood_over_id"] >= 5.0)
+    # continuing the finished run at a lower rate, evaluated with more sampling steps
+    again = _bench("kang_repro.py", "--out", tmp_path, "--train-episodes", 10, "--ood-episodes", 10, "--continue-minutes",
+                   0.02, "--continue-lr", 1e-4, "--eval-steps", 2, "--eval-clips", 2, "--resolution", 32, "--threads", 1)
+    assert again["train"]["continued"] and again["train"]["steps"] >= 2 and again["settings"]["eval_sampling_steps"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["dream_explorer.py", "dream_cartpole.py"])
+def test_dream_benches(tmp_path, script):
+    out = _bench(script, "--tiny", "--threads", 1, "--out", tmp_path / "b")
+    assert out["tiny"] is True and out["train"]["steps"] > 0 and out["dream"]["steps"] > 0
+    assert {"agent_mean", "random_mean"} <= set(out["real"]) and isinstance(out["met"], bool)
+
+
+@pytest.mark.slow
+def test_speed_benches():
+    worlds = _bench("worlds_fps.py", "--resolution", 32, "--seconds", 0.1)
+    assert {"explorer", "physics/uniform"} <= set(worlds["worlds"])
+    assert all(w["step_fps_wall"] > 0 for w in worlds["worlds"].values())
+    genie = _bench("genie_speed.py", "--preset", "debug", "--frames", 2, "--repeats", 1, "--threads", 1)
+    assert genie["genie"]["fps_cache"] > 0 and genie["genie"]["fps_no_cache"] > 0
+    assert genie["iris_size"]["layers"] == 10 and genie["genie_vs_iris_transformer_only"] > 0

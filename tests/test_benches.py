@@ -63,3 +63,12 @@ def test_speed_benches():
     genie = _bench("genie_speed.py", "--preset", "debug", "--frames", 2, "--repeats", 1, "--threads", 1)
     assert genie["genie"]["fps_cache"] > 0 and genie["genie"]["fps_no_cache"] > 0
     assert genie["iris_size"]["layers"] == 10 and genie["genie_vs_iris_transformer_only"] > 0
+
+
+@pytest.mark.slow
+def test_genie_lam_alone_bench(tmp_path):
+    out = _bench("genie_lam_alone.py", "--out", tmp_path, "--episodes", 6, "--steps-per-episode", 20, "--steps", 4,
+                 "--every", 2, "--warmup", 2, "--channels", "8,16", "--eval-transitions", 40)
+    assert [h["step"] for h in out["history"]] == [0, 2, 4]
+    assert all(0.0 <= h["accuracy_val"] <= 1.0 and 1 <= h["codes_in_use_val"] <= 8 for h in out["history"])
+    assert 0 < out["chance"] < 1 and out["final_accuracy_val"] == out["history"][-1]["accuracy_val"]

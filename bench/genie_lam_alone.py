@@ -1,0 +1,99 @@
+"""The genie latent action model trained alone on explorer's random-policy transitions, printed as JSON.
+
+    .venv/bin/python bench/genie_lam_alone.py --out bench_runs/lam [--resolution 32 --steps 1000 --channels 32,64,64]
+
+Isolates the LAM from the rest of genie (tokenizer, dynamics, shared gradient clipping): frames t and
+t+1 in, a code out, trained only to rebuild frame t+1 (no labels). Every `--every` steps it reports the
+majority mapping from codes to the true actions (fitted on train transitions, scored on val) and the
+codes in use. Measured with this recipe (32 px, 64 x 100 transitions, batch 32, one thread; a scratch script
+that drew batches from the global RNG, before this file existed): channels 32,64,64 reach
+0.96 by step 500; 16,32,32,32 plateau near 0.59.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from playworld.data.collect import collect
+from playworld.data.store import Dataset
+from playworld.models.genie.lam import LatentActionModel
+from playworld.models.interface import frames_to_unit
+
+
+def transitions(ds: Dataset, split: str, limit: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(frame t, frame t+1) in [-1, 1] and the true action between them, up to `limit` transitions."""
+    prev, nxt, act = [], [], []
+    for ep in ds.episode_ids(split):
+        e = ds.load_episode(ep)
+        f = torch.from_numpy(np.asarray(e.frames).transpose(0, 3, 1, 2).copy())
+        prev.append(f[:-1]), nxt.append(f[1:]), act.append(torch.from_numpy(np.asarray(e.actions))[1:])
+    return frames_to_unit(torch.cat(prev)[:limit]), frames_to_unit(torch.cat(nxt)[:limit]), torch.cat(act)[:limit]
+
+
+@torch.no_grad()
+def codes(lam: LatentActionModel, data, batch: int = 250) -> torch.Tensor:
+    lam.eval()
+    out = torch.cat([lam.infer(data[0][i:i + batch], data[1][i:i + batch])[1] for i in range(0, len(data[2]), batch)])
+    lam.train()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("bench_runs/lam_alone"), help="folder for the dataset")
+    ap.add_argument("--resolution", type=int, default=32)
+    ap.add_argument("--episodes", type=int, default=64)
+    ap.add_argument("--steps-per-episode", type=int, default=100)
+    ap.add_argument("--channels", default="32,64,64", help="LAM conv stages (model.lam_channels)")
+    ap.add_argument("--codebook", type=int, default=8)
+    ap.add_argument("--warmup", type=int, default=300, help="unquantized steps first (model.lam_warmup)")
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--every", type=int, default=250, help="report the mapping every this many steps")
+    ap.add_argument("--eval-transitions", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    path = args.out / f"explorer{args.resolution}"
+    if not (path / "manifest.json").exists():
+        collect("explorer", path, episodes=args.episodes, policy="random", seed=0, resolution=args.resolution,
+                steps=args.steps_per_episode, progress=False)
+    ds = Dataset(path)
+    n_actions = ds.action_space.n
+    train = transitions(ds, "train", 10**9)
+    fit, val = tuple(x[: args.eval_transitions] for x in train), transitions(ds, "val", args.eval_transitions)
+    torch.manual_seed(0)
+    channels = tuple(int(c) for c in args.channels.split(","))
+    lam = LatentActionModel(args.codebook, 16, channels, 0.25, 3, warmup=args.warmup)
+    opt = torch.optim.AdamW(lam.parameters(), lr=1e-3)
+    history, g, t0, c0 = [], torch.Generator().manual_seed(0), time.perf_counter(), time.process_time()
+    for step in range(args.steps + 1):
+        if step % args.every == 0 or step == args.steps:
+            zf, zv = codes(lam, fit).numpy(), codes(lam, val).numpy()
+            counts = np.zeros((args.codebook, n_actions), np.int64)
+            np.add.at(counts, (zf, fit[2].numpy()), 1)
+            mapping = counts.argmax(1)
+            history.append({"step": step, "accuracy_val": float((mapping[zv] == val[2].numpy()).mean()),
+                            "codes_in_use_val": int(len(set(zv.tolist())))})
+        if step == args.steps:
+            break
+        i = torch.randint(len(train[2]), (args.batch,), generator=g)
+        loss, _, _ = lam(train[0][i], train[1][i])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    print(json.dumps({"bench": "genie_lam_alone", "resolution": args.resolution, "channels": channels,
+                      "warmup": args.warmup, "batch": args.batch, "train_transitions": len(train[2]),
+                      "val_transitions": len(val[2]), "chance": float(np.bincount(val[2].numpy()).max() / len(val[2])),
+                      "history": history, "final_accuracy_val": history[-1]["accuracy_val"], "target": ">= 0.9",
+                      "wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(time.process_time() - c0, 1)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -90,10 +90,9 @@ class VectorQuantizer(nn.Module):
             picks.append(int((z @ z[picks].t()).max(1).values.argmin()))
         centres = torch.cat([z[picks], F.normalize(torch.randn(n - len(picks), z.shape[1], device=z.device), dim=-1)])
         for _ in range(iterations):
-            assign = (z @ centres.t()).argmax(1)
-            for j in range(n):
-                if (assign == j).any():
-                    centres[j] = F.normalize(z[assign == j].mean(0), dim=0)
+            members = F.one_hot((z @ centres.t()).argmax(1), n).to(z.dtype)  # (B, n)
+            sums = members.t() @ z  # (n, dim); a code with no member keeps its centre
+            centres = torch.where(members.sum(0)[:, None] > 0, F.normalize(sums, dim=-1), centres)
         self.codebook.data.copy_(centres.to(self.codebook.dtype))
         self.usage.fill_(1.0 / n)
 
@@ -152,10 +151,12 @@ class LatentActionModel(nn.Module):
         """frames t and t+1 (B, 3, H, W) -> (quantized latent (B, dim), latent action (B,), VQ loss)."""
         h = self.encoder(torch.cat([prev, nxt, nxt - prev], dim=1))  # (B, C, h, w)
         z = self.to_latent(torch.cat([h.mean((2, 3)), h.amax((2, 3))], dim=1))  # (B, dim)
-        warming = self.training and int(self.steps) < self.warmup
-        if self.training and int(self.steps) == self.warmup and z.shape[0] > 1:
+        if not self.training:
+            return self.vq(z)
+        step = int(self.steps)
+        if step == self.warmup and z.shape[0] > 1:
             self.vq.init_from(z.detach())  # the first quantized step: codes start where the latents are
-        return self.vq(z, quantize=not warming)
+        return self.vq(z, quantize=step >= self.warmup)
 
     def predict(self, prev: Tensor, latent: Tensor) -> Tensor:
         """frame t (B, 3, H, W) and a latent action vector (B, dim) -> predicted frame t+1 (B, 3, H, W)."""

@@ -88,11 +88,6 @@ def _train(run: Path, data, variant: str, minutes: float, steps: int | None, pre
     from playworld.train.checkpoint import list_checkpoints
     from playworld.train.loop import train
 
-    def ends() -> list[dict]:
-        path = run / "metrics.jsonl"
-        lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
-        return [x for x in lines if x.get("kind") == "end"]
-
     if not list_checkpoints(run):
         overrides = ["model.frame_noise_levels=true", f"train.rollout={rollout}", f"train.seed={seed}",
                      "train.media_every=0", "train.budget_clock=cpu", *VARIANTS[variant], *(sets or [])]
@@ -102,21 +97,28 @@ def _train(run: Path, data, variant: str, minutes: float, steps: int | None, pre
             overrides.append(f"train.regime_switch_step={_switch_step(run.parent, steps, switch_fraction)}")
         train(run, data=data.path, model="diffusion", preset=preset, sets=overrides, steps=steps or 10**9,
               minutes=minutes, progress=progress)
-    elif not any(x.get("reason") in ("time", "steps") for x in ends()):
-        used = sum(float(x.get("minutes", 0.0)) for x in ends())
-        train(run, resume=True, steps=steps or 10**9, minutes=max(minutes - used, 0.01) if minutes > 0 else 0.0,
-              progress=progress)
-    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    else:
+        ends = [x for x in _metrics(run) if x.get("kind") == "end"]
+        if not any(x.get("reason") in ("time", "steps") for x in ends):  # cut short: train the rest
+            used = sum(float(x.get("minutes", 0.0)) for x in ends)
+            train(run, resume=True, steps=steps or 10**9, minutes=max(minutes - used, 0.01) if minutes > 0 else 0.0,
+                  progress=progress)
+    lines = _metrics(run)
     return {"train_steps": max((x["step"] for x in lines), default=0),
-            "train_minutes": sum(float(x.get("minutes", 0.0)) for x in ends())}
+            "train_minutes": sum(float(x.get("minutes", 0.0)) for x in lines if x.get("kind") == "end")}
+
+
+def _metrics(run: Path) -> list[dict]:
+    """The lines of the run's metrics.jsonl ([] when it has none, e.g. a folder left by a crash)."""
+    path = run / "metrics.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
 
 
 def _switch_step(world_runs: Path, steps: int | None, fraction: float) -> int:
     for name in ("teacher_forcing", "context_noise"):
-        metrics = world_runs / name / "metrics.jsonl"
-        if metrics.is_file():
-            last = max(json.loads(x)["step"] for x in metrics.read_text().splitlines() if x.strip())
-            return int(last * fraction)
+        lines = _metrics(world_runs / name)
+        if lines:
+            return int(max(x["step"] for x in lines) * fraction)
     return int((steps or 0) * fraction)
 
 

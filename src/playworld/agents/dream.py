@@ -67,6 +67,7 @@ def dream(
     """Train an actor-critic inside `model` for `steps` updates or `minutes`, whichever comes first.
     `budget_clock` 'cpu' counts `minutes` in this process's CPU time (equal compute on a busy machine)."""
     from playworld.data.progress import progress_iter
+    from playworld.train import config as train_config
     from playworld.train.checkpoint import check_dataset_matches
 
     dataset = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
@@ -87,9 +88,7 @@ def dream(
     learner = ActorCritic(model.spec, config).to(device)
     rng, generator = np.random.default_rng(seed), torch.Generator(device=device).manual_seed(seed)
     budget = steps if steps is not None else 10**9
-    if budget_clock not in ("wall", "cpu"):
-        raise PlayworldError(f"unknown budget clock {budget_clock!r}", "use 'wall' or 'cpu'")
-    clock = time.process_time if budget_clock == "cpu" else time.monotonic
+    clock = train_config.budget_clock(budget_clock)
     deadline = clock() + 60 * minutes if minutes is not None else float("inf")
     start, history, done = time.monotonic(), [], 0
     for step in progress_iter(range(budget), "dreaming", total=steps, enabled=progress):

@@ -14,17 +14,25 @@ sections with only the fields they change. Command-line overrides (`--set train.
 from __future__ import annotations
 
 import dataclasses
+import time
 import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 import yaml
 
 from playworld.errors import PlayworldError
 
 PRESETS = ("debug", "small", "base")
+
+
+def budget_clock(name: str) -> Callable[[], float]:
+    """The clock a time budget counts on: 'wall' (elapsed seconds) or 'cpu' (this process's CPU seconds)."""
+    if name not in ("wall", "cpu"):
+        raise PlayworldError(f"unknown budget clock {name!r}", "use 'wall' or 'cpu'")
+    return time.process_time if name == "cpu" else time.monotonic
 
 
 @dataclass

@@ -30,6 +30,7 @@ from playworld.rollout import dataset_windows, rollout, write_comparison
 from playworld.train import distributed
 from playworld.train.batches import training_batches
 from playworld.train.checkpoint import build_from_checkpoint, load_training_state, save_checkpoint, weights_metadata
+from playworld.train.config import budget_clock
 from playworld.train.logging import MetricsLog, progress_bar
 from playworld.train.regimes import RegimeSchedule
 from playworld.train.run import capture_rng, prepare_run, restore_rng, write_run_files
@@ -131,7 +132,7 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
                 done["media"] = step
 
     # -- the loop ----------------------------------------------------------------------------------
-    clock = time.process_time if cfg.budget_clock == "cpu" else time.monotonic
+    clock = budget_clock(cfg.budget_clock)
     started, reason, first_step = clock(), "steps", step
     window = _Window()
     with progress_bar(progress and d.is_main) as bar, _StopOnSignal() as stop:

@@ -52,7 +52,7 @@ class Denoiser(nn.Module):
             attention=config.attention, patch=int(config.patch), groups=int(config.groups),
         )
 
-    def condition(self, context: Tensor, actions: Tensor, context_sigma: Tensor, newest: Tensor | None = None) -> Conditioning:
+    def condition(self, context: Tensor, actions: Tensor, context_sigma: Tensor, newest: Tensor) -> Conditioning:
         """context (B, K, 3, H, W) in [-1, 1] (already noised by `context_sigma`), actions (B, K+1[, dim]).
 
         context_sigma: (B,) one level per example, or (B, K) one per frame (needs frame_noise_levels).
@@ -62,7 +62,6 @@ class Denoiser(nn.Module):
         taken from the noised frame would ask the network to predict that noise.
         """
         cond = self.action_embed(actions) + self._context_noise(context_sigma, context.shape[1])
-        newest = context[:, -1] if newest is None else newest
         base = newest if self.residual else torch.zeros_like(newest)
         return Conditioning(side=self.unet.embed_side(context.flatten(1, 2)), base=base, cond=cond)
 
@@ -88,7 +87,7 @@ class Denoiser(nn.Module):
         return c_skip * x + c_out * self.raw(x, sigma, c)
 
     def forward(
-        self, x: Tensor, sigma: Tensor, context: Tensor, actions: Tensor, context_sigma: Tensor, newest: Tensor | None = None
+        self, x: Tensor, sigma: Tensor, context: Tensor, actions: Tensor, context_sigma: Tensor, newest: Tensor
     ) -> Tensor:
         """The training call (through forward, so DDP and torch.compile see it): F's raw output (B, 3, H, W)."""
         return self.raw(x, sigma, self.condition(context, actions, context_sigma, newest))

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genie_latent_actions import _frames, confusion, score_mapping
+
 from playworld.data.collect import collect
 from playworld.data.store import Dataset
 from playworld.models.genie.lam import LatentActionModel
@@ -30,9 +32,8 @@ def transitions(ds: Dataset, split: str, limit: int) -> tuple[torch.Tensor, torc
     """(frame t, frame t+1) in [-1, 1] and the true action between them, up to `limit` transitions."""
     prev, nxt, act = [], [], []
     for ep in ds.episode_ids(split):
-        e = ds.load_episode(ep)
-        f = torch.from_numpy(np.asarray(e.frames).transpose(0, 3, 1, 2).copy())
-        prev.append(f[:-1]), nxt.append(f[1:]), act.append(torch.from_numpy(np.asarray(e.actions))[1:])
+        f = _frames(ds, ep)
+        prev.append(f[:-1]), nxt.append(f[1:]), act.append(torch.from_numpy(np.asarray(ds.load_episode(ep).actions))[1:])
     return frames_to_unit(torch.cat(prev)[:limit]), frames_to_unit(torch.cat(nxt)[:limit]), torch.cat(act)[:limit]
 
 
@@ -76,11 +77,10 @@ def main() -> None:
     for step in range(args.steps + 1):
         if step % args.every == 0 or step == args.steps:
             zf, zv = codes(lam, fit).numpy(), codes(lam, val).numpy()
-            counts = np.zeros((args.codebook, n_actions), np.int64)
-            np.add.at(counts, (zf, fit[2].numpy()), 1)
-            mapping = counts.argmax(1)
-            history.append({"step": step, "accuracy_val": float((mapping[zv] == val[2].numpy()).mean()),
-                            "codes_in_use_val": int(len(set(zv.tolist())))})
+            scores = score_mapping(confusion(zf, fit[2].numpy(), args.codebook, n_actions),
+                                   confusion(zv, val[2].numpy(), args.codebook, n_actions))
+            history.append({"step": step, "accuracy_val": scores["accuracy_val"],
+                            "codes_in_use_val": sum(1 for u in scores["latent_usage_val"] if u)})
         if step == args.steps:
             break
         i = torch.randint(len(train[2]), (args.batch,), generator=g)

@@ -55,6 +55,23 @@ def latent_actions(model, frames: torch.Tensor) -> torch.Tensor:
     return net.infer_actions(x)[0].cpu()
 
 
+def confusion(codes: np.ndarray, actions: np.ndarray, codebook: int, n_actions: int) -> np.ndarray:
+    """(codebook, n_actions) counts of how often each latent code coincides with each true action."""
+    counts = np.zeros((codebook, n_actions), np.int64)
+    np.add.at(counts, (codes, actions), 1)
+    return counts
+
+
+def score_mapping(train: np.ndarray, val: np.ndarray) -> dict:
+    """Majority mapping latent -> true action fitted on the `train` confusion, scored on `val`."""
+    mapping = train.argmax(1)
+    acc = float(val[np.arange(len(val)), mapping].sum() / max(1, val.sum()))
+    oracle = float(val.max(1).sum() / max(1, val.sum()))  # mapping fitted on val itself
+    return {"accuracy_val": acc, "accuracy_val_mapping_fitted_on_val": oracle, "mapping": mapping.tolist(),
+            "latent_usage_val": val.sum(1).tolist(), "val_transitions": int(val.sum()),
+            "confusion_val": val.tolist()}
+
+
 def majority_mapping(model, video: Dataset, labelled: Dataset, pairs: dict[str, list[tuple[int, int]]]) -> dict:
     codebook = model.spec.action_space.n
     n_true = labelled.action_space.n
@@ -63,14 +80,8 @@ def majority_mapping(model, video: Dataset, labelled: Dataset, pairs: dict[str, 
         for vid_ep, lab_ep in eps:
             z = latent_actions(model, _frames(video, vid_ep))[1:].numpy()  # transitions t-1 -> t, t >= 1
             a = np.asarray(labelled.load_episode(lab_ep).actions)[1 : 1 + len(z)]
-            np.add.at(counts[split], (z, a), 1)
-    mapping = counts["train"].argmax(1)  # latent -> true action, fitted on train
-    val = counts["val"]
-    acc = float(val[np.arange(codebook), mapping].sum() / max(1, val.sum()))
-    oracle = float(val.max(1).sum() / max(1, val.sum()))  # mapping fitted on val itself
-    return {"accuracy_val": acc, "accuracy_val_mapping_fitted_on_val": oracle, "mapping": mapping.tolist(),
-            "latent_usage_val": val.sum(1).tolist(), "val_transitions": int(val.sum()),
-            "confusion_val": val.tolist()}
+            counts[split] += confusion(z, a, codebook, n_true)
+    return score_mapping(counts["train"], counts["val"])
 
 
 @torch.no_grad()

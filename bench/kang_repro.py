@@ -102,8 +102,9 @@ def main() -> None:
     elif args.continue_minutes:
         sets = [f"train.lr={args.continue_lr}"] if args.continue_lr else None
         with contextlib.redirect_stdout(sys.stderr):
+            # a time budget: the run's own step budget (e.g. from --steps) must not end it at once
             result = timed("train_continued", lambda: train(run, sets=sets, minutes=args.continue_minutes, resume=True,
-                                                            device=args.device))
+                                                            steps=10**9, device=args.device))
         trained = {"continued": str(run), "steps": result.step, "stopped_by": result.reason, "val_psnr": result.val_psnr,
                    "continue_minutes": args.continue_minutes, "continue_lr": args.continue_lr}
     else:

@@ -43,8 +43,22 @@ def test_kang_repro_bench(tmp_path):
     assert ours["finding_reproduced"] == (ours["ood_over_id"] >= 5.0)
     # continuing the finished run at a lower rate, evaluated with more sampling steps
     again = _bench("kang_repro.py", "--out", tmp_path, "--train-episodes", 10, "--ood-episodes", 10, "--continue-minutes",
-                   0.02, "--continue-lr", 1e-4, "--eval-steps", 2, "--eval-clips", 2, "--resolution", 32, "--threads", 1)
-    assert again["train"]["continued"] and again["train"]["steps"] >= 2 and again["settings"]["eval_sampling_steps"] == 2
+                   0.05, "--continue-lr", 1e-4, "--eval-steps", 2, "--eval-clips", 2, "--resolution", 32, "--threads", 1)
+    assert again["train"]["continued"] and again["train"]["steps"] > 2  # trained on from step 2
+    assert again["settings"]["eval_sampling_steps"] == 2
+    lrs = [json.loads(x).get("lr") for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert lrs[-1] is None and 1e-4 in lrs  # the continued steps ran at --continue-lr
+
+
+@pytest.mark.slow
+def test_teacher_forced_psnr_bench(tmp_path):
+    from playworld.data.collect import collect
+    from playworld.train.loop import train
+
+    collect("explorer", tmp_path / "data", episodes=6, steps=20, resolution=32, progress=False)
+    train(tmp_path / "run", data=tmp_path / "data", model="diffusion", preset="debug", steps=2, progress=False)
+    out = _bench("teacher_forced_psnr.py", tmp_path / "run", tmp_path / "data", "--windows", 8, "--threads", 1)
+    assert out["windows"] == 8 and out["model_psnr"] > 0 and out["copy_last_psnr"] > out["model_psnr"]  # 2 steps: worse
 
 
 @pytest.mark.slow

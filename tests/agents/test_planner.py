@@ -81,3 +81,36 @@ def test_bad_planner_settings_are_errors():
         Planner(LineModel(), method="random-shooting")
     with pytest.raises(PlayworldError, match="elites"):
         Planner(LineModel(), population=4, elites=8)
+
+
+def test_planning_on_heads_skips_decoding_and_scores_the_same():
+    """With a reward read from the model's heads, rollout_returns steps the rssm with `advance` (no frames
+    decoded) and gets exactly the returns of the decoding path, for the same seed."""
+    from playworld.models.interface import WorldSpec
+    from playworld.models.registry import get_family
+    from playworld.train.config import load_preset, make_model_config
+
+    family = get_family("rssm")
+    config = make_model_config(family, load_preset("debug"), {})
+    spec = WorldSpec(resolution=32, action_space=ActionSpace.discrete(3), context=config.context)
+    torch.manual_seed(0)
+    model = family.world_model(family.build(config, spec), config, spec)
+    frames = torch.randint(0, 256, (config.context, 3, 32, 32), dtype=torch.uint8)
+    actions = torch.zeros(config.context, dtype=torch.long)
+    plans = torch.randint(0, 3, (6, 5), generator=torch.Generator().manual_seed(1))
+    heads = model_reward(model)
+    assert heads.needs_frames is False
+    model.decode_calls = 0
+    original = model.net.decoder.forward
+
+    def counting(feat):
+        model.decode_calls += 1
+        return original(feat)
+
+    model.net.decoder.forward = counting
+    fast = rollout_returns(model, heads, frames, actions, plans, seed=3)
+    assert model.decode_calls == 0
+    decoded = rollout_returns(model, lambda s, p, f: heads(s, p, f), frames, actions, plans, seed=3)  # needs frames
+    assert model.decode_calls == 5
+    assert torch.allclose(fast, decoded)
+    assert fast.std() > 0  # the plans differ, and so do their scores

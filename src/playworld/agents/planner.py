@@ -50,12 +50,18 @@ def rollout_returns(
     prev = frames[-1][None].expand(n, *frames.shape[1:])
     device = getattr(model, "device", plans.device)
     ret, alive = torch.zeros(n, device=device), torch.ones(n, device=device)
+    # a reward read from the model's heads needs no frames: skip decoding them where the model can
+    frameless = not getattr(reward_fn, "needs_frames", True) and callable(getattr(model, "advance", None))
     for t in range(horizon):
-        state, frame = model.step(state, plans[:, t].to(device))
-        reward, cont = reward_fn(state, prev.to(frame.device), frame)
+        if frameless:
+            state = model.advance(state, plans[:, t].to(device))
+            reward, cont = reward_fn(state, None, None)
+        else:
+            state, frame = model.step(state, plans[:, t].to(device))
+            reward, cont = reward_fn(state, prev.to(frame.device), frame)
+            prev = frame
         ret += discount**t * alive * reward.to(device)
         alive = alive * cont.to(device)
-        prev = frame
     return ret
 
 
@@ -100,7 +106,7 @@ class Planner(Policy):
 
     def __call__(self, frame: np.ndarray, state: dict | None = None) -> np.ndarray:
         r = self.model.spec.resolution
-        frame_t = torch.as_tensor(np.asarray(frame))
+        frame_t = torch.from_numpy(np.array(frame))  # a copy: worlds may hand out read-only views
         if frame_t.shape != (r, r, 3) or frame_t.dtype != torch.uint8:
             raise PlayworldError(
                 f"the planner got a frame of shape {tuple(frame_t.shape)} {frame_t.dtype}",

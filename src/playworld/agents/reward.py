@@ -167,6 +167,7 @@ def make_reward_fn(
             cont = model.predict_continue(state).float() if has_cont else torch.ones_like(reward)
             return reward, cont
 
+        heads.needs_frames = False  # read from the state alone: callers may skip decoding frames
         return heads
     if dataset is None:
         raise PlayworldError(

@@ -80,11 +80,17 @@ class RSSMWorldModel:
 
     @torch.no_grad()
     def step(self, state: RSSMState, action: Tensor) -> tuple[RSSMState, Tensor]:
+        state = self.advance(state, action)
+        frame = unit_to_frames(self.net.decoder(self.net.feature(state.h, state.z)).float())  # (B, 3, R, R)
+        return state, frame
+
+    @torch.no_grad()
+    def advance(self, state: RSSMState, action: Tensor) -> RSSMState:
+        """`step` without decoding the frame: the same next state (same random draws), for callers that
+        read only the heads (a planner scoring returns); the decoder is most of a step's cost."""
         generator = _fork(state.generator)
         h, prior = self.net.img_step(state.h, state.z, self._action(action))
-        z = self.net.sample(prior, generator)
-        frame = unit_to_frames(self.net.decoder(self.net.feature(h, z)).float())  # (B, 3, R, R)
-        return RSSMState(h=h, z=z, generator=generator), frame
+        return RSSMState(h=h, z=self.net.sample(prior, generator), generator=generator)
 
     @torch.no_grad()
     def predict_reward(self, state: RSSMState) -> Tensor:

@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--eval-clips", type=int, default=32, help="test clips evaluated per distribution")
     ap.add_argument("--resolution", type=int, default=64, help="frame size (the paper used 128; our parsing floor shrinks with it)")
     ap.add_argument("--preset", default="small", help="diffusion preset: debug, small or base")
-    ap.add_argument("--minutes", type=float, default=None, help="training budget in minutes (default: the preset's)")
+    ap.add_argument("--minutes", type=float, default=None, help="training budget in minutes (default: the preset's; none when --steps is given)")
     ap.add_argument("--steps", type=int, default=None, help="training budget in optimiser steps")
     ap.add_argument("--continue-minutes", type=float, default=None,
                     help="resume the finished run in --out for this many more minutes (each time it is passed)")
@@ -94,10 +94,12 @@ def main() -> None:
     ood_data = timed("collect_ood", lambda: dataset("ood", args.ood_episodes, True, args.seed + 1))
 
     run = out / "run"
+    # --steps alone is a step budget: no time limit (None would let the preset's 10 minutes cut it short)
+    minutes = args.minutes if args.minutes is not None else (0 if args.steps else None)
     if not list_checkpoints(run):
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON
             result = timed("train", lambda: train(run, data=id_data.path, model="diffusion", preset=args.preset,
-                                                  steps=args.steps, minutes=args.minutes, device=args.device))
+                                                  steps=args.steps, minutes=minutes, device=args.device))
         trained = {"steps": result.step, "stopped_by": result.reason, "val_psnr": result.val_psnr}
     elif args.continue_minutes:
         sets = [f"train.lr={args.continue_lr}"] if args.continue_lr else None

@@ -31,7 +31,9 @@ def test_genie_latent_actions_bench(tmp_path):
                  "--steps-per-episode", 20, "--train-steps", 3, "--preset", "debug")
     mapping = out["latent"]["majority_mapping"]
     assert 0.0 <= mapping["accuracy_val"] <= 1.0 and mapping["val_transitions"] > 0
-    assert {"delta_psnr_4", "psnr_4_real_actions", "psnr_4_random_actions"} <= set(out["true"])
+    assert {"delta_psnr_4", "psnr_4_real_actions", "psnr_4_random_actions", "psnr_4_copy_last"} <= set(out["true"])
+    assert out["true"]["delta_psnr_4"] == pytest.approx(out["true"]["psnr_4_real_actions"] - out["true"]["psnr_4_random_actions"])
+    assert 0 < out["true"]["psnr_4_copy_last"] < 100 and 0 < out["latent"]["psnr_4_copy_last"] < 100
 
 
 @pytest.mark.slow

@@ -144,13 +144,12 @@ def main() -> None:
         raise SystemExit("the imported video does not pair up with the collected episodes")
     pairs = {s: [(v, l) for v, l in zip(vid_eps, lab_eps) if labelled.episode_split(l) == s] for s in ("train", "val")}
 
-    minutes = args.minutes  # 0: no time limit (None would let the preset's own budget cut training short)
     runs = {}
     for name, data, actions in (("latent", video_path, "latent"), ("true", labelled_path, "true")):
         run = out / f"run_{name}"
         if not list_checkpoints(run):
             train(run, data=data, model="genie", preset=args.preset, sets=[f"model.actions={actions}", *args.sets],
-                  steps=args.train_steps, minutes=minutes, progress=False)
+                  steps=args.train_steps, minutes=args.minutes, progress=False)
         runs[name] = run
 
     result: dict = {"bench": "genie_latent_actions", "episodes": args.episodes, "steps_per_episode": args.steps_per_episode,

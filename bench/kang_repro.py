@@ -94,12 +94,10 @@ def main() -> None:
     ood_data = timed("collect_ood", lambda: dataset("ood", args.ood_episodes, True, args.seed + 1))
 
     run = out / "run"
-    # --steps alone is a step budget: no time limit (None would let the preset's 10 minutes cut it short)
-    minutes = args.minutes if args.minutes is not None else (0 if args.steps else None)
     if not list_checkpoints(run):
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON
             result = timed("train", lambda: train(run, data=id_data.path, model="diffusion", preset=args.preset,
-                                                  steps=args.steps, minutes=minutes, device=args.device))
+                                                  steps=args.steps, minutes=args.minutes, device=args.device))
         trained = {"steps": result.step, "stopped_by": result.reason, "val_psnr": result.val_psnr}
     elif args.continue_minutes:
         sets = [f"train.lr={args.continue_lr}"] if args.continue_lr else None

@@ -69,6 +69,11 @@ def test_dream_benches(tmp_path, script):
     out = _bench(script, "--tiny", "--threads", 1, "--out", tmp_path / "b")
     assert out["tiny"] is True and out["train"]["steps"] > 0 and out["dream"]["steps"] > 0
     assert {"agent_mean", "random_mean"} <= set(out["real"]) and isinstance(out["met"], bool)
+    if script == "dream_explorer.py":  # the planner bench on the run the dream bench trained
+        plan = _bench("planner_real.py", tmp_path / "b" / "run", "--episodes", 2, "--population", 8, "--horizon", 3,
+                      "--iterations", 1, "--max-steps", 5, "--world-option", "map_size=64", "--world-option", "n_coins=64")
+        assert len(plan["planner_returns"]) == len(plan["random_returns"]) == 2
+        assert plan["planner_steps"] == 10 and plan["planner_cpu_s_per_step"] > 0
 
 
 @pytest.mark.slow

@@ -88,6 +88,20 @@ def test_step_budget_and_time_budget(tmp_path, tiny_data):
     assert resolve_checkpoint(tmp_path / "b").name == f"{r.step:08d}"
 
 
+def test_steps_alone_replace_the_time_budget_of_the_preset(tmp_path, tiny_data):
+    from playworld.train.run import prepare_run
+
+    budget = ["train.minutes=0.001"]  # stands for a preset's time budget (small: 10 minutes)
+    plan = prepare_run(tmp_path / "a", tiny_data, tiny_family.NAME, "small", None, 7, None, False)
+    assert (plan.train_config.steps, plan.train_config.minutes) == (7, 0.0)
+    plan = prepare_run(tmp_path / "a", tiny_data, tiny_family.NAME, "small", None, None, None, False)
+    assert plan.train_config.minutes > 0  # no step budget asked for: the preset's minutes stay
+    plan = prepare_run(tmp_path / "a", tiny_data, tiny_family.NAME, "debug", budget, 7, None, False)
+    assert plan.train_config.minutes == 0.001  # a time budget set explicitly is kept beside the steps
+    plan = prepare_run(tmp_path / "a", tiny_data, tiny_family.NAME, "small", None, 7, 2.0, False)
+    assert plan.train_config.minutes == 2.0
+
+
 def test_cpu_budget_clock_counts_process_time(tmp_path, tiny_data, monkeypatch):
     import itertools
     import json

@@ -16,7 +16,7 @@ def train_cmd(
     model: Optional[str] = typer.Option(None, "--model", help="Model family to train (default: diffusion)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Preset: debug (seconds), small (CPU minutes; the default), base (GPU), or a .yaml file."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Stop after this many minutes (whichever of --minutes/--steps comes first); wall-clock, or CPU time of this process with --set train.budget_clock=cpu."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Stop after this many optimiser steps in total."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Stop after this many optimiser steps in total (alone, without --minutes, it replaces the preset's time budget)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint, exactly where it stopped."),
     sets: Optional[List[str]] = typer.Option(None, "--set", help="Override one option, e.g. --set train.lr=3e-4 --set model.steps=2 (repeatable)."),
     regime: Optional[str] = typer.Option(

@@ -76,6 +76,10 @@ def prepare_run(
         tcfg.steps = int(steps)
     if minutes is not None:
         tcfg.minutes = float(minutes)
+    elif steps is not None and "minutes" not in overrides["train"]:
+        # a step budget asked for without a time budget: the preset's (or the saved run's) minutes must
+        # not cut it short
+        tcfg.minutes = 0.0
     validate(tcfg)
 
     dataset = open_dataset(data)

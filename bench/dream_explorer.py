@@ -29,15 +29,22 @@ def pipeline(
     world: str, world_options: dict, resolution: int, collect_with: list[tuple[str, object, int]], steps_per_episode: int,
     train_minutes: float, dream_minutes: float, eval_episodes: int, out: Path, target: dict, seed: int = 0,
     train_steps: int | None = None, dream_steps: int | None = None, dream_config: dict | None = None,
-    max_steps: int | None = None, sets: list[str] | None = None,
+    max_steps: int | None = None, sets: list[str] | None = None, rounds: int = 1, round_episodes: int = 0,
+    round_train_minutes: float = 0.0, round_dream_minutes: float = 0.0,
 ) -> dict:
-    """collect -> train rssm -> dream -> real-world evaluation; returns the JSON-able report."""
+    """collect -> train rssm -> dream -> real-world evaluation; returns the JSON-able report.
+
+    With rounds > 1, Dreamer's loop follows the first dream: each further round collects
+    `round_episodes` real episodes with the current agent (sampling its actions), appends them to the
+    dataset, resumes the rssm run for `round_train_minutes` on the grown dataset, and continues the
+    same actor-critic in the retrained model for `round_dream_minutes`. The agent still learns only
+    in imagination; the real episodes only teach the model the states the agent reaches."""
     import numpy as np
     import torch
 
     from playworld.agents.actor_critic import Config
     from playworld.agents.dream import dream, evaluate_real
-    from playworld.agents.policy import save_agent
+    from playworld.agents.policy import make_policy, save_agent
     from playworld.data.collect import collect
     from playworld.data.store import Dataset
     from playworld.train.checkpoint import load_world_model
@@ -76,14 +83,38 @@ def pipeline(
     dreamt = stage("dream", lambda: dream(model, data, config, steps=dream_steps, minutes=dream_minutes, seed=seed,
                                           progress=False, cache_dir=out / "run" / "agents" / "reward_model",
                                           budget_clock="cpu"))
-    save_agent(out / "agent", dreamt.learner.actor, model.spec, {"world_options": world_options})
+    learner, report["rounds"] = dreamt.learner, []
+    for r in range(1, rounds):
+        policy = make_policy(learner.actor, model.spec, seed=seed + 100 + r, model=model)
+        before = len(data)
+
+        def do_round_collect():
+            collect(world, out / "data", episodes=round_episodes, policy=policy, seed=seed + 100 + r,
+                    resolution=resolution, steps=steps_per_episode, world_options=world_options, progress=False)
+            return Dataset(out / "data")
+
+        data = stage(f"collect_{r}", do_round_collect)
+        new = sorted(data.episode_ids())[before:]
+        got = [float(np.sum(data.load_episode(e).rewards)) for e in new]
+        trained = stage(f"train_{r}", lambda: train(out / "run", resume=True, sets=["train.budget_clock=cpu"],
+                                                     minutes=round_train_minutes, progress=False))
+        model = load_world_model(out / "run")
+        dreamt = stage(f"dream_{r}", lambda: dream(model, data, config, minutes=round_dream_minutes, seed=seed + r,
+                                                   progress=False, cache_dir=out / "run" / "agents" / "reward_model",
+                                                   budget_clock="cpu", learner=learner))
+        learner = dreamt.learner
+        report["rounds"].append({"round": r, "episodes_collected": len(new), "collected_mean_return": float(np.mean(got)),
+                                 "train_step": trained.step, "dream_steps": dreamt.steps})
+
+    save_agent(out / "agent", dreamt.learner.actor, model.spec,
+               {"world_options": world_options, "run": str((out / "run").resolve()), "checkpoint": None})
     hist = dreamt.history
-    report["dream"] = {"steps": dreamt.steps, "config": config.to_dict(),
+    report["dream"] = {"steps": dreamt.steps, "config": dreamt.learner.config.to_dict(),
                        "imagined_return_first": hist[0]["imagined_return"] if hist else None,
                        "imagined_return_last": hist[-1]["imagined_return"] if hist else None}
 
     ev = stage("evaluate", lambda: evaluate_real(model.spec, dreamt.learner.actor, world_options, episodes=eval_episodes,
-                                                 seed=10_000 + seed, max_steps=max_steps, progress=False))
+                                                 seed=10_000 + seed, max_steps=max_steps, progress=False, model=model))
     report["real"] = {"agent_mean": ev["agent"]["mean"], "agent_std": ev["agent"]["std"],
                       "random_mean": ev["random"]["mean"], "random_std": ev["random"]["std"],
                       "ratio_to_random": ev["ratio_to_random"], "episodes": eval_episodes}

@@ -98,3 +98,18 @@ class SlideModel:
     def predict_reward(self, state):
         return -(state - 2.5) ** 2
 
+
+
+class LatentLineModel(LineModel):
+    """LineModel whose state (x) an actor can read: features one_hot(x), advance without a frame, observe a frame."""
+
+    feature_dim = 8
+
+    def features(self, state):
+        return torch.nn.functional.one_hot(state.long(), 8).float()
+
+    def advance(self, state, action):
+        return (state + torch.as_tensor(MOVE)[action.long()]).clamp(0, 7)
+
+    def observe(self, state, frame, action):
+        return read_x(frame)

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from agent_fixtures import GOAL, SPEC, LineModel, SlideModel, render
+from agent_fixtures import GOAL, SPEC, LatentLineModel, LineModel, SlideModel, render
 
-from playworld.agents.actor_critic import ActorCritic, Config, ReturnNorm, imagine, lambda_returns
+from playworld.agents.actor_critic import ActorCritic, Config, ReturnNorm, imagine, lambda_returns, resolve_inputs
 from playworld.agents.dream import dream
-from playworld.agents.policy import PlayAgent, load_actor, load_policy, save_agent, world_returns
+from playworld.agents.policy import LatentActorPolicy, PlayAgent, load_actor, load_policy, make_policy, save_agent, world_returns
 from playworld.agents.reward import make_reward_fn
 from playworld.errors import PlayworldError
 from playworld.spaces import ActionSpace
@@ -136,3 +136,56 @@ def test_policy_with_another_action_space_is_refused(tmp_path):
 
     with pytest.raises(PlayworldError, match="world 'five' takes discrete\\(5\\)"):
         world_returns(FiveActionWorld(), load_policy(path), episodes=1)
+
+
+def test_inputs_resolve_to_latent_only_where_the_model_and_reward_allow_it():
+    latent, pixels = LatentLineModel(), LineModel()
+    assert resolve_inputs(Config(), latent, make_reward_fn(latent)).latent_dim == 8
+    assert resolve_inputs(Config(), latent, make_reward_fn(latent)).inputs == "latent"
+    assert resolve_inputs(Config(inputs="pixels"), latent, make_reward_fn(latent)).latent_dim == 0
+    assert resolve_inputs(Config(), pixels, make_reward_fn(pixels)).inputs == "pixels"
+    learned = lambda state, prev, frame: (torch.zeros(len(state)), torch.ones(len(state)))  # noqa: E731  needs frames
+    assert resolve_inputs(Config(), latent, learned).inputs == "pixels"
+    with pytest.raises(PlayworldError, match="latent state") as e:
+        resolve_inputs(Config(inputs="latent"), pixels, make_reward_fn(pixels))
+    assert "--inputs pixels" in e.value.fix
+    with pytest.raises(PlayworldError, match="unknown actor inputs"):
+        Config(inputs="eyes")
+
+
+def test_latent_imagination_never_decodes_and_the_latent_actor_learns(line_data):
+    model = LatentLineModel()
+    model.step = None  # imagination on the latent state must only advance, never decode
+    frames, actions = _line_batch([6, 0, 3])
+    learner = ActorCritic(SPEC, resolve_inputs(Config(horizon=4, **TINY), model, make_reward_fn(model)))
+    ro = imagine(model, make_reward_fn(model), learner.actor, frames, actions, 4, torch.Generator().manual_seed(0))
+    assert ro.obs.shape == (5, 3, 8) and torch.equal(ro.obs[0].argmax(-1), torch.tensor([6, 0, 3]))
+
+    model = LatentLineModel()
+    result = dream(model, line_data, Config(horizon=8, batch=16, entropy=1e-3, actor_lr=3e-3, **TINY), steps=150,
+                   seed=0, progress=False)
+    assert result.learner.actor.config.inputs == "latent"
+    policy = make_policy(result.learner.actor, SPEC, greedy=True, model=model)
+    assert isinstance(policy, LatentActorPolicy)
+    picks = []
+    for x in range(7):  # the policy filters real frames: a fresh episode starting at x
+        policy.reset()
+        picks.append(int(policy(render(np.array([x]))[0].transpose(1, 2, 0), {})))
+    assert picks.count(2) >= 6, picks
+    with pytest.raises(PlayworldError, match="no model was given"):
+        make_policy(result.learner.actor, SPEC)
+    # Dreamer's loop continues the same learner in a (retrained) model; a pixel model cannot take it
+    again = dream(model, line_data, Config(**TINY), steps=2, seed=1, progress=False, learner=result.learner)
+    assert again.learner is result.learner and again.learner.config.actor_lr == 3e-3  # its own config is kept
+    with pytest.raises(PlayworldError, match="learner to continue"):
+        dream(LineModel(), line_data, Config(**TINY), steps=1, progress=False, learner=result.learner)
+
+
+def test_latent_agent_on_disk_needs_its_world_model(tmp_path):
+    learner = ActorCritic(SPEC, Config(inputs="latent", latent_dim=8, **TINY))
+    path = save_agent(tmp_path / "a", learner.actor, SPEC, {"run": str(tmp_path / "gone")})
+    actor, _, config = load_actor(path)  # the actor alone loads
+    assert actor.config.latent_dim == 8 and config["actor"].inputs == "latent"
+    with pytest.raises(PlayworldError, match="not there") as e:
+        load_policy(path)
+    assert "dream the agent again" in e.value.fix

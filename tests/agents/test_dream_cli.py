@@ -56,6 +56,7 @@ def test_dream_writes_the_agent_and_its_real_world_evaluation(explorer_run, cli,
     assert f"agent {report['agent']['mean']:.2f} vs random {report['random']['mean']:.2f}" in stdout
     config = json.loads((out / "config.json").read_text())
     assert config["world_options"] == DENSE and config["steps"] == 2 and config["spec"]["resolution"] == RES
+    assert config["actor"]["inputs"] == "latent" and config["checkpoint"] == "00000002"  # rssm: the latent state by default
 
     # the saved agent plays: as a policy in the real world and in play's agent mode
     from playworld.agents.policy import load_policy, register_play_agent, world_returns
@@ -84,6 +85,7 @@ def test_dream_user_errors(explorer_run, cli, tmp_path):
     _user_error(cli("dream", tmp_path / "nope", "--data", data, "--out", tmp_path / "a", "--steps", "1"), "nope")
     _user_error(cli("dream", run, "--data", data, "--out", tmp_path / "a", "--steps", "0"), "steps")
     _user_error(cli("play", run, "--agent", tmp_path / "no-agent"), "no-agent", "does not exist")
+    _user_error(cli("dream", run, "--data", data, "--out", tmp_path / "a", "--steps", "1", "--inputs", "eyes"), "eyes")
     assert not (tmp_path / "a").exists()
 
 
@@ -110,3 +112,25 @@ def test_dream_cpu_budget_clock(explorer_run, monkeypatch):
     monkeypatch.setattr(dream_module.time, "process_time", lambda: 20.0 * next(ticks))
     result = dream_module.dream(model, data, config, minutes=1.0, progress=False, budget_clock="cpu")
     assert 1 <= result.steps <= 3
+
+
+def test_rssm_observe_continues_the_filter_of_reset(explorer_run):
+    # a latent-state agent tracks the real world one frame at a time: reset on frame 0, then observe
+    # frames 1.. with the actions that led into them, is exactly reset on the whole clip (same seed)
+    import torch
+
+    from playworld.train.checkpoint import load_world_model
+
+    run, data = explorer_run
+    model = load_world_model(run)
+    ep = Dataset(data).load_episode(Dataset(data).episode_ids()[0])
+    frames = torch.from_numpy(np.asarray(ep.frames[:4]).transpose(0, 3, 1, 2).copy())[None]
+    actions = torch.from_numpy(np.asarray(ep.actions[:4]))[None]
+    state = model.reset(frames[:, :1], actions[:, :1], seed=5)
+    for t in range(1, 4):
+        state = model.observe(state, frames[:, t], actions[:, t])
+    whole = model.reset(frames, actions, seed=5)
+    assert torch.allclose(model.features(state), model.features(whole), atol=1e-5)
+    assert model.features(state).shape == (1, model.feature_dim)
+    with pytest.raises(PlayworldError, match="action"):
+        model.observe(state, frames[:, 1], torch.tensor([9]))

@@ -4,10 +4,17 @@
     rollout = imagine(model, reward_fn, learner.actor, frames, actions, horizon=15, generator=g)
     metrics = learner.update(rollout)
 
-The actor and the critic both see pixels: the last `frame_stack` frames (B, 3 * S, R, R) uint8
-through a small conv encoder, so they work for every family (a world model need not expose a
-latent state). `imagine` starts from real contexts (K frames + actions from a dataset), filters
-them with `model.reset`, and lets the actor act for H steps with `model.step`; rewards and
+What the actor and the critic see (`Config.inputs`):
+- 'pixels': the last `frame_stack` frames (B, 3 * S, R, R) uint8 through a small conv encoder; works
+  for every family (a world model need not expose a latent state), but every imagined frame must
+  be decoded and encoded again;
+- 'latent': the model's own latent state (B, latent_dim) float (Dreamer's choice), for models that
+  offer `features(state)`, `advance(state, action)` and `observe(state, frame, action)` (rssm) and
+  score rewards from their heads: imagination never decodes a frame, so an update costs a small
+  fraction of a pixel one, and in the real world the agent filters each frame into that state
+  (policy.LatentActorPolicy).
+`imagine` starts from real contexts (K frames + actions from a dataset), filters them with
+`model.reset`, and lets the actor act for H steps with `model.step` (or `model.advance`); rewards and
 continue probabilities come from `reward_fn` (the family's heads, or the learned reward model).
 
 The update follows DreamerV3 where it can without a differentiable model:
@@ -28,13 +35,22 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
+from playworld.errors import PlayworldError
 from playworld.models.interface import WorldModel, WorldSpec, frames_to_unit
 from playworld.models.rssm.network import symexp, symlog
 from playworld.spaces import ActionSpace
 
 
+INPUTS = ("auto", "pixels", "latent")
+
+
 @dataclass
 class Config:
+    inputs: str = "auto"
+    """what the actor and critic see: 'pixels' (stacked frames; any family), 'latent' (the model's latent
+    state; needs features/observe/advance and reward heads, e.g. rssm) or 'auto' (latent where possible)"""
+    latent_dim: int = 0
+    """size of the latent state the networks read; set when `inputs` resolves to 'latent', 0 for pixels"""
     frame_stack: int = 2
     """S, frames the actor and critic see at once (2 gives them velocities)"""
     channels: int = 16
@@ -60,6 +76,15 @@ class Config:
     grad_clip: float = 100.0
     min_std: float = 0.1
     """continuous actions: smallest std, as a fraction of half the action range"""
+
+    def __post_init__(self) -> None:
+        if self.inputs not in INPUTS:
+            raise PlayworldError(f"unknown actor inputs {self.inputs!r}", f"use one of {', '.join(INPUTS)}")
+
+    @property
+    def latent(self) -> bool:
+        """True when the networks read a latent state rather than frames."""
+        return self.latent_dim > 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,6 +112,46 @@ class Encoder(nn.Module):
         return self.net(frames_to_unit(obs))
 
 
+class LatentEncoder(nn.Module):
+    """(B, latent_dim) float latent state -> (B, hidden)."""
+
+    def __init__(self, latent_dim: int, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(latent_dim, hidden), nn.LayerNorm(hidden), nn.SiLU())
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(obs.float())
+
+
+def make_encoder(spec: WorldSpec, config: Config) -> nn.Module:
+    if config.latent:
+        return LatentEncoder(config.latent_dim, config.hidden)
+    return Encoder(spec.resolution, 3 * config.frame_stack, config.channels, config.hidden)
+
+
+def latent_capable(model: WorldModel, reward_fn) -> bool:
+    """Whether an actor can act on `model`'s latent state: the model exposes it and can step and filter
+    it without frames, and the reward is read from the state (not from decoded frames)."""
+    has = all(callable(getattr(model, n, None)) for n in ("features", "advance", "observe"))
+    return has and hasattr(model, "feature_dim") and not getattr(reward_fn, "needs_frames", True)
+
+
+def resolve_inputs(config: Config, model: WorldModel, reward_fn) -> Config:
+    """`config` with `inputs` decided ('auto' -> latent where the model allows it) and `latent_dim` set."""
+    from dataclasses import replace
+
+    capable = latent_capable(model, reward_fn)
+    if config.inputs == "latent" and not capable:
+        raise PlayworldError(
+            f"an actor on the latent state needs a world model that exposes it (features, advance, observe) and "
+            f"predicts rewards from it; {type(model).__name__} does not",
+            "use --inputs pixels (works with every family), or a model of the rssm family",
+        )
+    if config.inputs == "pixels" or not capable:
+        return replace(config, inputs="pixels", latent_dim=0)
+    return replace(config, inputs="latent", latent_dim=int(model.feature_dim))
+
+
 def _bounds(space: ActionSpace) -> tuple[Tensor, Tensor]:
     """Centre and half-range of a continuous space (0 and 1 on unbounded dimensions)."""
     low, high = torch.tensor(space.low), torch.tensor(space.high)
@@ -95,13 +160,13 @@ def _bounds(space: ActionSpace) -> tuple[Tensor, Tensor]:
 
 
 class Actor(nn.Module):
-    """Stacked frames -> action distribution parameters: logits (B, n), or mean and std (B, 2, dim)."""
+    """Stacked frames (or a latent state) -> action distribution parameters: logits (B, n), or mean and std (B, 2, dim)."""
 
     def __init__(self, spec: WorldSpec, config: Config):
         super().__init__()
         self.space, self.config = spec.action_space, config
         out = 2 * self.space.dim if self.space.kind == "continuous" else self.space.n
-        self.encoder = Encoder(spec.resolution, 3 * config.frame_stack, config.channels, config.hidden)
+        self.encoder = make_encoder(spec, config)
         self.head = nn.Sequential(nn.Linear(config.hidden, config.hidden), nn.SiLU(), nn.Linear(config.hidden, out))
         nn.init.zeros_(self.head[-1].weight)  # start uniform / centred
         nn.init.zeros_(self.head[-1].bias)
@@ -137,7 +202,7 @@ class Actor(nn.Module):
 
     @torch.no_grad()
     def act(self, obs: Tensor, generator: torch.Generator | None = None, greedy: bool = False) -> Tensor:
-        """obs (B, 3 * S, R, R) uint8 -> actions (B,) int64 or (B, dim) float32 (sampled unless greedy)."""
+        """obs (B, 3 * S, R, R) uint8 (or (B, latent_dim) float) -> actions (B,) int64 or (B, dim) float32 (sampled unless greedy)."""
         params = self(obs)
         if not self.continuous:
             if greedy:
@@ -157,11 +222,11 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """Stacked frames -> value (B,), predicted in symlog space."""
+    """Stacked frames (or a latent state) -> value (B,), predicted in symlog space."""
 
     def __init__(self, spec: WorldSpec, config: Config):
         super().__init__()
-        self.encoder = Encoder(spec.resolution, 3 * config.frame_stack, config.channels, config.hidden)
+        self.encoder = make_encoder(spec, config)
         self.head = nn.Sequential(nn.Linear(config.hidden, config.hidden), nn.SiLU(), nn.Linear(config.hidden, 1))
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
@@ -213,7 +278,7 @@ class ReturnNorm(nn.Module):
 # -- imagination ------------------------------------------------------------------------------------
 @dataclass
 class Rollout:
-    obs: Tensor  # (H + 1, B, 3 * S, R, R) uint8, stacked frames at steps 0..H
+    obs: Tensor  # (H + 1, B, 3 * S, R, R) uint8 stacked frames, or (H + 1, B, latent_dim) latent states, at steps 0..H
     actions: Tensor  # (H, B) int64 or (H, B, dim) float32 (as sampled, before clipping)
     rewards: Tensor  # (H, B) reward on arriving at step t + 1
     conts: Tensor  # (H, B) probability that step t + 1 is not terminal
@@ -234,6 +299,8 @@ def imagine(
     """Imagine `horizon` steps of `actor` from real contexts frames (B, K, 3, R, R) u8, actions (B, K, ...)."""
     device = next(actor.parameters()).device
     state = model.reset(frames, actions, seed=seed)
+    if actor.config.latent:
+        return _imagine_latent(model, reward_fn, actor, state, horizon, generator, device)
     history = [f.to(device) for f in stack_context(frames, actor.config.frame_stack)]
     obs, acts, rewards, conts = [torch.cat(history, 1)], [], [], []
     for _ in range(horizon):
@@ -242,6 +309,20 @@ def imagine(
         r, c = reward_fn(state, history[-1], frame)
         history = history[1:] + [frame.to(device)]
         obs.append(torch.cat(history, 1))
+        acts.append(a)
+        rewards.append(r.float().to(device))
+        conts.append(c.float().to(device))
+    return Rollout(torch.stack(obs), torch.stack(acts), torch.stack(rewards), torch.stack(conts))
+
+
+def _imagine_latent(model, reward_fn, actor: Actor, state, horizon: int, generator, device) -> Rollout:
+    """`imagine` on the latent state: `advance` without decoding; rewards and continues from the heads."""
+    obs, acts, rewards, conts = [model.features(state).to(device)], [], [], []
+    for _ in range(horizon):
+        a = actor.act(obs[-1], generator)
+        state = model.advance(state, actor.to_env(a))
+        r, c = reward_fn(state, None, None)
+        obs.append(model.features(state).to(device))
         acts.append(a)
         rewards.append(r.float().to(device))
         conts.append(c.float().to(device))

@@ -1,7 +1,7 @@
 """Train a policy purely inside a world model (Dreamer's behaviour learning), then score it for real.
 
     result = dream(model, dataset, Config(), steps=500)      # ActorCritic trained in imagination
-    report = evaluate_real(model.spec, result.learner.actor, dataset, episodes=10)
+    report = evaluate_real(model.spec, result.learner.actor, episodes=10, model=model)
 
 Each step samples `batch` real contexts (K frames + actions) from the dataset's train split,
 imagines `horizon` steps with the actor (actor_critic.imagine) and makes one actor-critic update.
@@ -20,8 +20,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from playworld.agents.actor_critic import Actor, ActorCritic, Config, imagine
-from playworld.agents.policy import ActorPolicy, make_real_world, world_returns
+from playworld.agents.actor_critic import Actor, ActorCritic, Config, imagine, resolve_inputs
+from playworld.agents.policy import make_policy, make_real_world, world_returns
 from playworld.agents.reward import has_reward_head, make_reward_fn
 from playworld.data.store import Dataset
 from playworld.data.windows import WindowSampler
@@ -62,10 +62,12 @@ def dream(
     model: WorldModel, dataset: Dataset | str, config: Config | None = None, steps: int | None = None,
     minutes: float | None = None, seed: int = 0, progress: bool = True, cache_dir: str | Path | None = None,
     log_every: int = 10, on_log: Callable[[dict], None] | None = None, device: str | torch.device = "cpu",
-    budget_clock: str = "wall",
+    budget_clock: str = "wall", learner: ActorCritic | None = None,
 ) -> DreamResult:
     """Train an actor-critic inside `model` for `steps` updates or `minutes`, whichever comes first.
-    `budget_clock` 'cpu' counts `minutes` in this process's CPU time (equal compute on a busy machine)."""
+    `budget_clock` 'cpu' counts `minutes` in this process's CPU time (equal compute on a busy machine).
+    `learner` continues an earlier result's ActorCritic (its own config is kept; Dreamer's loop
+    re-dreams in a model retrained on the agent's own episodes)."""
     from playworld.data.progress import progress_iter
     from playworld.train import config as train_config
     from playworld.train.checkpoint import check_dataset_matches
@@ -82,10 +84,18 @@ def dream(
         raise PlayworldError(f"bad dream settings horizon={config.horizon} batch={config.batch} frame_stack={config.frame_stack}",
                              "use horizon >= 1, batch >= 2, frame_stack >= 1")
     reward_fn = make_reward_fn(model, dataset, cache_dir=cache_dir, seed=seed)
+    config = resolve_inputs(config, model, reward_fn)
+    if learner is not None and (learner.config.inputs, learner.config.latent_dim) != (config.inputs, config.latent_dim):
+        raise PlayworldError(
+            f"the learner to continue reads {learner.config.inputs} inputs ({learner.config.latent_dim or 'frames'}), "
+            f"but this model gives {config.inputs} ({config.latent_dim or 'frames'})",
+            "continue it in a model of the same family and size, or start a new learner",
+        )
     split = "train" if dataset.episode_ids("train") else None
     sampler = WindowSampler(dataset, model.spec.context, 1, split)
     torch.manual_seed(seed)
-    learner = ActorCritic(model.spec, config).to(device)
+    learner = (learner if learner is not None else ActorCritic(model.spec, config)).to(device).train()
+    config = learner.config
     rng, generator = np.random.default_rng(seed), torch.Generator(device=device).manual_seed(seed)
     budget = steps if steps is not None else 10**9
     clock = train_config.budget_clock(budget_clock)
@@ -109,9 +119,10 @@ def dream(
 
 def evaluate_real(
     spec: WorldSpec, actor: Actor, world_options: dict | None = None, episodes: int = 10, seed: int = 0,
-    max_steps: int | None = None, progress: bool = True,
+    max_steps: int | None = None, progress: bool = True, model: WorldModel | None = None,
 ) -> dict:
-    """Mean real-world return of the actor and of the random policy over the same episode seeds."""
+    """Mean real-world return of the actor and of the random policy over the same episode seeds.
+    An actor on the latent state needs `model`, the world model whose state it reads."""
     from playworld.data.progress import progress_iter
 
     world = make_real_world(spec, world_options)
@@ -119,7 +130,7 @@ def evaluate_real(
     torch.set_num_threads(1)  # one frame at a time: more threads only add synchronisation
     try:
         out = {"world": spec.world, "episodes": int(episodes), "seed": int(seed)}
-        policies = {"agent": ActorPolicy(actor, spec, seed=seed), "random": RandomPolicy(spec.action_space, seed=seed)}
+        policies = {"agent": make_policy(actor, spec, seed=seed, model=model), "random": RandomPolicy(spec.action_space, seed=seed)}
         for name, policy in policies.items():
             start = time.monotonic()
             returns = [world_returns(world, policy, 1, seed=seed + i, max_steps=max_steps)[0]

@@ -4,6 +4,10 @@
     agents/NAME/config.json          {"format": "playworld-agent", "spec": WorldSpec, "actor": Config, ...}
     agents/NAME/eval.json            written by `playworld dream` (real-world returns vs random)
 
+An agent whose actor reads the world model's latent state (actor Config.latent) also names that
+model in its config ("run" and "checkpoint"): loading it loads the model too, and the policy filters
+each real frame into the latent state before acting (LatentActorPolicy).
+
     policy = load_policy("agents/NAME")        # a playworld Policy: reset(), policy(frame, state) -> action
     returns = world_returns(world, policy, episodes=10, seed=0)
 
@@ -65,6 +69,23 @@ def read_agent_config(path: str | Path) -> dict:
     return {**config, "spec": spec, "actor": actor}
 
 
+def load_latent_model(config: dict, path: Path, device: str | torch.device = "cpu"):
+    """The world model a latent-state agent reads (its config's run and checkpoint)."""
+    from playworld.train.checkpoint import load_world_model
+
+    run = config.get("run")
+    if not run or not Path(run).is_dir():
+        raise PlayworldError(
+            f"agent {path} acts on the latent state of world model {run or '(not recorded)'}, which is not there",
+            "put that run back where it was trained, or dream the agent again (--inputs pixels needs no model)",
+        )
+    model = load_world_model(run, device=device, checkpoint=config.get("checkpoint"))
+    if not callable(getattr(model, "observe", None)) or int(getattr(model, "feature_dim", -1)) != config["actor"].latent_dim:
+        raise PlayworldError(f"world model {run} does not give the {config['actor'].latent_dim}-wide latent state agent {path} reads",
+                             "dream the agent again on this model")
+    return model
+
+
 def load_actor(path: str | Path, device: str | torch.device = "cpu") -> tuple[Actor, WorldSpec, dict]:
     """(actor in eval mode, the spec of the world model it was trained in, the whole config)."""
     path = Path(path)
@@ -113,10 +134,54 @@ class ActorPolicy(Policy):
         return action.astype(self.action_space.dtype).reshape(self.action_space.shape)
 
 
+class LatentActorPolicy(ActorPolicy):
+    """An actor on a world model's latent state, as a playworld Policy: each real frame is filtered into
+    the state (`model.reset` on the first frame, then `model.observe` with the action taken), and the
+    actor acts on `model.features(state)`."""
+
+    def __init__(self, actor: Actor, spec: WorldSpec, model, seed: int = 0, greedy: bool = False):
+        super().__init__(actor, spec, seed=seed, greedy=greedy)
+        self.model = model
+        self.state, self.last_action = None, None
+
+    def reset(self) -> None:
+        self.state, self.last_action = None, None
+
+    def __call__(self, frame: np.ndarray, state: dict | None = None) -> np.ndarray:
+        r = self.spec.resolution
+        f = torch.tensor(np.asarray(frame))
+        if tuple(f.shape) != (r, r, 3) or f.dtype != torch.uint8:
+            raise PlayworldError(
+                f"the agent got a frame of shape {tuple(f.shape)} {f.dtype}",
+                f"give it the world's ({r}, {r}, 3) uint8 frames (the resolution its world model was trained at)",
+            )
+        f = f.permute(2, 0, 1)[None]  # (1, 3, R, R)
+        if self.state is None:
+            space = self.spec.action_space
+            noop = torch.zeros((1, 1) + space.shape, dtype=torch.float32 if space.kind == "continuous" else torch.long)
+            self.state = self.model.reset(f[:, None], noop, seed=self.seed)
+        else:
+            self.state = self.model.observe(self.state, f, self.last_action)
+        action = self.actor.to_env(self.actor.act(self.model.features(self.state).to(self.device), self.generator, self.greedy))
+        self.last_action = action.cpu()
+        return action[0].cpu().numpy().astype(self.action_space.dtype).reshape(self.action_space.shape)
+
+
+def make_policy(actor: Actor, spec: WorldSpec, seed: int = 0, greedy: bool = False, model=None) -> ActorPolicy:
+    """The Policy that runs `actor`: on frames, or (a latent-state actor) on `model`'s filtered state."""
+    if not actor.config.latent:
+        return ActorPolicy(actor, spec, seed=seed, greedy=greedy)
+    if model is None:
+        raise PlayworldError("this actor acts on a world model's latent state, and no model was given",
+                             "pass the world model it was trained in (model=...)")
+    return LatentActorPolicy(actor, spec, model, seed=seed, greedy=greedy)
+
+
 def load_policy(path: str | Path, seed: int = 0, greedy: bool = False, device: str | torch.device = "cpu") -> ActorPolicy:
     """A saved agent (a `playworld dream` output folder) as a playworld Policy."""
-    actor, spec, _ = load_actor(path, device)
-    return ActorPolicy(actor, spec, seed=seed, greedy=greedy)
+    actor, spec, config = load_actor(path, device)
+    model = load_latent_model(config, Path(path), device) if actor.config.latent else None
+    return make_policy(actor, spec, seed=seed, greedy=greedy, model=model)
 
 
 # -- the real world ---------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ def dream_cmd(
     horizon: int = typer.Option(15, "--horizon", help="Imagined steps per start context."),
     batch: int = typer.Option(32, "--batch", help="Start contexts imagined per update."),
     entropy: float = typer.Option(3e-3, "--entropy", help="Entropy bonus scale."),
-    frame_stack: int = typer.Option(2, "--frame-stack", help="Frames the actor sees at once."),
+    frame_stack: int = typer.Option(2, "--frame-stack", help="Frames the actor sees at once (pixel inputs)."),
+    inputs: str = typer.Option("auto", "--inputs", help="What the actor sees: pixels (any family), latent (the model's latent state: "
+                               "fast imagination; rssm), or auto (latent where the model allows it)."),
     seed: int = typer.Option(0, "--seed", help="Seeds the start contexts, the imagination and the real-world episodes."),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Checkpoint step of the run to load (default: the last)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
@@ -37,7 +39,7 @@ def dream_cmd(
     from playworld.agents.actor_critic import Config
     from playworld.agents.dream import dream, evaluate_real, write_jsonl
     from playworld.agents.policy import save_agent
-    from playworld.train.checkpoint import check_dataset_matches, check_run_dir, load_world_model
+    from playworld.train.checkpoint import check_dataset_matches, check_run_dir, load_world_model, resolve_checkpoint
     from playworld.train.distributed import pick_device
     from playworld.train.run import open_dataset
 
@@ -56,11 +58,12 @@ def dream_cmd(
     dev = pick_device(device)
     model = load_world_model(run, device=dev, checkpoint=checkpoint)
     check_dataset_matches(model.spec, dataset, f"run {run}")
-    config = Config(horizon=horizon, batch=batch, entropy=entropy, frame_stack=frame_stack)
+    config = Config(horizon=horizon, batch=batch, entropy=entropy, frame_stack=frame_stack, inputs=inputs)
     result = dream(model, dataset, config, steps=steps, minutes=minutes, seed=seed, progress=progress,
                    cache_dir=Path(run) / "agents" / "reward_model", device=dev)
     world_options = dataset.manifest.get("world_options") or {}
-    extra = {"run": str(Path(run).resolve()), "data": str(Path(data).resolve()), "world_options": world_options,
+    extra = {"run": str(Path(run).resolve()), "checkpoint": resolve_checkpoint(run, checkpoint).name,
+             "data": str(Path(data).resolve()), "world_options": world_options,
              "steps": result.steps, "seconds": round(result.seconds, 1), "seed": seed}
     save_agent(out, result.learner.actor, model.spec, extra)
     write_jsonl(Path(out) / "metrics.jsonl", result.history)
@@ -69,7 +72,7 @@ def dream_cmd(
     typer.echo(f"agent: {out}")
     if eval_episodes > 0:
         report = evaluate_real(model.spec, result.learner.actor, world_options, episodes=eval_episodes, seed=seed,
-                               max_steps=max_steps, progress=progress)
+                               max_steps=max_steps, progress=progress, model=model)
         (Path(out) / "eval.json").write_text(json.dumps(report, indent=1))
         ratio = report["ratio_to_random"]
         typer.echo(f"real world ({report['world']}, {eval_episodes} episodes): agent {report['agent']['mean']:.2f} "

@@ -4,9 +4,13 @@
     state, frame = model.step(state, action)    # imagines one step with the prior, decodes the frame
     model.predict_reward(state)   -> (B,) float  reward on arriving at the state's newest frame
     model.predict_continue(state) -> (B,) float  probability that the newest frame is not terminal
+    model.features(state)         -> (B, feature_dim) the latent state (h, flattened z) agents can read
+    model.observe(state, frame, action) -> state  the posterior update with one real frame
 
 `predict_reward` / `predict_continue` go beyond the shared interface; `WorldModelEnv` and the
-planners use them when a model has them. States are immutable: each carries its own copy of the
+planners use them when a model has them. `features`, `observe` and `advance` let an agent act on
+the latent state (Dreamer's actor): it imagines without decoding a frame, and in the real world it
+tracks the state by filtering each real frame with `observe`. States are immutable: each carries its own copy of the
 sampling generator, so stepping one state twice with the same action gives the same frame, and a
 seed given to `reset` fixes every later step.
 """
@@ -91,6 +95,26 @@ class RSSMWorldModel:
         generator = _fork(state.generator)
         h, prior = self.net.img_step(state.h, state.z, self._action(action))
         return RSSMState(h=h, z=self.net.sample(prior, generator), generator=generator)
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.net.feat_dim)
+
+    @torch.no_grad()
+    def features(self, state: RSSMState) -> Tensor:
+        """(B, feature_dim) float32: the deterministic state h and the one-hot latents z, flattened."""
+        return self.net.feature(state.h, state.z).float()
+
+    @torch.no_grad()
+    def observe(self, state: RSSMState, frame: Tensor, action: Tensor) -> RSSMState:
+        """The state after `action` (B,) or (B, dim) led into the real `frame` (B, 3, R, R) uint8 (the posterior,
+        as `reset` filters its context); how an agent keeps track of the real world one frame at a time."""
+        action = self._action(action)
+        self._check(frame[:, None], action[:, None])
+        generator = _fork(state.generator)
+        x = frames_to_unit(frame.to(self.device))[:, None]
+        out = self.net.observe(x, action[:, None], generator, state.h, state.z)
+        return RSSMState(h=out["h"][:, -1], z=out["z"][:, -1], generator=generator)
 
     @torch.no_grad()
     def predict_reward(self, state: RSSMState) -> Tensor:

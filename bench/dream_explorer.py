@@ -133,8 +133,14 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="a few seconds per stage: checks the pipeline, not the target")
     ap.add_argument("--resolution", type=int, default=64)
     ap.add_argument("--episodes", type=int, default=60, help="episodes collected (half random, half scripted)")
-    ap.add_argument("--train-minutes", type=float, default=14.0)
-    ap.add_argument("--dream-minutes", type=float, default=12.0)
+    ap.add_argument("--train-minutes", type=float, default=10.0, help="CPU minutes of rssm training on the first episodes")
+    ap.add_argument("--dream-minutes", type=float, default=3.0, help="CPU minutes of the first dream")
+    ap.add_argument("--rounds", type=int, default=3, help="Dreamer rounds: 1 = no agent episodes; each further round "
+                    "collects with the agent, retrains the model and dreams again")
+    ap.add_argument("--round-episodes", type=int, default=10, help="real episodes collected with the agent per round")
+    ap.add_argument("--round-train-minutes", type=float, default=4.0, help="CPU minutes of model training per round")
+    ap.add_argument("--round-dream-minutes", type=float, default=3.0, help="CPU minutes of dreaming per round")
+    ap.add_argument("--inputs", default="auto", help="what the actor sees: auto, latent or pixels")
     ap.add_argument("--eval-episodes", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
@@ -152,10 +158,13 @@ def main() -> None:
     half = max(args.episodes // 2, 1) if not args.tiny else 2
     scripted = ExplorerCoinPolicy(space, seed=args.seed)
     kw = dict(train_minutes=args.train_minutes, dream_minutes=args.dream_minutes, eval_episodes=args.eval_episodes,
-              steps_per_episode=200, dream_config={"horizon": 15, "batch": 32})
+              steps_per_episode=200, dream_config={"horizon": 15, "batch": 32, "inputs": args.inputs},
+              rounds=args.rounds, round_episodes=args.round_episodes, round_train_minutes=args.round_train_minutes,
+              round_dream_minutes=args.round_dream_minutes)
     if args.tiny:
         kw = dict(train_minutes=1.0, dream_minutes=1.0, eval_episodes=2, steps_per_episode=30, train_steps=3,
-                  dream_steps=3, max_steps=30, dream_config={"horizon": 4, "batch": 4})
+                  dream_steps=3, max_steps=30, dream_config={"horizon": 4, "batch": 4, "inputs": args.inputs}, rounds=2,
+                  round_episodes=1, round_train_minutes=0.02, round_dream_minutes=0.02)
     report = pipeline("explorer", options, args.resolution, [("random", "random", half), ("scripted", scripted, half)],
                       out=args.out, target={"ratio_to_random": 3.0}, seed=args.seed, **kw)
     report["tiny"] = args.tiny

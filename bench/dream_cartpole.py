@@ -1,11 +1,13 @@
 """Benchmark: CartPole from pixels, balanced by a policy trained only inside an rssm world model.
 
-    python bench/dream_cartpole.py                 # the full budget (about 30 CPU-minutes)
+    python bench/dream_cartpole.py --threads 1     # the full budget (about 26 CPU-minutes)
     python bench/dream_cartpole.py --tiny          # seconds: proves the pipeline end to end
 
-gym:CartPole-v1 rendered at 64 x 64; random-policy episodes (about 22 steps each) are the only
-data; the rssm family learns frames, rewards (1 per step) and termination from them; the actor
-sees the last 2 frames (so it can tell velocities). Pipeline and JSON as in bench/dream_explorer.py.
+gym:CartPole-v1 rendered at 64 x 64; 300 random-policy episodes (about 22 steps each) start the
+dataset; the rssm family learns frames, rewards (1 per step) and termination from them; the actor
+reads the model's latent state (`--inputs auto`). Then Dreamer's loop (`--rounds`): collect 30
+episodes with the agent, retrain the model on the grown dataset, dream again, so the model learns
+the balanced states random play never reaches. Pipeline and JSON as in bench/dream_explorer.py.
 Target: mean real return >= 150 (random is about 22). Needs gymnasium's classic-control extra (pygame).
 """
 

@@ -1,11 +1,13 @@
 """Benchmark: a policy trained only inside an rssm world model collects explorer's coins in the real world.
 
-    python bench/dream_explorer.py                 # the full budget (about 30 CPU-minutes)
+    python bench/dream_explorer.py --threads 1     # the full budget (about 27 CPU-minutes)
     python bench/dream_explorer.py --tiny          # seconds: proves the pipeline end to end
 
 The pipeline (shared with bench/dream_cartpole.py): collect a dataset, train the rssm family on it
-(preset small, a time budget), dream (train the actor-critic purely in the model, a time budget),
-then play the agent and the random policy for the same real episodes. Prints one JSON object:
+(preset small, a CPU-time budget), dream (train the actor-critic purely in the model, on its latent
+state where it has one), then `--rounds - 1` rounds of Dreamer's loop (collect episodes with the
+agent, resume the model's training on the grown dataset, continue the actor-critic in it), then play
+the agent and the random policy for the same real episodes. Prints one JSON object:
 settings, dataset size and rewards, training and dreaming steps, real returns, the ratio to
 random, the target and whether it was met, and wall / CPU seconds per stage.
 

@@ -49,7 +49,7 @@ def pipeline(
     from playworld.agents.policy import make_policy, save_agent
     from playworld.data.collect import collect
     from playworld.data.store import Dataset
-    from playworld.train.checkpoint import load_world_model
+    from playworld.train.checkpoint import load_world_model, resolve_checkpoint
     from playworld.train.loop import train
 
     shutil.rmtree(out, ignore_errors=True)
@@ -85,6 +85,10 @@ def pipeline(
     dreamt = stage("dream", lambda: dream(model, data, config, steps=dream_steps, minutes=dream_minutes, seed=seed,
                                           progress=False, cache_dir=out / "run" / "agents" / "reward_model",
                                           budget_clock="cpu"))
+    hist = dreamt.history
+    report["dream"] = {"steps": dreamt.steps, "config": dreamt.learner.config.to_dict(),
+                       "imagined_return_first": hist[0]["imagined_return"] if hist else None,
+                       "imagined_return_last": hist[-1]["imagined_return"] if hist else None}
     learner, report["rounds"] = dreamt.learner, []
     for r in range(1, rounds):
         policy = make_policy(learner.actor, model.spec, seed=seed + 100 + r, model=model)
@@ -104,18 +108,13 @@ def pipeline(
         dreamt = stage(f"dream_{r}", lambda: dream(model, data, config, minutes=round_dream_minutes, seed=seed + r,
                                                    progress=False, cache_dir=out / "run" / "agents" / "reward_model",
                                                    budget_clock="cpu", learner=learner))
-        learner = dreamt.learner
         report["rounds"].append({"round": r, "episodes_collected": len(new), "collected_mean_return": float(np.mean(got)),
                                  "train_step": trained.step, "dream_steps": dreamt.steps})
 
-    save_agent(out / "agent", dreamt.learner.actor, model.spec,
-               {"world_options": world_options, "run": str((out / "run").resolve()), "checkpoint": None})
-    hist = dreamt.history
-    report["dream"] = {"steps": dreamt.steps, "config": dreamt.learner.config.to_dict(),
-                       "imagined_return_first": hist[0]["imagined_return"] if hist else None,
-                       "imagined_return_last": hist[-1]["imagined_return"] if hist else None}
+    save_agent(out / "agent", learner.actor, model.spec, {"world_options": world_options, "run": str((out / "run").resolve()),
+                                                          "checkpoint": resolve_checkpoint(out / "run").name})
 
-    ev = stage("evaluate", lambda: evaluate_real(model.spec, dreamt.learner.actor, world_options, episodes=eval_episodes,
+    ev = stage("evaluate", lambda: evaluate_real(model.spec, learner.actor, world_options, episodes=eval_episodes,
                                                  seed=10_000 + seed, max_steps=max_steps, progress=False, model=model))
     report["real"] = {"agent_mean": ev["agent"]["mean"], "agent_std": ev["agent"]["std"],
                       "random_mean": ev["random"]["mean"], "random_std": ev["random"]["std"],
@@ -130,23 +129,42 @@ def pipeline(
     return report
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_budget_arguments(ap: argparse.ArgumentParser, train_minutes: float, round_episodes: int, out: str) -> None:
+    """The options both dream benches share: budgets (CPU minutes), Dreamer's rounds, actor inputs, evaluation."""
     ap.add_argument("--tiny", action="store_true", help="a few seconds per stage: checks the pipeline, not the target")
     ap.add_argument("--resolution", type=int, default=64)
-    ap.add_argument("--episodes", type=int, default=60, help="episodes collected (half random, half scripted)")
-    ap.add_argument("--train-minutes", type=float, default=10.0, help="CPU minutes of rssm training on the first episodes")
+    ap.add_argument("--train-minutes", type=float, default=train_minutes, help="CPU minutes of rssm training on the first episodes")
     ap.add_argument("--dream-minutes", type=float, default=3.0, help="CPU minutes of the first dream")
     ap.add_argument("--rounds", type=int, default=3, help="Dreamer rounds: 1 = no agent episodes; each further round "
                     "collects with the agent, retrains the model and dreams again")
-    ap.add_argument("--round-episodes", type=int, default=10, help="real episodes collected with the agent per round")
+    ap.add_argument("--round-episodes", type=int, default=round_episodes, help="real episodes collected with the agent per round")
     ap.add_argument("--round-train-minutes", type=float, default=4.0, help="CPU minutes of model training per round")
     ap.add_argument("--round-dream-minutes", type=float, default=3.0, help="CPU minutes of dreaming per round")
     ap.add_argument("--inputs", default="auto", help="what the actor sees: auto, latent or pixels")
     ap.add_argument("--eval-episodes", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=Path("bench_out/dream_explorer"))
+    ap.add_argument("--out", type=Path, default=Path(out))
+
+
+def budget_kwargs(args: argparse.Namespace, steps_per_episode: int, dream_config: dict, tiny_round_episodes: int,
+                  **tiny_extra) -> dict:
+    """pipeline() keyword arguments from the shared options; with --tiny, a few seconds per stage."""
+    if args.tiny:
+        return dict(train_minutes=1.0, dream_minutes=1.0, eval_episodes=2, steps_per_episode=steps_per_episode,
+                    train_steps=3, dream_steps=3, dream_config={"horizon": 4, "batch": 4, "inputs": args.inputs},
+                    rounds=2, round_episodes=tiny_round_episodes, round_train_minutes=0.02, round_dream_minutes=0.02,
+                    **tiny_extra)
+    return dict(train_minutes=args.train_minutes, dream_minutes=args.dream_minutes, eval_episodes=args.eval_episodes,
+                steps_per_episode=steps_per_episode, dream_config={**dream_config, "inputs": args.inputs},
+                rounds=args.rounds, round_episodes=args.round_episodes, round_train_minutes=args.round_train_minutes,
+                round_dream_minutes=args.round_dream_minutes)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_budget_arguments(ap, train_minutes=10.0, round_episodes=10, out="bench_out/dream_explorer")
+    ap.add_argument("--episodes", type=int, default=60, help="episodes collected (half random, half scripted)")
     args = ap.parse_args()
 
     import torch
@@ -159,14 +177,7 @@ def main() -> None:
     space = Explorer.action_space
     half = max(args.episodes // 2, 1) if not args.tiny else 2
     scripted = ExplorerCoinPolicy(space, seed=args.seed)
-    kw = dict(train_minutes=args.train_minutes, dream_minutes=args.dream_minutes, eval_episodes=args.eval_episodes,
-              steps_per_episode=200, dream_config={"horizon": 15, "batch": 32, "inputs": args.inputs},
-              rounds=args.rounds, round_episodes=args.round_episodes, round_train_minutes=args.round_train_minutes,
-              round_dream_minutes=args.round_dream_minutes)
-    if args.tiny:
-        kw = dict(train_minutes=1.0, dream_minutes=1.0, eval_episodes=2, steps_per_episode=30, train_steps=3,
-                  dream_steps=3, max_steps=30, dream_config={"horizon": 4, "batch": 4, "inputs": args.inputs}, rounds=2,
-                  round_episodes=1, round_train_minutes=0.02, round_dream_minutes=0.02)
+    kw = budget_kwargs(args, 30 if args.tiny else 200, {"horizon": 15, "batch": 32}, 1, max_steps=30)
     report = pipeline("explorer", options, args.resolution, [("random", "random", half), ("scripted", scripted, half)],
                       out=args.out, target={"ratio_to_random": 3.0}, seed=args.seed, **kw)
     report["tiny"] = args.tiny

@@ -38,7 +38,7 @@ from playworld.train.checkpoint import list_checkpoints
 from playworld.train.loop import train
 from playworld.eval.metrics import psnr
 
-HORIZON = 4
+HORIZON = 4  # Genie's delta-PSNR is taken 4 frames ahead; --horizon changes it (the keys then say so)
 
 
 def _episodes(ds: Dataset) -> list[int]:
@@ -87,7 +87,8 @@ def majority_mapping(model, video: Dataset, labelled: Dataset, pairs: dict[str, 
 
 
 @torch.no_grad()
-def delta_psnr(model, ds: Dataset, eps: list[int], latent: bool, windows_per_episode: int, seed: int) -> dict:
+def delta_psnr(model, ds: Dataset, eps: list[int], latent: bool, windows_per_episode: int, seed: int,
+               horizon: int = HORIZON) -> dict:
     k, space = model.spec.context, model.spec.action_space
     rng = np.random.default_rng(seed)
     real, rand, copy = [], [], []
@@ -96,23 +97,24 @@ def delta_psnr(model, ds: Dataset, eps: list[int], latent: bool, windows_per_epi
         actions = torch.from_numpy(np.asarray(ds.load_episode(ep).actions))
         if latent:
             actions = latent_actions(model, frames).clamp_max(space.n - 1)  # index 0 ('unknown') is never used below
-        t_max = len(frames) - HORIZON
+        t_max = len(frames) - horizon
         if t_max <= k:
             continue
         for t in rng.choice(np.arange(k, t_max + 1), size=min(windows_per_episode, t_max + 1 - k), replace=False):
             ctx, ctx_a = frames[None, t - k : t], actions[None, t - k : t]
-            copy.append(float(psnr(frames[None, t - 1].numpy(), frames[None, t + HORIZON - 1].numpy())[0]))
-            future = actions[None, t : t + HORIZON]
-            random_future = torch.from_numpy(rng.integers(space.n, size=(1, HORIZON)))
+            copy.append(float(psnr(frames[None, t - 1].numpy(), frames[None, t + horizon - 1].numpy())[0]))
+            future = actions[None, t : t + horizon]
+            random_future = torch.from_numpy(rng.integers(space.n, size=(1, horizon)))
             for driven, out in ((future, real), (random_future, rand)):
                 state = model.reset(ctx, ctx_a if not latent else torch.zeros_like(ctx_a), seed=seed)
-                for j in range(HORIZON):
+                for j in range(horizon):
                     state, frame = model.step(state, driven[:, j])
-                out.append(float(psnr(frame.cpu().numpy(), frames[None, t + HORIZON - 1].numpy())[0]))
-    return {"psnr_4_real_actions": float(np.mean(real)), "psnr_4_random_actions": float(np.mean(rand)),
-            "delta_psnr_4": float(np.mean(real) - np.mean(rand)),
-            "delta_psnr_4_stderr": float(np.std(np.subtract(real, rand), ddof=1) / np.sqrt(len(real))) if len(real) > 1 else None,
-            "psnr_4_copy_last": float(np.mean(copy)), "windows": len(real)}
+                out.append(float(psnr(frame.cpu().numpy(), frames[None, t + horizon - 1].numpy())[0]))
+    h = horizon
+    return {f"psnr_{h}_real_actions": float(np.mean(real)), f"psnr_{h}_random_actions": float(np.mean(rand)),
+            f"delta_psnr_{h}": float(np.mean(real) - np.mean(rand)),
+            f"delta_psnr_{h}_stderr": float(np.std(np.subtract(real, rand), ddof=1) / np.sqrt(len(real))) if len(real) > 1 else None,
+            f"psnr_{h}_copy_last": float(np.mean(copy)), "windows": len(real)}
 
 
 def main() -> None:
@@ -125,6 +127,9 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=3000, help="optimiser steps per model")
     ap.add_argument("--minutes", type=float, default=0.0, help="also stop each training after this many minutes (0 = no limit)")
     ap.add_argument("--windows", type=int, default=4, help="delta-PSNR windows per val episode")
+    ap.add_argument("--horizon", type=int, default=HORIZON, help="frames ahead at which delta-PSNR is taken (Genie: 4)")
+    ap.add_argument("--temperature", type=float, default=None, help="token sampling temperature for the evaluation "
+                    "(default: the runs' own; 0 = argmax)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="extra --set overrides for both runs")
     args = ap.parse_args()
     out = Path(args.out)
@@ -157,9 +162,12 @@ def main() -> None:
                     "minutes": args.minutes, "sets": args.sets}
     latent_model = playworld.load(runs["latent"])
     true_model = playworld.load(runs["true"])
+    if args.temperature is not None:
+        latent_model.config.temperature = true_model.config.temperature = args.temperature
+    result.update(horizon=args.horizon, temperature=float(latent_model.config.temperature))
     result["latent"] = {"majority_mapping": majority_mapping(latent_model, video, labelled, pairs),
-                        **delta_psnr(latent_model, video, [v for v, _ in pairs["val"]], True, args.windows, seed=0)}
-    result["true"] = delta_psnr(true_model, labelled, [l for _, l in pairs["val"]], False, args.windows, seed=0)
+                        **delta_psnr(latent_model, video, [v for v, _ in pairs["val"]], True, args.windows, seed=0, horizon=args.horizon)}
+    result["true"] = delta_psnr(true_model, labelled, [l for _, l in pairs["val"]], False, args.windows, seed=0, horizon=args.horizon)
     for name, run in runs.items():
         lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
         last = [x for x in lines if x.get("kind", x.get("phase")) == "train"] or lines

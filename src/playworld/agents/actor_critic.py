@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
+from playworld.agents.reward import reads_state_only
 from playworld.errors import PlayworldError
 from playworld.models.interface import WorldModel, WorldSpec, frames_to_unit
 from playworld.models.rssm.network import symexp, symlog
@@ -133,7 +134,7 @@ def latent_capable(model: WorldModel, reward_fn) -> bool:
     """Whether an actor can act on `model`'s latent state: the model exposes it and can step and filter
     it without frames, and the reward is read from the state (not from decoded frames)."""
     has = all(callable(getattr(model, n, None)) for n in ("features", "advance", "observe"))
-    return has and hasattr(model, "feature_dim") and not getattr(reward_fn, "needs_frames", True)
+    return has and hasattr(model, "feature_dim") and reads_state_only(reward_fn)
 
 
 def resolve_inputs(config: Config, model: WorldModel, reward_fn) -> Config:
@@ -296,33 +297,26 @@ def imagine(
     model: WorldModel, reward_fn, actor: Actor, frames: Tensor, actions: Tensor, horizon: int,
     generator: torch.Generator, seed: int = 0,
 ) -> Rollout:
-    """Imagine `horizon` steps of `actor` from real contexts frames (B, K, 3, R, R) u8, actions (B, K, ...)."""
+    """Imagine `horizon` steps of `actor` from real contexts frames (B, K, 3, R, R) u8, actions (B, K, ...).
+
+    A latent actor reads `model.features` and the model only `advance`s (no frame is decoded; the
+    rewards come from the heads); a pixel actor reads its last S frames, decoded by `model.step`."""
     device = next(actor.parameters()).device
     state = model.reset(frames, actions, seed=seed)
-    if actor.config.latent:
-        return _imagine_latent(model, reward_fn, actor, state, horizon, generator, device)
-    history = [f.to(device) for f in stack_context(frames, actor.config.frame_stack)]
-    obs, acts, rewards, conts = [torch.cat(history, 1)], [], [], []
+    latent = actor.config.latent
+    history = None if latent else [f.to(device) for f in stack_context(frames, actor.config.frame_stack)]
+    obs, acts, rewards, conts = [model.features(state).to(device) if latent else torch.cat(history, 1)], [], [], []
     for _ in range(horizon):
         a = actor.act(obs[-1], generator)
-        state, frame = model.step(state, actor.to_env(a))
-        r, c = reward_fn(state, history[-1], frame)
-        history = history[1:] + [frame.to(device)]
-        obs.append(torch.cat(history, 1))
-        acts.append(a)
-        rewards.append(r.float().to(device))
-        conts.append(c.float().to(device))
-    return Rollout(torch.stack(obs), torch.stack(acts), torch.stack(rewards), torch.stack(conts))
-
-
-def _imagine_latent(model, reward_fn, actor: Actor, state, horizon: int, generator, device) -> Rollout:
-    """`imagine` on the latent state: `advance` without decoding; rewards and continues from the heads."""
-    obs, acts, rewards, conts = [model.features(state).to(device)], [], [], []
-    for _ in range(horizon):
-        a = actor.act(obs[-1], generator)
-        state = model.advance(state, actor.to_env(a))
-        r, c = reward_fn(state, None, None)
-        obs.append(model.features(state).to(device))
+        if latent:
+            state = model.advance(state, actor.to_env(a))
+            r, c = reward_fn(state, None, None)
+            obs.append(model.features(state).to(device))
+        else:
+            state, frame = model.step(state, actor.to_env(a))
+            r, c = reward_fn(state, history[-1], frame)
+            history = history[1:] + [frame.to(device)]
+            obs.append(torch.cat(history, 1))
         acts.append(a)
         rewards.append(r.float().to(device))
         conts.append(c.float().to(device))

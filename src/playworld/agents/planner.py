@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from playworld.agents.env import check_action_space
-from playworld.agents.reward import RewardFn, make_reward_fn
+from playworld.agents.reward import RewardFn, make_reward_fn, reads_state_only
 from playworld.errors import PlayworldError
 from playworld.models.interface import WorldModel
 from playworld.worlds.policies import Policy
@@ -51,7 +51,7 @@ def rollout_returns(
     device = getattr(model, "device", plans.device)
     ret, alive = torch.zeros(n, device=device), torch.ones(n, device=device)
     # a reward read from the model's heads needs no frames: skip decoding them where the model can
-    frameless = not getattr(reward_fn, "needs_frames", True) and callable(getattr(model, "advance", None))
+    frameless = reads_state_only(reward_fn) and callable(getattr(model, "advance", None))
     for t in range(horizon):
         if frameless:
             state = model.advance(state, plans[:, t].to(device))

@@ -119,7 +119,8 @@ class ActorPolicy(Policy):
     def reset(self) -> None:
         self.history = []
 
-    def __call__(self, frame: np.ndarray, state: dict | None = None) -> np.ndarray:
+    def _frame(self, frame: np.ndarray) -> torch.Tensor:
+        """A world frame (R, R, 3) uint8 -> (1, 3, R, R), checked; PlayworldError on another shape or dtype."""
         r = self.spec.resolution
         f = torch.tensor(np.asarray(frame))  # a copy: frames may be read-only views
         if tuple(f.shape) != (r, r, 3) or f.dtype != torch.uint8:
@@ -127,11 +128,17 @@ class ActorPolicy(Policy):
                 f"the agent got a frame of shape {tuple(f.shape)} {f.dtype}",
                 f"give it the world's ({r}, {r}, 3) uint8 frames (the resolution its world model was trained at)",
             )
-        self.history = (self.history + [f.permute(2, 0, 1)[None]])[-self.actor.config.frame_stack:]
+        return f.permute(2, 0, 1)[None]
+
+    def _act(self, obs: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        """The actor's action on obs (1, ...) as a tensor (1[, dim]) on the CPU and as the world takes it."""
+        action = self.actor.to_env(self.actor.act(obs.to(self.device), self.generator, self.greedy)).cpu()
+        return action, action[0].numpy().astype(self.action_space.dtype).reshape(self.action_space.shape)
+
+    def __call__(self, frame: np.ndarray, state: dict | None = None) -> np.ndarray:
+        self.history = (self.history + [self._frame(frame)])[-self.actor.config.frame_stack:]
         frames = torch.stack(self.history, 1)  # (1, s <= S, 3, R, R)
-        obs = torch.cat(stack_context(frames, self.actor.config.frame_stack), 1).to(self.device)
-        action = self.actor.to_env(self.actor.act(obs, self.generator, self.greedy))[0].cpu().numpy()
-        return action.astype(self.action_space.dtype).reshape(self.action_space.shape)
+        return self._act(torch.cat(stack_context(frames, self.actor.config.frame_stack), 1))[1]
 
 
 class LatentActorPolicy(ActorPolicy):
@@ -148,23 +155,14 @@ class LatentActorPolicy(ActorPolicy):
         self.state, self.last_action = None, None
 
     def __call__(self, frame: np.ndarray, state: dict | None = None) -> np.ndarray:
-        r = self.spec.resolution
-        f = torch.tensor(np.asarray(frame))
-        if tuple(f.shape) != (r, r, 3) or f.dtype != torch.uint8:
-            raise PlayworldError(
-                f"the agent got a frame of shape {tuple(f.shape)} {f.dtype}",
-                f"give it the world's ({r}, {r}, 3) uint8 frames (the resolution its world model was trained at)",
-            )
-        f = f.permute(2, 0, 1)[None]  # (1, 3, R, R)
-        if self.state is None:
-            space = self.spec.action_space
-            noop = torch.zeros((1, 1) + space.shape, dtype=torch.float32 if space.kind == "continuous" else torch.long)
+        f = self._frame(frame)  # (1, 3, R, R)
+        if self.state is None:  # an episode's first frame: a one-frame context, led into by the no-op
+            noop = torch.as_tensor(self.action_space.noop())[None, None]
             self.state = self.model.reset(f[:, None], noop, seed=self.seed)
         else:
             self.state = self.model.observe(self.state, f, self.last_action)
-        action = self.actor.to_env(self.actor.act(self.model.features(self.state).to(self.device), self.generator, self.greedy))
-        self.last_action = action.cpu()
-        return action[0].cpu().numpy().astype(self.action_space.dtype).reshape(self.action_space.shape)
+        self.last_action, action = self._act(self.model.features(self.state))
+        return action
 
 
 def make_policy(actor: Actor, spec: WorldSpec, seed: int = 0, greedy: bool = False, model=None) -> ActorPolicy:

@@ -154,6 +154,12 @@ def has_reward_head(model) -> bool:
     return callable(getattr(model, "predict_reward", None))
 
 
+def reads_state_only(reward_fn) -> bool:
+    """Whether `reward_fn` reads rewards from the model's state alone (its heads), so callers may pass
+    no frames and skip decoding them (`make_reward_fn` marks such functions `needs_frames = False`)."""
+    return not getattr(reward_fn, "needs_frames", True)
+
+
 def make_reward_fn(
     model, dataset=None, cache_dir: str | Path | None = None, steps: int = 300, seed: int = 0
 ) -> RewardFn:

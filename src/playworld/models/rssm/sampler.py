@@ -110,7 +110,7 @@ class RSSMWorldModel:
         """The state after `action` (B,) or (B, dim) led into the real `frame` (B, 3, R, R) uint8 (the posterior,
         as `reset` filters its context); how an agent keeps track of the real world one frame at a time."""
         action = self._action(action)
-        self._check(frame[:, None], action[:, None])
+        check_frames(frame[:, None], self.spec)
         generator = _fork(state.generator)
         x = frames_to_unit(frame.to(self.device))[:, None]
         out = self.net.observe(x, action[:, None], generator, state.h, state.z)

@@ -161,3 +161,23 @@ def test_full_size_map_has_landmarks_and_is_mostly_reachable():
     landmark_ids = np.unique(w.base[w.base >= 8])
     assert len(landmark_ids) == 64 * 16  # 64 distinct landmarks, 16 cells each
     assert len(w.reachable) > 0.5 * 256 * 256
+
+
+def test_map_too_small_for_coins_is_redrawn_or_named():
+    # episode seed 10026 draws a 64-cell map whose largest floor region has 52 cells: too few for 64
+    # coins, so the world draws the next map from the same generator (reproducibly) ...
+    w = make_world("explorer", 32, map_size=64, n_coins=64)
+    _, state = w.reset(seed=10026)
+    assert len(w.reachable) > 64 and len(state["coins"]) == 64
+    _, again = w.reset(seed=10026)
+    assert np.array_equal(state["agent"], again["agent"]) and np.array_equal(state["coins"], again["coins"])
+    # ... while a fixed map that small, or coins no map can hold, are a clear error
+    with pytest.raises(PlayworldError, match="too small for 64 coins"):
+        make_world("explorer", 32, map_size=64, n_coins=64, map_seed=_small_map_seed()).reset(seed=0)
+    with pytest.raises(PlayworldError, match="lower n_coins"):
+        make_world("explorer", 32, map_size=32, n_coins=2000).reset(seed=0)
+
+
+def _small_map_seed() -> int:
+    """The map seed episode seed 10026 draws first (its largest floor region: 52 cells)."""
+    return int(np.random.default_rng(10026).integers(2**31))

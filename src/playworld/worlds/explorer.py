@@ -220,12 +220,20 @@ class Explorer(World):
         # own generator, so a collection seeded once gives distinct, reproducible episodes.
         if seed is not None:
             self._seed_rng = np.random.default_rng(seed)
-        self.seed = int(self._seed_rng.integers(2**31))
-        self._load_map(self.seed if self.fixed_map_seed is None else int(self.fixed_map_seed))
+        # A map whose largest floor region cannot hold the agent and every coin (walls and water
+        # can cut a small map into pockets) is skipped: the next seed is drawn from the same
+        # generator, so episodes stay reproducible. A fixed map_seed has no second draw.
+        for _ in range(64):
+            self.seed = int(self._seed_rng.integers(2**31))
+            self._load_map(self.seed if self.fixed_map_seed is None else int(self.fixed_map_seed))
+            if len(self.reachable) > self.n_coins or self.fixed_map_seed is not None:
+                break
+        if len(self.reachable) <= self.n_coins:
+            where = f"map_seed {self.fixed_map_seed}" if self.fixed_map_seed is not None else f"{self.map_size}-cell maps"
+            raise PlayworldError(f"explorer {where} too small for {self.n_coins} coins (the largest floor region "
+                                 f"has {len(self.reachable)} cells)", "lower n_coins or raise map_size")
         rng = np.random.default_rng([self.seed, 1])
-        picks = rng.choice(len(self.reachable), min(len(self.reachable), self.n_coins + 1), replace=False)
-        if len(picks) < self.n_coins + 1:
-            raise PlayworldError(f"explorer map too small for {self.n_coins} coins", "lower n_coins or raise map_size")
+        picks = rng.choice(len(self.reachable), self.n_coins + 1, replace=False)
         self.agent = self.reachable[picks[0]].copy()
         self.coins = self.reachable[picks[1:]].copy()
         self.coin_respawns = np.zeros(self.n_coins, np.int32)

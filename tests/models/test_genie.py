@@ -28,6 +28,34 @@ def _spec(space: ActionSpace, config) -> WorldSpec:
     return WorldSpec(resolution=RES, action_space=space, context=int(config.context))
 
 
+# -- spatial rotary code ----------------------------------------------------------------------------
+
+
+def test_spatial_rotary_scores_depend_only_on_the_offset_between_tokens():
+    from playworld.models.genie.dynamics import rotary_2d
+
+    side, dh = 6, 16
+    grid = torch.stack(torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij"), -1).reshape(-1, 2)
+    q, k = torch.randn(dh, dtype=torch.float64), torch.randn(dh, dtype=torch.float64)
+    n = side * side
+    scores = rotary_2d(q.expand(n, dh), grid) @ rotary_2d(k.expand(n, dh), grid).T  # (N, N): same q, k everywhere
+    by_offset: dict[tuple[int, int], list[float]] = {}
+    for i in range(n):
+        for j in range(n):
+            by_offset.setdefault(tuple((grid[j] - grid[i]).tolist()), []).append(float(scores[i, j]))
+    spreads = [max(v) - min(v) for v in by_offset.values()]
+    assert max(spreads) < 1e-9  # one score per (row, column) offset, wherever the pair sits
+    # and different offsets score differently (without the code, the same q and k would score every pair alike)
+    assert len({round(v[0], 6) for v in by_offset.values()}) > len(by_offset) // 2
+
+
+def test_spatial_rope_needs_head_widths_divisible_by_four():
+    with pytest.raises(PlayworldError, match="2D rotary") as err:
+        _family_config(dim=24, heads=4)  # heads of width 6: even (time code) but not divisible by 4
+    assert "spatial_rope=false" in err.value.fix
+    _family_config(dim=24, heads=4, spatial_rope="false")  # the time code alone fits
+
+
 # -- FSQ ------------------------------------------------------------------------------------------
 
 

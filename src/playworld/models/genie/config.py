@@ -42,7 +42,11 @@ class GenieConfig:
     layers: int = 4
     """spatio-temporal blocks (spatial attention, causal temporal attention, MLP)"""
     heads: int = 4
-    """attention heads (dim must be divisible by heads, and dim / heads by 2 for the rotary time code)"""
+    """attention heads (dim must be divisible by heads, and dim / heads by 2 for the rotary time code,
+    by 4 with spatial_rope)"""
+    spatial_rope: bool = True
+    """2D rotary code in spatial attention (rows on half the channels, columns on the other): attention
+    sees offsets between tokens, so shifting the view by an action is easy to learn (dynamics.py)"""
 
     # -- MaskGIT (loss.py, sampler.py) --------------------------------------------------------
     steps: int = 4
@@ -91,6 +95,11 @@ class GenieConfig:
             raise PlayworldError(
                 f"genie dim {self.dim} does not split into {self.heads} heads of an even width",
                 "pick dim divisible by 2 * heads (e.g. dim: 128, heads: 4)",
+            )
+        if self.spatial_rope and (self.dim // self.heads) % 4:
+            raise PlayworldError(
+                f"genie heads of width {self.dim // self.heads} cannot hold the 2D rotary code (rows and columns)",
+                "pick dim divisible by 4 * heads (e.g. dim: 128, heads: 4), or set model.spatial_rope=false",
             )
         if self.temperature < 0 or self.choice_temperature < 0:
             raise PlayworldError("genie temperatures must be >= 0", "set temperature: 1.0, choice_temperature: 0.0")

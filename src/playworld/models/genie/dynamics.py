@@ -7,6 +7,13 @@ so attention depends on how far apart two frames are, never on where a window st
 makes the KV cache exact: a frame's temporal keys and values, once computed, never change, and the
 cache keeps the last `band - 1` frames of them per layer (see `KVCache`, and sampler.py).
 
+Spatial attention adds a 2D rotary code (`spatial_rope`): half of each head's channels turn with the
+token's row, the other half with its column, so an attention score depends on the offset between two
+tokens. A camera move shifts every token of the next frame by the same offset; with the rotary code
+"read the token one cell to the left" is one query direction the action selects, where learned
+absolute positions alone must relate every pair of N positions (at N = 256 the dynamics trained
+for hundreds of steps without learning the shift: next-frame token accuracy barely above copying).
+
 Shapes: tokens (B, T, N) int64 with N tokens per frame (`vocab` is the mask token); condition
 (B, T, D) added to every token of its frame (the action that led into it); hidden (B, T, N, D).
 """
@@ -18,6 +25,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+def rotary_2d(x: Tensor, grid: Tensor) -> Tensor:
+    """Rotate the first half of x's channels (..., N, dh) by the tokens' rows, the second by their columns; grid (N, 2)."""
+    half = x.shape[-1] // 2
+    return torch.cat([rotary(x[..., :half], grid[:, 0]), rotary(x[..., half:], grid[:, 1])], dim=-1)
 
 
 def rotary(x: Tensor, pos: Tensor) -> Tensor:
@@ -64,15 +77,19 @@ class STBlock(nn.Module):
         return q, k, v
 
     def forward(
-        self, x: Tensor, pos: Tensor, band: int, past: tuple[Tensor, Tensor, Tensor] | None = None
+        self, x: Tensor, pos: Tensor, band: int, past: tuple[Tensor, Tensor, Tensor] | None = None,
+        grid: Tensor | None = None,
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """x (B, T, N, D) at time positions pos (T,); past = cached (k, v, pos_k) of earlier frames.
+        """x (B, T, N, D) at time positions pos (T,); past = cached (k, v, pos_k) of earlier frames;
+        grid (N, 2) the tokens' (row, column) for the spatial rotary code, or None for none.
 
         Returns the new x and this call's temporal (k, v) (B * N, heads, T, dh), rotary already applied.
         """
         b, t, n, d = x.shape
         # spatial attention: the N tokens of each frame attend to each other
         q, k, v = self._split(self.qkv_s(self.norm_s(x).reshape(b * t, n, d)))
+        if grid is not None:
+            q, k = rotary_2d(q, grid), rotary_2d(k, grid)
         h = F.scaled_dot_product_attention(q, k, v)  # (B*T, heads, N, dh)
         x = x + self.out_s(h.transpose(1, 2).reshape(b, t, n, d))
         # temporal attention: each token position attends to itself in the last `band` frames
@@ -91,9 +108,15 @@ class STBlock(nn.Module):
 class Dynamics(nn.Module):
     """Token grids of T frames + per-frame conditions -> hidden states; `logits` maps them to the vocabulary."""
 
-    def __init__(self, vocab: int, tokens: int, dim: int, layers: int, heads: int, band: int):
+    def __init__(self, vocab: int, tokens: int, dim: int, layers: int, heads: int, band: int, side: int = 0,
+                 spatial_rope: bool = False):
         super().__init__()
         self.vocab, self.tokens, self.band = vocab, tokens, band
+        grid = None
+        if spatial_rope:  # tokens are a side x side grid in row-major order
+            rows = torch.arange(tokens) // side
+            grid = torch.stack([rows, torch.arange(tokens) % side], dim=1)  # (N, 2)
+        self.register_buffer("grid", grid, persistent=False)
         self.embed = nn.Embedding(vocab + 1, dim)  # index `vocab` is the MaskGIT mask token
         self.spatial_pos = nn.Parameter(torch.randn(tokens, dim) * 0.02)
         self.blocks = nn.ModuleList(STBlock(dim, heads) for _ in range(layers))
@@ -117,7 +140,7 @@ class Dynamics(nn.Module):
         kvs = []
         for i, block in enumerate(self.blocks):
             past = None if cache is None else (cache.k[i], cache.v[i], cache.pos)
-            x, kv = block(x, pos, self.band, past)
+            x, kv = block(x, pos, self.band, past, self.grid)
             kvs.append(kv)
         return self.norm(x), kvs
 

@@ -144,6 +144,8 @@ def add_budget_arguments(ap: argparse.ArgumentParser, train_minutes: float, roun
     ap.add_argument("--inputs", default="auto", help="what the actor sees: auto, latent or pixels")
     ap.add_argument("--eval-episodes", type=int, default=eval_episodes, help="real episodes for the agent and for random")
     ap.add_argument("--gamma", type=float, default=None, help="the actor-critic's discount (default: the bench's)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="extra --set overrides for the rssm run "
+                    "(e.g. model.reward_scale=10)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path(out))
@@ -161,7 +163,7 @@ def budget_kwargs(args: argparse.Namespace, steps_per_episode: int, dream_config
                 steps_per_episode=steps_per_episode,
                 dream_config={**dream_config, "inputs": args.inputs, **({"gamma": args.gamma} if args.gamma else {})},
                 rounds=args.rounds, round_episodes=args.round_episodes, round_train_minutes=args.round_train_minutes,
-                round_dream_minutes=args.round_dream_minutes)
+                round_dream_minutes=args.round_dream_minutes, sets=args.sets)
 
 
 def main() -> None:

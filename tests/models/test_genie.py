@@ -157,6 +157,53 @@ def test_latent_actions_train_and_play_on_action_free_data():
         model.step(state, torch.full((2,), config.codebook))
 
 
+def test_staged_training_trains_the_tokenizer_alone_then_the_dynamics_on_frozen_tokens(tmp_path):
+    from playworld.data.batch import Batch
+
+    family, config = _family_config(tokenizer_steps=3, lam_warmup=0)
+    spec = _spec(ActionSpace.none(), config)
+    torch.manual_seed(0)
+    net = family.build(config, spec)
+    assert family.skips_parameters(config) and not family.skips_parameters(_family_config()[1])
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (2, 3, 3, RES, RES), dtype=torch.uint8, generator=g)
+    batch = Batch(frames[:, :2], torch.zeros(2, 2, dtype=torch.long), torch.zeros(2, 1, dtype=torch.long),
+                  frames[:, 2:], torch.zeros(2, 1), torch.zeros(2, 1, dtype=torch.bool))
+
+    def grads(step):
+        net.zero_grad(set_to_none=True)
+        loss, logs = family.loss(net, batch, config, step, g)
+        loss.backward()
+        has = {n.split(".")[0] for n, p in net.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+        return has, logs
+
+    has, logs = grads(2)  # the tokenizer's stage: no dynamics (nor its cost), the LAM trains beside it
+    assert has == {"tokenizer", "lam"} and "dynamics_ce" not in logs
+    has, logs = grads(3)  # then the tokenizer is frozen; the dynamics and the LAM train on its tokens
+    assert has == {"dynamics", "actions", "lam"} and "dynamics_ce" in logs
+    assert not any(p.requires_grad for p in net.tokenizer.parameters())
+
+
+def test_a_staged_run_saves_the_frozen_tokenizer_in_its_ema_model(tmp_path):
+    from playworld.data.collect import collect
+    from playworld.train.checkpoint import load_world_model
+    from playworld.train.loop import train
+
+    collect("explorer", tmp_path / "data", episodes=2, steps=12, resolution=RES, progress=False,
+            world_options={"map_size": 48, "n_coins": 8})
+    train(tmp_path / "run", data=tmp_path / "data", model="genie", preset="debug", steps=4,
+          sets=["model.tokenizer_steps=2", "model.actions=true"], progress=False)
+    from safetensors.torch import load_file
+
+    ckpt = sorted((tmp_path / "run" / "checkpoints").iterdir())[-1]
+    ema, raw = load_file(ckpt / "model.safetensors"), load_file(ckpt / "raw.safetensors")
+    tok = [k for k in raw if k.startswith("tokenizer.")]
+    assert tok and all(torch.equal(ema[k], raw[k]) for k in tok)  # copied, not averaged
+    dyn = [k for k in raw if k.startswith("dynamics.") and raw[k].is_floating_point()]
+    assert any(not torch.equal(ema[k], raw[k]) for k in dyn)  # the training parts are still averaged
+    load_world_model(tmp_path / "run")
+
+
 def test_the_lam_warms_up_unquantized_then_starts_its_codebook_from_the_latents():
     from playworld.models.genie.lam import LatentActionModel
 

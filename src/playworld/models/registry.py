@@ -53,6 +53,11 @@ class Family:
         """F, the number of future frames a training window needs (1 for teacher forcing)."""
         return int(getattr(config, "horizon", 1))
 
+    def skips_parameters(self, config: Any) -> bool:
+        """Whether some training steps leave parameters without a gradient (staged training); DDP must
+        then look for unused parameters each step."""
+        return False
+
     def check_dataset(self, config: Any, spec: WorldSpec, dataset: Any) -> None:
         """Raise a PlayworldError when `dataset` cannot train `config` (called before training starts)."""
 

@@ -89,11 +89,13 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
 
     # the family's loss as one module, so DDP wraps the whole objective: however the loss uses the
     # network (forward or its parts), every parameter's gradient is all-reduced across ranks
+    staged = family.skips_parameters(mcfg)
     regimes = RegimeSchedule(cfg)  # teacher / self / diffusion forcing and schedules (train/regimes.py)
     regimes.check(family, mcfg)
     objective = _Objective(family, torch.compile(net) if cfg.compile else net, mcfg, regimes)
     if d.enabled:
-        objective = DistributedDataParallel(objective, device_ids=[dev.index] if dev.type == "cuda" else None)
+        objective = DistributedDataParallel(objective, device_ids=[dev.index] if dev.type == "cuda" else None,
+                                            find_unused_parameters=staged)
 
     # -- the run directory explains itself before step 0 -------------------------------------------
     if d.is_main:
@@ -168,6 +170,10 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
             optimizer.step()
             scheduler.step()
             ema.update_parameters(net)
+            if staged:  # parts a staged family froze are copied, not averaged: the EMA model's frozen
+                for p_ema, p in zip(ema.module.parameters(), net.parameters()):  # part is the one the rest trained on
+                    if not p.requires_grad:
+                        p_ema.detach().copy_(p.detach())
             step += 1
 
             window.add(float(loss.detach()), float(grad_norm), logs, cfg.batch_size * d.world_size)

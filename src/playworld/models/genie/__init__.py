@@ -137,7 +137,10 @@ class Genie(Family):
     def loss(
         self, net: nn.Module, batch: Batch, config: GenieConfig, step: int, generator: torch.Generator | None = None
     ) -> tuple[Tensor, dict[str, float]]:
-        return net(batch, config, generator)  # GenieNet.forward is the loss, so DDP and compile wrap it
+        return net(batch, config, generator, step)  # GenieNet.forward is the loss, so DDP and compile wrap it
+
+    def skips_parameters(self, config: GenieConfig) -> bool:
+        return int(config.tokenizer_steps) > 0  # the tokenizer's stage leaves the dynamics idle, and after it the tokenizer
 
     def world_model(self, net: nn.Module, config: GenieConfig, spec: WorldSpec) -> GenieWorldModel:
         return GenieWorldModel(_unwrap(net), config, spec)

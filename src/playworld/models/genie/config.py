@@ -58,6 +58,12 @@ class GenieConfig:
     cache: bool = True
     """stream generation with a KV cache over the temporal context (False recomputes it every step)"""
 
+    # -- training stages ----------------------------------------------------------------------
+    tokenizer_steps: int = 0
+    """Genie's stages: for this many training steps only the tokenizer (and the LAM) train; then the
+    tokenizer is frozen and the dynamics (with the LAM) trains on its fixed tokens. 0 trains all parts
+    in one joint loss from the start, where the dynamics chases token ids that keep changing"""
+
     # -- loss weights -------------------------------------------------------------------------
     recon_scale: float = 1.0
     """weight of the tokenizer's reconstruction loss (mean squared error on [-1, 1] frames)"""
@@ -86,6 +92,9 @@ class GenieConfig:
             )
         if int(self.lam_warmup) < 0:
             raise PlayworldError(f"genie lam_warmup must be >= 0, got {self.lam_warmup}", "set model.lam_warmup to 0 or more")
+        if int(self.tokenizer_steps) < 0:
+            raise PlayworldError(f"genie tokenizer_steps must be >= 0, got {self.tokenizer_steps}",
+                                 "set model.tokenizer_steps to 0 (joint training) or more")
         for name in ("context", "dim", "layers", "heads", "steps", "lam_dim"):
             if int(getattr(self, name)) < 1:
                 raise PlayworldError(f"genie {name} must be >= 1, got {getattr(self, name)}", f"set model.{name} to 1 or more")

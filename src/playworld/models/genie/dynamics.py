@@ -121,7 +121,12 @@ class Dynamics(nn.Module):
         self.spatial_pos = nn.Parameter(torch.randn(tokens, dim) * 0.02)
         self.blocks = nn.ModuleList(STBlock(dim, heads) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
-        self.head = nn.Linear(dim, vocab)
+        # MaskGIT's output layer: a small MLP, then logits against the (tied) token embeddings plus a
+        # bias. Tying makes "predict the token this position held a frame ago" (most of a frame, in a
+        # game) an alignment of two vectors that share parameters, where an untied head must learn a
+        # separate output row for each of the vocabulary's tokens before it can copy any of them.
+        self.head = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.LayerNorm(dim))
+        self.head_bias = nn.Parameter(torch.zeros(vocab))
 
     @property
     def mask_token(self) -> int:
@@ -146,4 +151,5 @@ class Dynamics(nn.Module):
 
     def logits(self, hidden: Tensor) -> Tensor:
         """hidden (..., D) -> logits over the vocabulary (..., vocab)."""
-        return self.head(hidden)
+        # / sqrt(dim): unit-variance embeddings against a layer-normed vector give logits of std ~1 at init
+        return F.linear(self.head(hidden), self.embed.weight[: self.vocab]) * self.embed.embedding_dim**-0.5 + self.head_bias

@@ -4,11 +4,13 @@
          + lam_scale      * (LAM next-frame MSE + VQ loss)  (every transition; latent mode only)
          + dynamics_scale * MaskGIT cross-entropy on the masked tokens of the last frame
 
-Genie trains the tokenizer first, then the LAM and dynamics on frozen tokens. At this CPU scale one
-joint loss is simpler and works: the dynamics reads the tokenizer's token *indices*, which carry no
-gradient (a stop-gradient by construction), so the cross-entropy never pulls the tokenizer toward
-codes that are easy to predict; it only chases the tokenizer as it improves. The latent actions fed
-to the dynamics are the LAM's indices, likewise without gradient.
+The dynamics reads the tokenizer's token *indices*, which carry no gradient (a stop-gradient by
+construction), so the cross-entropy never pulls the tokenizer toward codes that are easy to predict;
+in one joint loss it chases the tokenizer as it improves. Genie trains in stages instead, and so does
+this loss with `tokenizer_steps` > 0: the first steps train the tokenizer (and the LAM) alone, without
+the dynamics' cost; afterwards the tokenizer is frozen (no reconstruction loss, tokens computed without
+gradient) and the LAM and the dynamics train on fixed token ids. The latent actions fed to the
+dynamics are the LAM's indices, likewise without gradient.
 
 Masking (MaskGIT, Chang et al. 2022): the K context frames stay clean (exactly what the sampler
 sees), and the last frame's tokens are masked at a rate gamma(u) = cos(pi u / 2), u ~ U(0, 1).
@@ -52,21 +54,28 @@ def window(batch: Batch, k: int) -> tuple[Tensor, Tensor]:
 
 
 def genie_loss(
-    net: torch.nn.Module, batch: Batch, config: GenieConfig, generator: torch.Generator | None = None
+    net: torch.nn.Module, batch: Batch, config: GenieConfig, generator: torch.Generator | None = None, step: int = 0
 ) -> tuple[Tensor, dict[str, float]]:
+    """The loss at training step `step` (0-based; with `tokenizer_steps` it picks the stage)."""
     frames, actions = window(batch, int(config.context))
     b, t = frames.shape[:2]
     device = frames.device
     logs: dict[str, float] = {}
+    stages = int(config.tokenizer_steps)
+    train_tokenizer = stages == 0 or step < stages  # the tokenizer trains jointly, or in its own stage
+    train_dynamics = stages == 0 or step >= stages
+    if not train_tokenizer and next(net.tokenizer.parameters()).requires_grad:
+        net.tokenizer.requires_grad_(False)  # frozen from here on (the training loop copies it into the EMA model)
 
     # -- tokenizer: reconstruct every frame through the FSQ bottleneck ----------------------------
     flat = frames.flatten(0, 1)  # (B*T, 3, H, W)
-    codes = net.tokenizer.quantize(flat)  # (B*T, d, h, w)
-    recon = net.tokenizer.decode_codes(codes)
-    recon_loss = F.mse_loss(recon, flat)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and train_tokenizer):
+        codes = net.tokenizer.quantize(flat)  # (B*T, d, h, w)
+        recon = net.tokenizer.decode_codes(codes)
+        recon_loss = F.mse_loss(recon, flat)
     tokens = net.tokenizer.fsq.codes_to_indices(codes.detach()).view(b, t, -1)  # (B, T, N): no gradient
     logs.update(recon_mse=recon_loss.item(), recon_psnr=float(psnr(recon.detach(), flat)))
-    loss = float(config.recon_scale) * recon_loss
+    loss = float(config.recon_scale) * recon_loss if train_tokenizer else recon_loss.new_zeros(())
 
     # -- latent actions: infer a code per transition, reconstruct frame t+1 from frame t and it ----
     if net.lam is not None:
@@ -78,6 +87,9 @@ def genie_loss(
         loss = loss + float(config.lam_scale) * lam_loss
 
     # -- dynamics: MaskGIT on the last frame's tokens, clean context ------------------------------
+    if not train_dynamics:  # the tokenizer's own stage: the dynamics waits for tokens that hold still
+        logs["loss"] = loss.item()
+        return loss, logs
     mask = cosine_mask(b, tokens.shape[2], generator, device)  # (B, N)
     inputs = tokens.clone()
     inputs[:, -1] = torch.where(mask, net.dynamics.mask_token, tokens[:, -1])

@@ -78,11 +78,11 @@ class GenieNet(nn.Module):
         self.dynamics = Dynamics(config.vocab, self.side**2, config.dim, config.layers, config.heads, band=int(config.context) + 1,
                                 side=self.side, spatial_rope=bool(config.spatial_rope))
 
-    def forward(self, batch, config: GenieConfig, generator: torch.Generator | None = None):
-        """The training loss on a Batch -> (loss, logs); see loss.py."""
+    def forward(self, batch, config: GenieConfig, generator: torch.Generator | None = None, step: int = 0):
+        """The training loss on a Batch at training step `step` -> (loss, logs); see loss.py."""
         from playworld.models.genie.loss import genie_loss
 
-        return genie_loss(self, batch, config, generator)
+        return genie_loss(self, batch, config, generator, step)
 
     @property
     def unknown_action(self) -> int:

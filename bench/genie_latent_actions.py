@@ -14,7 +14,9 @@
      is driven by the actions inferred from the real video (latent) or the real actions (true), minus
      the PSNR when driven by random actions of the same space. Clearly > 0 means the actions steer.
      Beside it: its standard error over the windows (real and random share each window and seed), and the PSNR
-     of copying the last context frame 4 steps ahead (a model that does not move the view scores that).
+     of copying the last context frame 4 steps ahead (a model that does not move the view scores that);
+   - next-token accuracy from a fully masked frame with the real action, another action, and copying the
+     previous frame's tokens, on frames where the view moved and where it did not (where the dynamics stands).
 Steps already done (datasets, finished runs) are reused when the bench is run again.
 """
 
@@ -117,6 +119,42 @@ def delta_psnr(model, ds: Dataset, eps: list[int], latent: bool, windows_per_epi
             f"psnr_{h}_copy_last": float(np.mean(copy)), "windows": len(real)}
 
 
+@torch.no_grad()
+def token_accuracy(model, ds: Dataset, eps: list[int], latent: bool, every: int = 5, seed: int = 0) -> dict:
+    """How well the dynamics predicts the next frame's tokens from a fully masked frame (argmax, one pass),
+    driven by the real action and by another action, beside copying the previous frame's tokens (the floor
+    a model that ignores actions reaches). Split by whether the frame changed ('moved': the view shifted)
+    or not ('still': noops and blocked moves). A dynamics that learned the actions beats the copy on
+    moved frames with the real action, and not with another."""
+    net, k, n_act = model.net, model.spec.context, model.spec.action_space.n
+    dyn, rng, rows = net.dynamics, np.random.default_rng(seed), []
+    for ep in eps:
+        frames = _frames(ds, ep)
+        x = frames_to_unit(frames).to(model.device)
+        actions = (net.infer_actions(x[None])[0] if latent else
+                   torch.from_numpy(np.asarray(ds.load_episode(ep).actions)).to(model.device)).long()
+        tokens = net.tokenizer.encode(x).view(len(frames), -1)  # (T, N)
+        for t in range(k, len(frames), every):
+            tk, a = tokens[None, t - k : t + 1], actions[None, t - k : t + 1]
+            inp = tk.clone()
+            inp[:, -1] = dyn.mask_token
+            other = (a[0, -1] + 1 + int(rng.integers(n_act - 1))) % n_act
+            acc = []
+            for last in (a[0, -1], other):
+                driven = a.clone()
+                driven[0, -1] = last
+                hidden, _ = dyn(inp, net.actions(driven), torch.arange(k + 1, device=model.device))
+                acc.append(float((dyn.logits(hidden[:, -1]).argmax(-1) == tk[:, -1]).float().mean()))
+            rows.append((*acc, float((tk[:, -2] == tk[:, -1]).float().mean()), bool((frames[t] != frames[t - 1]).any())))
+    r = np.array(rows)
+    out = {}
+    for name, sel in (("moved", r[:, 3] > 0), ("still", r[:, 3] == 0)):
+        if sel.any():
+            out[name] = {"real_action": float(r[sel, 0].mean()), "other_action": float(r[sel, 1].mean()),
+                         "copy_previous": float(r[sel, 2].mean()), "frames": int(sel.sum())}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench_runs/genie_latent", help="folder for datasets, videos and runs")
@@ -168,6 +206,8 @@ def main() -> None:
     result["latent"] = {"majority_mapping": majority_mapping(latent_model, video, labelled, pairs),
                         **delta_psnr(latent_model, video, [v for v, _ in pairs["val"]], True, args.windows, seed=0, horizon=args.horizon)}
     result["true"] = delta_psnr(true_model, labelled, [l for _, l in pairs["val"]], False, args.windows, seed=0, horizon=args.horizon)
+    result["latent"]["next_token_accuracy"] = token_accuracy(latent_model, video, [v for v, _ in pairs["val"]][:8], True)
+    result["true"]["next_token_accuracy"] = token_accuracy(true_model, labelled, [l for _, l in pairs["val"]][:8], False)
     for name, run in runs.items():
         lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
         last = [x for x in lines if x.get("kind", x.get("phase")) == "train"] or lines

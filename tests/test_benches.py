@@ -34,6 +34,11 @@ def test_genie_latent_actions_bench(tmp_path):
     assert {"delta_psnr_4", "psnr_4_real_actions", "psnr_4_random_actions", "psnr_4_copy_last"} <= set(out["true"])
     assert out["true"]["delta_psnr_4"] == pytest.approx(out["true"]["psnr_4_real_actions"] - out["true"]["psnr_4_random_actions"])
     assert 0 < out["true"]["psnr_4_copy_last"] < 100 and 0 < out["latent"]["psnr_4_copy_last"] < 100
+    for name in ("latent", "true"):
+        acc = out[name]["next_token_accuracy"]
+        assert acc["moved"]["frames"] > 0 and 0 <= acc["moved"]["real_action"] <= 1
+        assert acc["moved"]["copy_previous"] < 1  # the view moved, so some token changed
+        assert acc.get("still", {"copy_previous": 1.0})["copy_previous"] == 1.0  # an unchanged frame has unchanged tokens
 
 
 @pytest.mark.slow

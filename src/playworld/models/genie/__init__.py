@@ -3,9 +3,10 @@
     config.py     GenieConfig (every option, documented)
     tokenizer.py  FSQ and the conv tokenizer (frames <-> token grids), reconstruction PSNR
     lam.py        the latent action model: a VQ code per transition, learned from frames alone
-    dynamics.py   the ST transformer (spatial attention, causal banded temporal attention, rotary time)
+    dynamics.py   the ST transformer (spatial attention with a 2D rotary code, causal banded temporal
+                  attention with a rotary time code), MaskGIT output tied to the token embeddings
     network.py    GenieNet: all parts in one module; true vs latent action conditioning
-    loss.py       the joint objective (tokenizer recon + LAM + MaskGIT cross-entropy)
+    loss.py       the objective (tokenizer recon + LAM + MaskGIT cross-entropy), joint or in stages
     sampler.py    MaskGIT decoding and streaming generation with (or without) the KV cache
     here          the Family registration and `GenieWorldModel`, the sampler behind `WorldModel`
 

@@ -89,3 +89,19 @@ def test_bad_overrides_and_options(cli, tmp_path, tiny_data):
     _expect_error(cli, base + ["--set", "train.precision=fp8"], "fp32, bf16")
     _expect_error(cli, ["train", "--data", tiny_data, "--model", "nonexistent", "--out", tmp_path / "r"], "unknown model family")
     assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_weights_of_another_network_are_a_clear_error(tmp_path):
+    import torch
+    from safetensors.torch import save_model
+
+    from playworld.errors import PlayworldError
+    from playworld.train.checkpoint import load_weights
+
+    save_model(torch.nn.Sequential(torch.nn.Linear(2, 2)), str(tmp_path / "w.safetensors"))
+    other = torch.nn.Module()
+    other.head = torch.nn.Linear(2, 2)  # same shapes, other names: an older or newer layout of a family
+    with pytest.raises(PlayworldError, match=r"do not fit the network \(missing: \['head.bias', 'head.weight'\], "
+                                             r"unexpected: \['0.bias', '0.weight'\]\)") as err:
+        load_weights(other, tmp_path / "w.safetensors")
+    assert "retrain" in err.value.fix

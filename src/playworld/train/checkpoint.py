@@ -184,7 +184,7 @@ def load_weights(net: nn.Module, weights: Path) -> None:
         raise PlayworldError(f"cannot load weights from {weights}: {e}", _fix_corrupt(weights)) from None
     if missing or unexpected:
         raise PlayworldError(
-            f"weights in {weights} do not fit the network (missing: {missing[:3]}, unexpected: {unexpected[:3]})",
+            f"weights in {weights} do not fit the network (missing: {sorted(missing)[:3]}, unexpected: {sorted(unexpected)[:3]})",
             "the checkpoint was written by a different version of the family; retrain or use a matching playworld",
         )
 

@@ -130,10 +130,9 @@ def token_accuracy(model, ds: Dataset, eps: list[int], latent: bool, every: int 
     dyn, rng, rows = net.dynamics, np.random.default_rng(seed), []
     for ep in eps:
         frames = _frames(ds, ep)
-        x = frames_to_unit(frames).to(model.device)
-        actions = (net.infer_actions(x[None])[0] if latent else
-                   torch.from_numpy(np.asarray(ds.load_episode(ep).actions)).to(model.device)).long()
-        tokens = net.tokenizer.encode(x).view(len(frames), -1)  # (T, N)
+        actions = latent_actions(model, frames) if latent else torch.from_numpy(np.asarray(ds.load_episode(ep).actions))
+        actions = actions.long().to(model.device)
+        tokens = net.tokenizer.encode(frames_to_unit(frames).to(model.device)).view(len(frames), -1)  # (T, N)
         for t in range(k, len(frames), every):
             tk, a = tokens[None, t - k : t + 1], actions[None, t - k : t + 1]
             inp = tk.clone()

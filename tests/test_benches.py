@@ -79,6 +79,11 @@ def test_dream_benches(tmp_path, script):
                       "--iterations", 1, "--max-steps", 5, "--world-option", "map_size=64", "--world-option", "n_coins=64")
         assert len(plan["planner_returns"]) == len(plan["random_returns"]) == 2
         assert plan["planner_steps"] == 10 and plan["planner_cpu_s_per_step"] > 0
+        real = _bench("agent_real.py", tmp_path / "b" / "agent", "--episodes", 2, "--max-steps", 5)
+        assert len(real["agent"]["returns"]) == len(real["random"]["returns"]) == 2 and real["inputs"] == "latent"
+        diag = _bench("reward_pickups.py", tmp_path / "b" / "run", tmp_path / "b" / "data", "--horizon", 4, "--windows", 1)
+        assert [c["policy"] for c in diag["collections"]][:2] == ["random", "callable"]  # one entry per collection
+        assert all(c["windows"] > 0 and c["filtered"]["mean_elsewhere"] is not None for c in diag["collections"])
 
 
 @pytest.mark.slow

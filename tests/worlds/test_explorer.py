@@ -166,6 +166,9 @@ def test_full_size_map_has_landmarks_and_is_mostly_reachable():
 def test_map_too_small_for_coins_is_redrawn_or_named():
     # episode seed 10026 draws a 64-cell map whose largest floor region has 52 cells: too few for 64
     # coins, so the world draws the next map from the same generator (reproducibly) ...
+    from playworld.worlds.explorer import generate_map
+
+    assert len(generate_map(_small_map_seed(), 64)[1]) <= 64  # the first draw is too small: the redraw is exercised
     w = make_world("explorer", 32, map_size=64, n_coins=64)
     _, state = w.reset(seed=10026)
     assert len(w.reachable) > 64 and len(state["coins"]) == 64

@@ -20,6 +20,7 @@ Shapes: tokens (B, T, N) int64 with N tokens per frame (`vocab` is the mask toke
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -108,14 +109,13 @@ class STBlock(nn.Module):
 class Dynamics(nn.Module):
     """Token grids of T frames + per-frame conditions -> hidden states; `logits` maps them to the vocabulary."""
 
-    def __init__(self, vocab: int, tokens: int, dim: int, layers: int, heads: int, band: int, side: int = 0,
-                 spatial_rope: bool = False):
+    def __init__(self, vocab: int, tokens: int, dim: int, layers: int, heads: int, band: int, spatial_rope: bool = False):
         super().__init__()
         self.vocab, self.tokens, self.band = vocab, tokens, band
         grid = None
-        if spatial_rope:  # tokens are a side x side grid in row-major order
-            rows = torch.arange(tokens) // side
-            grid = torch.stack([rows, torch.arange(tokens) % side], dim=1)  # (N, 2)
+        if spatial_rope:  # tokens are a square grid in row-major order
+            side, index = math.isqrt(tokens), torch.arange(tokens)
+            grid = torch.stack([index // side, index % side], dim=1)  # (N, 2) row, column
         self.register_buffer("grid", grid, persistent=False)
         self.embed = nn.Embedding(vocab + 1, dim)  # index `vocab` is the MaskGIT mask token
         self.spatial_pos = nn.Parameter(torch.randn(tokens, dim) * 0.02)

@@ -69,13 +69,17 @@ def genie_loss(
 
     # -- tokenizer: reconstruct every frame through the FSQ bottleneck ----------------------------
     flat = frames.flatten(0, 1)  # (B*T, 3, H, W)
-    with torch.set_grad_enabled(torch.is_grad_enabled() and train_tokenizer):
+    if train_tokenizer:
         codes = net.tokenizer.quantize(flat)  # (B*T, d, h, w)
         recon = net.tokenizer.decode_codes(codes)
         recon_loss = F.mse_loss(recon, flat)
-    tokens = net.tokenizer.fsq.codes_to_indices(codes.detach()).view(b, t, -1)  # (B, T, N): no gradient
-    logs.update(recon_mse=recon_loss.item(), recon_psnr=float(psnr(recon.detach(), flat)))
-    loss = float(config.recon_scale) * recon_loss if train_tokenizer else recon_loss.new_zeros(())
+        tokens = net.tokenizer.fsq.codes_to_indices(codes.detach())  # no gradient
+        logs.update(recon_mse=recon_loss.item(), recon_psnr=float(psnr(recon.detach(), flat)))
+        loss = float(config.recon_scale) * recon_loss
+    else:  # frozen: only its tokens are needed (no graph: its parameters no longer require gradients)
+        tokens = net.tokenizer.encode(flat)
+        loss = flat.new_zeros(())
+    tokens = tokens.reshape(b, t, -1)  # (B, T, N)
 
     # -- latent actions: infer a code per transition, reconstruct frame t+1 from frame t and it ----
     if net.lam is not None:

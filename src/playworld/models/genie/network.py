@@ -76,7 +76,7 @@ class GenieNet(nn.Module):
         self.actions = ActionEmbedding(spec, self.mode, config.codebook, config.dim)
         # band K + 1: a frame attends to itself and the K frames before it, as in a training window
         self.dynamics = Dynamics(config.vocab, self.side**2, config.dim, config.layers, config.heads, band=int(config.context) + 1,
-                                side=self.side, spatial_rope=bool(config.spatial_rope))
+                                spatial_rope=bool(config.spatial_rope))
 
     def forward(self, batch, config: GenieConfig, generator: torch.Generator | None = None, step: int = 0):
         """The training loss on a Batch at training step `step` -> (loss, logs); see loss.py."""

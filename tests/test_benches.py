@@ -29,6 +29,7 @@ def _bench(script: str, *args: str, timeout: float = 300) -> dict:
 def test_genie_latent_actions_bench(tmp_path):
     out = _bench("genie_latent_actions.py", "--out", tmp_path, "--resolution", 32, "--episodes", 6,
                  "--steps-per-episode", 20, "--train-steps", 3, "--preset", "debug")
+    assert out["recipe"] == "staged" and "model.tokenizer_steps=300" in out["sets"]  # the measured recipe by default
     mapping = out["latent"]["majority_mapping"]
     assert 0.0 <= mapping["accuracy_val"] <= 1.0 and mapping["val_transitions"] > 0
     assert {"delta_psnr_4", "psnr_4_real_actions", "psnr_4_random_actions", "psnr_4_copy_last"} <= set(out["true"])

@@ -215,11 +215,12 @@ def main() -> None:
     if args.temperature is not None:
         latent_model.config.temperature = true_model.config.temperature = args.temperature
     result.update(horizon=args.horizon, temperature=float(latent_model.config.temperature))
+    val_video, val_labelled = [v for v, _ in pairs["val"]], [l for _, l in pairs["val"]]
     result["latent"] = {"majority_mapping": majority_mapping(latent_model, video, labelled, pairs),
-                        **delta_psnr(latent_model, video, [v for v, _ in pairs["val"]], True, args.windows, seed=0, horizon=args.horizon)}
-    result["true"] = delta_psnr(true_model, labelled, [l for _, l in pairs["val"]], False, args.windows, seed=0, horizon=args.horizon)
-    result["latent"]["next_token_accuracy"] = token_accuracy(latent_model, video, [v for v, _ in pairs["val"]][:8], True)
-    result["true"]["next_token_accuracy"] = token_accuracy(true_model, labelled, [l for _, l in pairs["val"]][:8], False)
+                        **delta_psnr(latent_model, video, val_video, True, args.windows, seed=0, horizon=args.horizon)}
+    result["true"] = delta_psnr(true_model, labelled, val_labelled, False, args.windows, seed=0, horizon=args.horizon)
+    result["latent"]["next_token_accuracy"] = token_accuracy(latent_model, video, val_video[:8], True)
+    result["true"]["next_token_accuracy"] = token_accuracy(true_model, labelled, val_labelled[:8], False)
     for name, run in runs.items():
         lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
         last = [x for x in lines if x.get("kind", x.get("phase")) == "train"] or lines

@@ -11,6 +11,10 @@ steps where the real reward came and elsewhere, and the correlation of predicted
 summed over the horizon. A head that has learned the reward event stands out at rewarded steps in
 every collection; one that has learned a shortcut (say, a scripted policy's approach to a coin)
 stands out only where the shortcut holds, and an agent trained in its dream exploits it.
+
+On explorer data it also reports `coins_drawn`: the fraction of the real frames' coin pixels that the
+decoded filtered / imagined states draw in the coin colour (within L1 90 of it): a model that does not
+draw the coins cannot tell a pickup from a step onto bare ground.
 """
 
 from __future__ import annotations
@@ -29,6 +33,13 @@ def _stats(pred: np.ndarray, real: np.ndarray) -> dict:
     corr = float(np.corrcoef(*sums)[0, 1]) if np.std(sums[0]) > 0 and np.std(sums[1]) > 0 else None
     return {"mean_at_reward": float(pred[hit].mean()) if hit.any() else None,
             "mean_elsewhere": float(pred[~hit].mean()) if (~hit).any() else None, "corr_of_sums": corr}
+
+
+def _coin_pixels(frames: np.ndarray) -> np.ndarray:
+    """(..., R, R, 3) uint8 -> (..., R, R) bool: pixels in explorer's coin colour (within L1 90)."""
+    from playworld.worlds.explorer import COIN_COLOR
+
+    return np.abs(frames.astype(np.int16) - np.array(COIN_COLOR, np.int16)).sum(-1) < 90
 
 
 def main() -> None:
@@ -56,8 +67,10 @@ def main() -> None:
     history = [c for c in ds.manifest.get("history", []) if "first_episode" in c] or [{"policy": "all", "first_episode": 0}]
     starts = [c["first_episode"] for c in history] + [len(ids)]
     report = {"run": str(args.run), "horizon": h, "collections": []}
+    explorer = ds.manifest.get("world") == "explorer"
     for c, first, end in zip(history, starts, starts[1:]):
         post, imag, real = [], [], []
+        drawn = {"filtered": [0, 0], "imagined": [0, 0]}  # coin pixels drawn, coin pixels in the real frames
         for e in ids[first:end]:
             ep = ds.load_episode(e)
             if len(ep.rewards) < k + h:
@@ -72,6 +85,12 @@ def main() -> None:
                     imagined = model.advance(imagined, actions[None, t])
                     p.append(float(model.predict_reward(filtered)))
                     i.append(float(model.predict_reward(imagined)))
+                    if explorer:
+                        coins = _coin_pixels(np.asarray(ep.frames[t]))
+                        for name, state in (("filtered", filtered), ("imagined", imagined)):
+                            decoded = model.decode(state)[0].permute(1, 2, 0).cpu().numpy()
+                            drawn[name][0] += int((_coin_pixels(decoded) & coins).sum())
+                            drawn[name][1] += int(coins.sum())
                 post.append(p), imag.append(i), real.append(np.asarray(ep.rewards[s + k : s + k + h], np.float64))
         if not real:
             continue
@@ -80,6 +99,8 @@ def main() -> None:
             "policy": c.get("policy"), "seed": c.get("seed"), "episodes": [first, end - 1], "windows": len(real),
             "real_reward_per_window": float(real_a.sum(1).mean()),
             "filtered": _stats(np.array(post), real_a), "imagined": _stats(np.array(imag), real_a)})
+        if explorer:
+            report["collections"][-1]["coins_drawn"] = {n: d / c if c else None for n, (d, c) in drawn.items()}
     print(json.dumps(report, indent=1))
 
 

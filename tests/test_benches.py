@@ -85,6 +85,8 @@ def test_dream_benches(tmp_path, script):
         diag = _bench("reward_pickups.py", tmp_path / "b" / "run", tmp_path / "b" / "data", "--horizon", 4, "--windows", 1)
         assert [c["policy"] for c in diag["collections"]][:2] == ["random", "callable"]  # one entry per collection
         assert all(c["windows"] > 0 and c["filtered"]["mean_elsewhere"] is not None for c in diag["collections"])
+        drawn = [v for c in diag["collections"] for v in c["coins_drawn"].values() if v is not None]
+        assert drawn and all(0 <= v <= 1 for v in drawn)  # explorer data: the coins' share the model draws
 
 
 @pytest.mark.slow

@@ -157,7 +157,7 @@ def test_latent_actions_train_and_play_on_action_free_data():
         model.step(state, torch.full((2,), config.codebook))
 
 
-def test_staged_training_trains_the_tokenizer_alone_then_the_dynamics_on_frozen_tokens(tmp_path):
+def test_staged_training_trains_the_tokenizer_alone_then_the_dynamics_on_frozen_tokens():
     from playworld.data.batch import Batch
 
     family, config = _family_config(tokenizer_steps=3, lam_warmup=0)

@@ -6,6 +6,7 @@
     model.predict_continue(state) -> (B,) float  probability that the newest frame is not terminal
     model.features(state)         -> (B, feature_dim) the latent state (h, flattened z) agents can read
     model.observe(state, frame, action) -> state  the posterior update with one real frame
+    model.decode(state)           -> (B, 3, R, R) uint8 the decoder's frame for a state
 
 `predict_reward` / `predict_continue` go beyond the shared interface; `WorldModelEnv` and the
 planners use them when a model has them. `features`, `observe` and `advance` let an agent act on
@@ -85,8 +86,12 @@ class RSSMWorldModel:
     @torch.no_grad()
     def step(self, state: RSSMState, action: Tensor) -> tuple[RSSMState, Tensor]:
         state = self.advance(state, action)
-        frame = unit_to_frames(self.net.decoder(self.net.feature(state.h, state.z)).float())  # (B, 3, R, R)
-        return state, frame
+        return state, self.decode(state)
+
+    @torch.no_grad()
+    def decode(self, state: RSSMState) -> Tensor:
+        """(B, 3, R, R) uint8: the decoder's frame for a state (imagined by `step`, or filtered by `observe`)."""
+        return unit_to_frames(self.net.decoder(self.net.feature(state.h, state.z)).float())
 
     @torch.no_grad()
     def advance(self, state: RSSMState, action: Tensor) -> RSSMState:

@@ -171,6 +171,10 @@ def main() -> None:
     # 30 evaluation episodes: coins per episode vary a lot with the map (random: 0 to 5), 10 are too noisy
     add_budget_arguments(ap, train_minutes=10.0, round_episodes=10, out="bench_out/dream_explorer", eval_episodes=30)
     ap.add_argument("--episodes", type=int, default=60, help="episodes collected (half random, half scripted)")
+    ap.add_argument("--seeker-reach", type=int, default=None, help="the scripted seeker ignores coins farther than this "
+                    "many cells (default: any coin in view)")
+    ap.add_argument("--seeker-wander", default="straight", help="what the seeker does with no coin within reach: "
+                    "'straight' (walk on, turning at random) or 'random' (random moves)")
     args = ap.parse_args()
 
     import torch
@@ -182,12 +186,13 @@ def main() -> None:
     options = {"map_size": 64, "n_coins": 64}
     space = Explorer.action_space
     half = max(args.episodes // 2, 1) if not args.tiny else 2
-    scripted = ExplorerCoinPolicy(space, seed=args.seed)
+    scripted = ExplorerCoinPolicy(space, seed=args.seed, reach=args.seeker_reach, wander=args.seeker_wander)
     # gamma 0.95: visible coins are a few steps away; a long discount makes returns mostly the unpredictable
     # coins of the far future, whose spread (the return scale) shrinks the advantage of heading for the near one
     kw = budget_kwargs(args, 30 if args.tiny else 200, {"horizon": 15, "batch": 32, "gamma": 0.95}, 1, max_steps=30)
     report = pipeline("explorer", options, args.resolution, [("random", "random", half), ("scripted", scripted, half)],
                       out=args.out, target={"ratio_to_random": 3.0}, seed=args.seed, **kw)
+    report["seeker"] = {"reach": args.seeker_reach, "wander": args.seeker_wander}
     report["tiny"] = args.tiny
     print(json.dumps(report, indent=1))
 

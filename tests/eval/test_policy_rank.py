@@ -141,3 +141,35 @@ def test_scripted_explorer_policy_collects_more_than_random():
     scripted = np.mean(world_returns(world, ExplorerCoinPolicy(space, seed=0), episodes=2, max_steps=60))
     rand = np.mean(world_returns(world, RandomPolicy(space, seed=0), episodes=2, max_steps=60))
     assert scripted > 2 * max(rand, 0.5), (scripted, rand)
+
+
+def _explorer_frame(coin_cells: list[tuple[int, int]]) -> np.ndarray:
+    """A 32-px explorer-like frame (2-px cells, the agent's cell at pixel 15) with coins at the given (dx, dy) cell offsets."""
+    frame = np.zeros((32, 32, 3), np.uint8)
+    frame[:] = (126, 192, 92)
+    for dx, dy in coin_cells:
+        y, x = 15 + 2 * dy, 15 + 2 * dx
+        frame[y:y + 2, x:x + 2] = ExplorerCoinPolicy.COIN
+    return frame
+
+
+def test_explorer_seeker_reach_ignores_far_coins_and_wanders_at_random():
+    from playworld.errors import PlayworldError
+    from playworld.worlds.explorer import Explorer
+
+    space = Explorer.action_space
+    near = ExplorerCoinPolicy(space, seed=0, eps=0.0, reach=1, wander="random")
+    # an adjacent coin (left) is always taken; a diagonal one is 2 cells away, out of reach
+    assert {int(near(_explorer_frame([(-1, 0)]), {})) for _ in range(20)} == {3}
+    far = {int(near(_explorer_frame([(1, 1), (0, 4)]), {})) for _ in range(60)}
+    assert far == {1, 2, 3, 4}, far  # random moves, never a noop
+    # the default seeker heads for the nearest coin in view, however far
+    seeker = ExplorerCoinPolicy(space, seed=0, eps=0.0)
+    assert {int(seeker(_explorer_frame([(0, 4)]), {})) for _ in range(20)} == {2}
+    # straight wandering keeps a heading while no coin is within reach
+    straight = ExplorerCoinPolicy(space, seed=1, eps=0.0, reach=1)
+    straight.reset()
+    actions = [int(straight(_explorer_frame([(0, 4)]), {})) for _ in range(10)]
+    assert len(set(actions)) <= 2, actions  # turns with probability 0.1 per step
+    with pytest.raises(PlayworldError, match="wander"):
+        ExplorerCoinPolicy(space, wander="zigzag")

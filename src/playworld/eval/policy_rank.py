@@ -36,13 +36,22 @@ PLANNER = dict(method="cem", horizon=4, population=12, elites=3, iterations=1)
 # -- scripted policies (read the frame, so they act the same in the real world and in a model) -------
 class ExplorerCoinPolicy(Policy):
     """explorer: step toward the nearest coin in view (coins are found by colour in the frame);
-    with no coin in view, walk straight on, turning at random; a random action with probability eps."""
+    with no coin in view, walk straight on, turning at random; a random action with probability eps.
+
+    `reach` ignores coins more than that many cells away (Manhattan), and `wander="random"` takes a
+    uniformly random move instead of walking straight when no coin is within reach. With reach=1 and
+    random wandering the actions before a pickup carry no pattern (a random walk that steps onto an
+    adjacent coin), so a model can only foresee the reward from the coin it sees: data for a reward
+    head that must not learn the seeker's approach (turn, then walk straight) as the cause of reward."""
 
     COIN = np.array([250, 206, 30])
 
-    def __init__(self, action_space, seed: int = 0, eps: float = 0.1):
+    def __init__(self, action_space, seed: int = 0, eps: float = 0.1, reach: int | None = None,
+                 wander: str = "straight"):
         super().__init__(action_space, seed)
-        self.eps, self.heading = float(eps), 4
+        if wander not in ("straight", "random"):
+            raise PlayworldError(f"unknown wander mode {wander!r} for the explorer coin policy", "use 'straight' or 'random'")
+        self.eps, self.heading, self.reach, self.wander = float(eps), 4, reach, wander
 
     def reset(self) -> None:
         self.heading = int(self.rng.integers(1, 5))
@@ -54,11 +63,16 @@ class ExplorerCoinPolicy(Policy):
         p = max(r // 16, 1)
         centre = (r - p) // 2 + (p - 1) / 2  # pixel centre of the agent's cell
         rows, cols = np.nonzero(np.abs(frame.astype(np.int32) - self.COIN).sum(-1) < 90)
-        if len(rows) == 0:
+        dx, dy = (cols - centre) / p, (rows - centre) / p
+        if self.reach is not None:
+            near = np.abs(np.rint(dx)) + np.abs(np.rint(dy)) <= self.reach  # in whole cells (pixel centres rounded)
+            dx, dy = dx[near], dy[near]
+        if len(dx) == 0:
+            if self.wander == "random":
+                return np.array(self.rng.integers(1, 5), np.int64)
             if self.rng.random() < 0.1:
                 self.heading = int(self.rng.integers(1, 5))
             return np.array(self.heading, np.int64)
-        dx, dy = (cols - centre) / p, (rows - centre) / p
         i = int(np.argmin(np.abs(dx) + np.abs(dy)))
         if abs(dx[i]) >= abs(dy[i]):
             return np.array(4 if dx[i] > 0 else 3, np.int64)

@@ -15,6 +15,9 @@ The coin task: explorer on a 64 x 64-cell map with 64 coins (default explorer sp
 256 x 256 cells, so a 200-step episode rarely sees one). Half the episodes are collected with a
 random policy, half with the scripted coin seeker from eval/policy_rank.py, so the data holds
 rewarded transitions for the reward head to learn from; the agent itself learns only in the dream.
+`--seeker-reach 2 --seeker-wander random` makes the seeker a random walk that goes only for coins
+within 2 cells: the default seeker's approach (turn, then walk straight at a coin it saw far away)
+lets a reward head foresee pickups from the actions alone, which the agent then copies in the dream.
 Target: agent mean return >= 3x the random policy's.
 """
 

@@ -14,7 +14,11 @@ stands out only where the shortcut holds, and an agent trained in its dream expl
 
 On explorer data it also reports `coins_drawn`: the fraction of the real frames' coin pixels that the
 decoded filtered / imagined states draw in the coin colour (within L1 90 of it): a model that does not
-draw the coins cannot tell a pickup from a step onto bare ground.
+draw the coins cannot tell a pickup from a step onto bare ground; and `adjacent_coin` (`--adjacent-episodes`
+real episodes of random moves in the dataset's explorer, each frame filtered into the model's state):
+at every step where some move lands on a coin, whether the move with the highest predicted one-step
+reward (`model.advance` then the reward head) is one of them, against the chance of a random move
+being one. It is the least an agent needs from the model: to see the coin next to it.
 """
 
 from __future__ import annotations
@@ -42,12 +46,41 @@ def _coin_pixels(frames: np.ndarray) -> np.ndarray:
     return np.abs(frames.astype(np.int16) - np.array(COIN_COLOR, np.int16)).sum(-1) < 90
 
 
+def adjacent_coin(model, world_options: dict, episodes: int, seed: int, steps: int = 200) -> dict:
+    """Random-move explorer episodes filtered frame by frame: does the highest predicted one-step reward
+    pick a move onto a coin when there is one? Returns the hit rate, the chance rate and the counts."""
+    import torch
+
+    from playworld.worlds.explorer import MOVES, Explorer
+
+    world = Explorer(resolution=model.spec.resolution, **world_options)
+    rng = np.random.default_rng(seed)
+    steps_with_coin, hits, chance = 0, 0, 0.0
+    for e in range(episodes):
+        frame, state = world.reset(seed=seed + e)
+        s = model.reset(torch.from_numpy(frame).permute(2, 0, 1)[None, None], torch.zeros(1, 1, dtype=torch.long), seed=seed + e)
+        for _ in range(steps):
+            coin = np.array([world._has_coin(*(state["agent"] + MOVES[a])) for a in range(1, 5)])  # (4,) per move
+            if coin.any():
+                best = int(np.argmax([float(model.predict_reward(model.advance(s, torch.tensor([a])))) for a in range(1, 5)]))
+                steps_with_coin, hits, chance = steps_with_coin + 1, hits + int(coin[best]), chance + coin.mean()
+            a = int(rng.integers(1, 5))
+            r = world.step(np.asarray(a))
+            frame, state = r.frame, r.state
+            s = model.observe(s, torch.from_numpy(frame).permute(2, 0, 1)[None], torch.tensor([a]))
+    return {"episodes": episodes, "steps_with_adjacent_coin": steps_with_coin,
+            "best_move_takes_coin": hits / steps_with_coin if steps_with_coin else None,
+            "chance": float(chance / steps_with_coin) if steps_with_coin else None}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, help="trained run folder (a model with a reward head)")
     ap.add_argument("data", type=Path, help="the dataset it was trained on")
     ap.add_argument("--horizon", type=int, default=15, help="steps followed after each window's context")
     ap.add_argument("--windows", type=int, default=3, help="windows per episode")
+    ap.add_argument("--adjacent-episodes", type=int, default=30, help="explorer only: real random-move episodes "
+                    "for the adjacent-coin check (0 skips it)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -101,6 +134,9 @@ def main() -> None:
             "filtered": _stats(np.array(post), real_a), "imagined": _stats(np.array(imag), real_a)})
         if explorer:
             report["collections"][-1]["coins_drawn"] = {n: d / c if c else None for n, (d, c) in drawn.items()}
+    if explorer and args.adjacent_episodes > 0:
+        report["adjacent_coin"] = adjacent_coin(model, ds.manifest.get("world_options") or {}, args.adjacent_episodes,
+                                                seed=10_000 + args.seed)
     print(json.dumps(report, indent=1))
 
 

@@ -72,21 +72,72 @@ def test_teacher_forced_psnr_bench(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("script", ["dream_explorer.py", "dream_cartpole.py"])
 def test_dream_benches(tmp_path, script):
-    out = _bench(script, "--tiny", "--threads", 1, "--out", tmp_path / "b")
+    seeker = ["--seeker-reach", 2, "--seeker-wander", "random"] if script == "dream_explorer.py" else []
+    out = _bench(script, "--tiny", "--threads", 1, "--out", tmp_path / "b", *seeker)
     assert out["tiny"] is True and out["train"]["steps"] > 0 and out["dream"]["steps"] > 0
     assert {"agent_mean", "random_mean"} <= set(out["real"]) and isinstance(out["met"], bool)
     if script == "dream_explorer.py":  # the planner bench on the run the dream bench trained
+        assert out["seeker"] == {"reach": 2, "wander": "random"}
         plan = _bench("planner_real.py", tmp_path / "b" / "run", "--episodes", 2, "--population", 8, "--horizon", 3,
                       "--iterations", 1, "--max-steps", 5, "--world-option", "map_size=64", "--world-option", "n_coins=64")
         assert len(plan["planner_returns"]) == len(plan["random_returns"]) == 2
         assert plan["planner_steps"] == 10 and plan["planner_cpu_s_per_step"] > 0
         real = _bench("agent_real.py", tmp_path / "b" / "agent", "--episodes", 2, "--max-steps", 5)
         assert len(real["agent"]["returns"]) == len(real["random"]["returns"]) == 2 and real["inputs"] == "latent"
-        diag = _bench("reward_pickups.py", tmp_path / "b" / "run", tmp_path / "b" / "data", "--horizon", 4, "--windows", 1)
+        diag = _bench("reward_pickups.py", tmp_path / "b" / "run", tmp_path / "b" / "data", "--horizon", 4, "--windows", 1,
+                      "--adjacent-episodes", 2)
+        adjacent = diag["adjacent_coin"]
+        assert adjacent["episodes"] == 2 and adjacent["steps_with_adjacent_coin"] > 0
+        assert 0 <= adjacent["best_move_takes_coin"] <= 1 and 0 < adjacent["chance"] <= 1
         assert [c["policy"] for c in diag["collections"]][:2] == ["random", "callable"]  # one entry per collection
         assert all(c["windows"] > 0 and c["filtered"]["mean_elsewhere"] is not None for c in diag["collections"])
         drawn = [v for c in diag["collections"] for v in c["coins_drawn"].values() if v is not None]
         assert drawn and all(0 <= v <= 1 for v in drawn)  # explorer data: the coins' share the model draws
+
+
+class _CoinSeeingModel:
+    """A fake world model for the adjacent-coin check: its state is the newest real frame, and its one-step
+    reward is 1 where the move lands on a coin drawn in that frame (`see=True`) or 0 everywhere."""
+
+    def __init__(self, see: bool):
+        from playworld.worlds.explorer import Explorer
+
+        self.see, self.spec = see, type("Spec", (), {"resolution": 32, "action_space": Explorer.action_space})()
+
+    def reset(self, frames, actions, seed=None):
+        return (frames[0, -1], 0)
+
+    def observe(self, state, frame, action):
+        return (frame[0], 0)
+
+    def advance(self, state, action):
+        return (state[0], int(action[0]))
+
+    def predict_reward(self, state):
+        import numpy as np
+        import torch
+
+        from playworld.worlds.explorer import COIN_COLOR, MOVES
+
+        frame, a = state
+        dx, dy = MOVES[a]
+        y, x = 15 + 2 * int(dy), 15 + 2 * int(dx)  # 32 px: the agent's 2-px cell starts at pixel 15
+        pixel = frame[:, y, x].numpy().astype(int)
+        return torch.tensor([float(self.see and np.abs(pixel - np.array(COIN_COLOR)).sum() < 90)])
+
+
+def test_adjacent_coin_check_tells_a_model_that_sees_coins_from_one_that_does_not():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reward_pickups", ROOT / "bench" / "reward_pickups.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    options = {"map_size": 64, "n_coins": 64}
+    seeing = bench.adjacent_coin(_CoinSeeingModel(True), options, episodes=8, seed=0, steps=100)
+    blind = bench.adjacent_coin(_CoinSeeingModel(False), options, episodes=8, seed=0, steps=100)
+    assert seeing["steps_with_adjacent_coin"] == blind["steps_with_adjacent_coin"] > 20
+    assert seeing["best_move_takes_coin"] == 1.0
+    assert blind["best_move_takes_coin"] < 0.4  # ties: its argmax always moves up, onto a coin only when one is above
 
 
 @pytest.mark.slow

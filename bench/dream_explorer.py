@@ -178,6 +178,8 @@ def main() -> None:
                     "many cells (default: any coin in view)")
     ap.add_argument("--seeker-wander", default="straight", help="what the seeker does with no coin within reach: "
                     "'straight' (walk on, turning at random) or 'random' (random moves)")
+    ap.add_argument("--seeker-adjacent", default="take", help="what the seeker does with a coin next to it: 'take' it "
+                    "or 'random' (a random move, so only the frame and the action tell a pickup)")
     args = ap.parse_args()
 
     import torch
@@ -189,13 +191,14 @@ def main() -> None:
     options = {"map_size": 64, "n_coins": 64}
     space = Explorer.action_space
     half = max(args.episodes // 2, 1) if not args.tiny else 2
-    scripted = ExplorerCoinPolicy(space, seed=args.seed, reach=args.seeker_reach, wander=args.seeker_wander)
+    scripted = ExplorerCoinPolicy(space, seed=args.seed, reach=args.seeker_reach, wander=args.seeker_wander,
+                                  adjacent=args.seeker_adjacent)
     # gamma 0.95: visible coins are a few steps away; a long discount makes returns mostly the unpredictable
     # coins of the far future, whose spread (the return scale) shrinks the advantage of heading for the near one
     kw = budget_kwargs(args, 30 if args.tiny else 200, {"horizon": 15, "batch": 32, "gamma": 0.95}, 1, max_steps=30)
     report = pipeline("explorer", options, args.resolution, [("random", "random", half), ("scripted", scripted, half)],
                       out=args.out, target={"ratio_to_random": 3.0}, seed=args.seed, **kw)
-    report["seeker"] = {"reach": args.seeker_reach, "wander": args.seeker_wander}
+    report["seeker"] = {"reach": args.seeker_reach, "wander": args.seeker_wander, "adjacent": args.seeker_adjacent}
     report["tiny"] = args.tiny
     print(json.dumps(report, indent=1))
 

@@ -77,7 +77,7 @@ def test_dream_benches(tmp_path, script):
     assert out["tiny"] is True and out["train"]["steps"] > 0 and out["dream"]["steps"] > 0
     assert {"agent_mean", "random_mean"} <= set(out["real"]) and isinstance(out["met"], bool)
     if script == "dream_explorer.py":  # the planner bench on the run the dream bench trained
-        assert out["seeker"] == {"reach": 2, "wander": "random"}
+        assert out["seeker"] == {"reach": 2, "wander": "random", "adjacent": "take"}
         plan = _bench("planner_real.py", tmp_path / "b" / "run", "--episodes", 2, "--population", 8, "--horizon", 3,
                       "--iterations", 1, "--max-steps", 5, "--world-option", "map_size=64", "--world-option", "n_coins=64")
         assert len(plan["planner_returns"]) == len(plan["random_returns"]) == 2

@@ -171,5 +171,11 @@ def test_explorer_seeker_reach_ignores_far_coins_and_wanders_at_random():
     straight.reset()
     actions = [int(straight(_explorer_frame([(0, 4)]), {})) for _ in range(10)]
     assert len(set(actions)) <= 2, actions  # turns with probability 0.1 per step
+    # adjacent="random": a coin next to it is left to a random move; a coin 2 cells away is still approached
+    blind = ExplorerCoinPolicy(space, seed=0, eps=0.0, reach=3, adjacent="random")
+    assert {int(blind(_explorer_frame([(-1, 0)]), {})) for _ in range(60)} == {1, 2, 3, 4}
+    assert {int(blind(_explorer_frame([(0, -2)]), {})) for _ in range(20)} == {1}
     with pytest.raises(PlayworldError, match="wander"):
         ExplorerCoinPolicy(space, wander="zigzag")
+    with pytest.raises(PlayworldError, match="adjacent"):
+        ExplorerCoinPolicy(space, adjacent="never")

@@ -42,16 +42,21 @@ class ExplorerCoinPolicy(Policy):
     uniformly random move instead of walking straight when no coin is within reach. With reach=1 and
     random wandering the actions before a pickup carry no pattern (a random walk that steps onto an
     adjacent coin), so a model can only foresee the reward from the coin it sees: data for a reward
-    head that must not learn the seeker's approach (turn, then walk straight) as the cause of reward."""
+    head that must not learn the seeker's approach (turn, then walk straight) as the cause of reward.
+    `adjacent="random"` makes the last step random: with a coin next to it the seeker takes a random
+    move, so which move picks the coin up is never given away by the policy, only by the frame and the
+    action (a model must learn the effect of the action, not that this policy always takes the coin)."""
 
     COIN = np.array([250, 206, 30])
 
     def __init__(self, action_space, seed: int = 0, eps: float = 0.1, reach: int | None = None,
-                 wander: str = "straight"):
+                 wander: str = "straight", adjacent: str = "take"):
         super().__init__(action_space, seed)
         if wander not in ("straight", "random"):
             raise PlayworldError(f"unknown wander mode {wander!r} for the explorer coin policy", "use 'straight' or 'random'")
-        self.eps, self.heading, self.reach, self.wander = float(eps), 4, reach, wander
+        if adjacent not in ("take", "random"):
+            raise PlayworldError(f"unknown adjacent mode {adjacent!r} for the explorer coin policy", "use 'take' or 'random'")
+        self.eps, self.heading, self.reach, self.wander, self.adjacent = float(eps), 4, reach, wander, adjacent
 
     def reset(self) -> None:
         self.heading = int(self.rng.integers(1, 5))
@@ -74,6 +79,8 @@ class ExplorerCoinPolicy(Policy):
                 self.heading = int(self.rng.integers(1, 5))
             return np.array(self.heading, np.int64)
         i = int(np.argmin(np.abs(dx) + np.abs(dy)))
+        if self.adjacent == "random" and abs(np.rint(dx[i])) + abs(np.rint(dy[i])) <= 1:
+            return np.array(self.rng.integers(1, 5), np.int64)
         if abs(dx[i]) >= abs(dy[i]):
             return np.array(4 if dx[i] > 0 else 3, np.int64)
         return np.array(2 if dy[i] > 0 else 1, np.int64)

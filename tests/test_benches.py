@@ -95,6 +95,14 @@ def test_dream_benches(tmp_path, script):
         assert drawn and all(0 <= v <= 1 for v in drawn)  # explorer data: the coins' share the model draws
 
 
+def test_explorer_seekers_bench():
+    out = _bench("explorer_seekers.py", "--episodes", 2)
+    rows = out["policies"]
+    assert {"random", "reach0_straight", "reach1_straight", "any_in_view_straight"} <= set(rows)
+    assert rows["random"]["ratio_to_random"] == 1.0
+    assert rows["any_in_view_straight"]["mean"] > 2 * max(rows["random"]["mean"], 1.0)  # the full seeker: far ahead
+
+
 class _CoinSeeingModel:
     """A fake world model for the adjacent-coin check: its state is the newest real frame, and its one-step
     reward is 1 where the move lands on a coin drawn in that frame (`see=True`) or 0 everywhere."""

@@ -97,6 +97,17 @@ def test_collect_ood(cli, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_collect_world_options(cli, tmp_path):
+    args = ("collect", "--env", "explorer", "--episodes", 1, "--steps", 5, "--resolution", 32, "--out", tmp_path / "small")
+    assert cli(*args, "--world-option", "map_size=64", "--world-option", "n_coins=64")[0] == 0
+    ds = Dataset(tmp_path / "small")
+    assert ds.manifest["world_options"] == {"map_size": 64, "n_coins": 64}  # values read as JSON: numbers
+    assert np.asarray(ds.load_episode(0).state["coins"]).shape == (6, 64, 2)
+    _user_error(cli(*args, "--world-option", "map_size"), "KEY=VALUE", "map_size")
+    _user_error(cli(*args[:-1], tmp_path / "bad", "--world-option", "colour=red"), "colour", "explorer takes")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_bad_inputs(cli, explorer_data, tmp_path):
     _user_error(cli("collect", "--env", "nowhere", "--episodes", 1, "--out", tmp_path / "x"), "nowhere")
     _user_error(cli("collect", "--env", "gym:NoSuchEnv-v0", "--episodes", 1, "--out", tmp_path / "x"), "NoSuchEnv")

@@ -26,6 +26,7 @@ def collect_cmd(
     resolution: int = typer.Option(64, "--resolution", help="Square frame size in pixels, 32 to 256."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Maximum steps per episode (default: the world's natural length, else 500)."),
     ood: bool = typer.Option(False, "--ood", help="Physics worlds: draw radius and speed from the out-of-distribution ranges."),
+    world_option: list[str] = typer.Option([], "--world-option", help="KEY=VALUE option of the world (repeatable; the value is read as JSON where it parses, else as text), e.g. --world-option map_size=64 --world-option n_coins=64 for explorer."),
 ) -> None:
     """Collect episodes from a world into a dataset (appends if the dataset exists).
 
@@ -35,10 +36,27 @@ def collect_cmd(
 
     if ood and not env.startswith("physics/"):
         raise PlayworldError(f"--ood applies to the physics worlds only, not {env}", "drop --ood, or use --env physics/...")
+    options = parse_world_options(world_option)
+    if ood:
+        options["ood"] = True
     ds = collect(env, out, episodes, policy=policy, seed=seed, resolution=resolution, steps=steps,
-                 world_options={"ood": True} if ood else None, progress=True)
+                 world_options=options or None, progress=True)
     typer.echo(f"{ds.path}: {len(ds)} episodes, {ds.num_frames} frames of {ds.world} at {ds.resolution}x{ds.resolution}")
     typer.echo(f"next: playworld data verify {ds.path}   then   playworld train --data {ds.path} --model diffusion")
+
+
+def parse_world_options(items: list[str]) -> dict:
+    """['map_size=64', 'name=x'] -> {'map_size': 64, 'name': 'x'}: values as JSON where they parse, else text."""
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise PlayworldError(f"--world-option {item!r} is not KEY=VALUE", "write it like --world-option map_size=64")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
 
 
 def info_cmd(

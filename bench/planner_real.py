@@ -29,8 +29,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--episodes", type=int, default=5)
     ap.add_argument("--max-steps", type=int, default=None, help="cap on real steps per episode (default: the world's)")
-    ap.add_argument("--world-option", action="append", default=[], metavar="KEY=JSON",
-                    help="option of the real world, e.g. map_size=64 (repeatable)")
+    ap.add_argument("--world-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="option of the real world, e.g. map_size=64 (repeatable; JSON values where they parse)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -40,10 +40,11 @@ def main() -> None:
     from playworld.agents.planner import Planner
     from playworld.agents.policy import make_real_world, world_returns
     from playworld.train.checkpoint import load_world_model
+    from playworld.worlds.base import parse_world_options
     from playworld.worlds.policies import RandomPolicy
 
     torch.set_num_threads(args.threads)
-    options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.world_option)}
+    options = parse_world_options(args.world_option)
     model = load_world_model(args.run)
     planner = Planner(model, args.method, horizon=args.horizon, population=args.population,
                       elites=max(args.population // 8, 1), iterations=args.iterations, dataset=args.data,

@@ -39,13 +39,6 @@ def _stats(pred: np.ndarray, real: np.ndarray) -> dict:
             "mean_elsewhere": float(pred[~hit].mean()) if (~hit).any() else None, "corr_of_sums": corr}
 
 
-def _coin_pixels(frames: np.ndarray) -> np.ndarray:
-    """(..., R, R, 3) uint8 -> (..., R, R) bool: pixels in explorer's coin colour (within L1 90)."""
-    from playworld.worlds.explorer import COIN_COLOR
-
-    return np.abs(frames.astype(np.int16) - np.array(COIN_COLOR, np.int16)).sum(-1) < 90
-
-
 def adjacent_coin(model, world_options: dict, episodes: int, seed: int, steps: int = 200) -> dict:
     """Random-move explorer episodes filtered frame by frame: does the highest predicted one-step reward
     pick a move onto a coin when there is one? Returns the hit rate, the chance rate and the counts."""
@@ -60,7 +53,8 @@ def adjacent_coin(model, world_options: dict, episodes: int, seed: int, steps: i
         frame, state = world.reset(seed=seed + e)
         s = model.reset(torch.from_numpy(frame).permute(2, 0, 1)[None, None], torch.zeros(1, 1, dtype=torch.long), seed=seed + e)
         for _ in range(steps):
-            coin = np.array([world._has_coin(*(state["agent"] + MOVES[a])) for a in range(1, 5)])  # (4,) per move
+            targets = state["agent"] + MOVES[1:]  # (4, 2) the cell each move leads to
+            coin = (targets[:, None] == state["coins"][None]).all(-1).any(-1)  # (4,) the move lands on a coin
             if coin.any():
                 best = int(np.argmax([float(model.predict_reward(model.advance(s, torch.tensor([a])))) for a in range(1, 5)]))
                 steps_with_coin, hits, chance = steps_with_coin + 1, hits + int(coin[best]), chance + coin.mean()
@@ -90,6 +84,7 @@ def main() -> None:
     from playworld.agents.reward import has_reward_head
     from playworld.data.store import Dataset
     from playworld.train.checkpoint import load_world_model
+    from playworld.worlds.explorer import coin_pixels
 
     torch.set_num_threads(args.threads)
     model, ds = load_world_model(args.run), Dataset(args.data)
@@ -119,11 +114,12 @@ def main() -> None:
                     p.append(float(model.predict_reward(filtered)))
                     i.append(float(model.predict_reward(imagined)))
                     if explorer:
-                        coins = _coin_pixels(np.asarray(ep.frames[t]))
+                        coins = coin_pixels(np.asarray(ep.frames[t]))
+                        n_coins = int(coins.sum())
                         for name, state in (("filtered", filtered), ("imagined", imagined)):
                             decoded = model.decode(state)[0].permute(1, 2, 0).cpu().numpy()
-                            drawn[name][0] += int((_coin_pixels(decoded) & coins).sum())
-                            drawn[name][1] += int(coins.sum())
+                            drawn[name][0] += int((coin_pixels(decoded) & coins).sum())
+                            drawn[name][1] += n_coins
                 post.append(p), imag.append(i), real.append(np.asarray(ep.rewards[s + k : s + k + h], np.float64))
         if not real:
             continue

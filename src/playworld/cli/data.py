@@ -33,6 +33,7 @@ def collect_cmd(
     Example: playworld collect --env explorer --episodes 200 --out data/explorer
     """
     from playworld.data.collect import collect
+    from playworld.worlds.base import parse_world_options
 
     if ood and not env.startswith("physics/"):
         raise PlayworldError(f"--ood applies to the physics worlds only, not {env}", "drop --ood, or use --env physics/...")
@@ -43,20 +44,6 @@ def collect_cmd(
                  world_options=options or None, progress=True)
     typer.echo(f"{ds.path}: {len(ds)} episodes, {ds.num_frames} frames of {ds.world} at {ds.resolution}x{ds.resolution}")
     typer.echo(f"next: playworld data verify {ds.path}   then   playworld train --data {ds.path} --model diffusion")
-
-
-def parse_world_options(items: list[str]) -> dict:
-    """['map_size=64', 'name=x'] -> {'map_size': 64, 'name': 'x'}: values as JSON where they parse, else text."""
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise PlayworldError(f"--world-option {item!r} is not KEY=VALUE", "write it like --world-option map_size=64")
-        try:
-            options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.strip()] = value
-    return options
 
 
 def info_cmd(

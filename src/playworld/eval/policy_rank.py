@@ -27,6 +27,7 @@ from scipy import stats
 
 from playworld.errors import PlayworldError
 from playworld.eval.api import DatasetOracle, EvalContext, GroupResult, Metric, NotApplicable, Skip, register_group
+from playworld.worlds.explorer import COIN_COLOR, coin_pixels
 from playworld.worlds.policies import Policy, RandomPolicy, StickyPolicy
 
 MAX_EPISODES, MAX_STEPS = 4, 30
@@ -47,7 +48,7 @@ class ExplorerCoinPolicy(Policy):
     move, so which move picks the coin up is never given away by the policy, only by the frame and the
     action (a model must learn the effect of the action, not that this policy always takes the coin)."""
 
-    COIN = np.array([250, 206, 30])
+    COIN = np.array(COIN_COLOR)
 
     def __init__(self, action_space, seed: int = 0, eps: float = 0.1, reach: int | None = None,
                  wander: str = "straight", adjacent: str = "take"):
@@ -67,11 +68,12 @@ class ExplorerCoinPolicy(Policy):
         r = frame.shape[0]
         p = max(r // 16, 1)
         centre = (r - p) // 2 + (p - 1) / 2  # pixel centre of the agent's cell
-        rows, cols = np.nonzero(np.abs(frame.astype(np.int32) - self.COIN).sum(-1) < 90)
+        rows, cols = np.nonzero(coin_pixels(frame))
         dx, dy = (cols - centre) / p, (rows - centre) / p
+        cells = np.abs(np.rint(dx)) + np.abs(np.rint(dy))  # distance in whole cells (pixel centres rounded)
         if self.reach is not None:
-            near = np.abs(np.rint(dx)) + np.abs(np.rint(dy)) <= self.reach  # in whole cells (pixel centres rounded)
-            dx, dy = dx[near], dy[near]
+            near = cells <= self.reach
+            dx, dy, cells = dx[near], dy[near], cells[near]
         if len(dx) == 0:
             if self.wander == "random":
                 return np.array(self.rng.integers(1, 5), np.int64)
@@ -79,7 +81,7 @@ class ExplorerCoinPolicy(Policy):
                 self.heading = int(self.rng.integers(1, 5))
             return np.array(self.heading, np.int64)
         i = int(np.argmin(np.abs(dx) + np.abs(dy)))
-        if self.adjacent == "random" and abs(np.rint(dx[i])) + abs(np.rint(dy[i])) <= 1:
+        if self.adjacent == "random" and cells[i] <= 1:
             return np.array(self.rng.integers(1, 5), np.int64)
         if abs(dx[i]) >= abs(dy[i]):
             return np.array(4 if dx[i] > 0 else 3, np.int64)

@@ -16,6 +16,7 @@ Gymnasium environment. `make_world` is the only constructor callers need.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -99,6 +100,21 @@ def check_resolution(resolution: int) -> int:
             f"choose a square resolution from {MIN_RESOLUTION} to {MAX_RESOLUTION}, e.g. --resolution 64",
         )
     return int(resolution)
+
+
+def parse_world_options(items: list[str]) -> dict[str, Any]:
+    """Command-line ``KEY=VALUE`` world options -> a dict: values as JSON where they parse (numbers,
+    lists, true/false), else as text. ``['map_size=64', 'name=x']`` -> ``{'map_size': 64, 'name': 'x'}``."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise PlayworldError(f"--world-option {item!r} is not KEY=VALUE", "write it like --world-option map_size=64")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
 
 
 def make_world(name: str, resolution: int = 64, **options: Any) -> World:

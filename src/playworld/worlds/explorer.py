@@ -114,6 +114,12 @@ def make_agent_sprites(p: int) -> tuple[np.ndarray, np.ndarray]:
     return sprites, mask
 
 
+def coin_pixels(frames: np.ndarray) -> np.ndarray:
+    """(..., R, R, 3) uint8 frames -> (..., R, R) bool: pixels in the coin colour (within L1 90 of it,
+    so a model's blurred coins count too). How scripted policies and diagnostics find coins in a frame."""
+    return np.abs(frames.astype(np.int16) - np.array(COIN_COLOR, np.int16)).sum(-1) < 90
+
+
 # -- map generation ---------------------------------------------------------------------------------
 def _smooth_noise(rng: np.random.Generator, size: int, knots: int) -> np.ndarray:
     """(size, size) value noise in [0, 1]: a knots x knots random grid, smoothstep-interpolated."""

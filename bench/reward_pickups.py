@@ -19,6 +19,13 @@ real episodes of random moves in the dataset's explorer, each frame filtered int
 at every step where some move lands on a coin, whether the move with the highest predicted one-step
 reward (`model.advance` then the reward head) is one of them, against the chance of a random move
 being one. It is the least an agent needs from the model: to see the coin next to it.
+
+For a family without reward heads (diffusion, genie), or with `--reward-model`, only the adjacent-coin
+check runs, with the reward model a dream would learn from DATA (agents/reward.py, cached in
+RUN/agents/reward_model): once on the frames the world model predicts for each move (from the last K
+real frames) and once on the world's real next frames (the reward model alone). It also reports the
+mean predicted reward of the coin move, the other moves and staying put: a dream pays these, so a
+reward that stays high beside a coin teaches an agent to wait there.
 """
 
 from __future__ import annotations
@@ -39,32 +46,67 @@ def _stats(pred: np.ndarray, real: np.ndarray) -> dict:
             "mean_elsewhere": float(pred[~hit].mean()) if (~hit).any() else None, "corr_of_sums": corr}
 
 
-def adjacent_coin(model, world_options: dict, episodes: int, seed: int, steps: int = 200) -> dict:
-    """Random-move explorer episodes filtered frame by frame: does the highest predicted one-step reward
-    pick a move onto a coin when there is one? Returns the hit rate, the chance rate and the counts."""
+def adjacent_coin(model, world_options: dict, episodes: int, seed: int, steps: int = 200, reward_fn=None,
+                  real_frames: bool = False) -> dict:
+    """Random-move explorer episodes: does the highest predicted one-step reward pick a move onto a coin
+    when there is one? Returns the hit rate, the chance rate, the counts and the mean predicted reward
+    of the coin move, of the other moves and of staying put (noop).
+
+    A model with reward heads and `observe` (rssm) filters every real frame into its state and scores
+    each move with `advance` then the head. Otherwise `reward_fn(state, prev, frame)` (the learned
+    reward model) scores the frame each move leads to: the model's own (`step` from the last K real
+    frames), or with `real_frames` the world's real next frame (the reward model alone)."""
     import torch
 
     from playworld.worlds.explorer import MOVES, Explorer
 
     world = Explorer(resolution=model.spec.resolution, **world_options)
-    rng = np.random.default_rng(seed)
-    steps_with_coin, hits, chance = 0, 0, 0.0
+    rng, k = np.random.default_rng(seed), model.spec.context
+    heads = reward_fn is None
+    to_t = lambda f: torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)  # noqa: E731  (3, R, R) uint8
+    moves = torch.arange(0, 5)  # noop, then the four moves
+    steps_with_coin, hits, chance, pred = 0, 0, 0.0, {"coin_move": [], "other_move": [], "noop": []}
     for e in range(episodes):
         frame, state = world.reset(seed=seed + e)
-        s = model.reset(torch.from_numpy(frame).permute(2, 0, 1)[None, None], torch.zeros(1, 1, dtype=torch.long), seed=seed + e)
+        if heads:
+            s = model.reset(to_t(frame)[None, None], torch.zeros(1, 1, dtype=torch.long), seed=seed + e)
+        context, acts = [to_t(frame)] * k, [0] * k  # the last K real frames and the actions into them
         for _ in range(steps):
             targets = state["agent"] + MOVES[1:]  # (4, 2) the cell each move leads to
             coin = (targets[:, None] == state["coins"][None]).all(-1).any(-1)  # (4,) the move lands on a coin
             if coin.any():
-                best = int(np.argmax([float(model.predict_reward(model.advance(s, torch.tensor([a])))) for a in range(1, 5)]))
+                if heads:
+                    scores = [float(model.predict_reward(model.advance(s, torch.tensor([a])))) for a in range(5)]
+                else:
+                    prev = context[-1][None].repeat(5, 1, 1, 1)
+                    if real_frames:
+                        saved, nexts = world.state(), []
+                        for a in range(5):
+                            world.restore(saved)
+                            nexts.append(to_t(world.step(np.asarray(a)).frame))
+                        world.restore(saved)
+                        after, ms = torch.stack(nexts), None
+                    else:
+                        ms = model.reset(torch.stack(context)[None].repeat(5, 1, 1, 1, 1),
+                                         torch.tensor(acts)[None].repeat(5, 1), seed=seed + e)
+                        ms, after = model.step(ms, moves)
+                    scores = reward_fn(ms, prev, after)[0].tolist()
+                best = int(np.argmax(scores[1:]))
                 steps_with_coin, hits, chance = steps_with_coin + 1, hits + int(coin[best]), chance + coin.mean()
+                pred["noop"].append(scores[0])
+                for j in range(4):
+                    pred["coin_move" if coin[j] else "other_move"].append(scores[1 + j])
             a = int(rng.integers(1, 5))
             r = world.step(np.asarray(a))
             frame, state = r.frame, r.state
-            s = model.observe(s, torch.from_numpy(frame).permute(2, 0, 1)[None], torch.tensor([a]))
+            context, acts = context[1:] + [to_t(frame)], acts[1:] + [a]
+            if heads:
+                s = model.observe(s, to_t(frame)[None], torch.tensor([a]))
     return {"episodes": episodes, "steps_with_adjacent_coin": steps_with_coin,
             "best_move_takes_coin": hits / steps_with_coin if steps_with_coin else None,
-            "chance": float(chance / steps_with_coin) if steps_with_coin else None}
+            "chance": float(chance / steps_with_coin) if steps_with_coin else None,
+            # calibration: the reward a dream would pay for each choice (real: 1 for the coin move, 0 otherwise)
+            "mean_predicted": {k: float(np.mean(v)) if v else None for k, v in pred.items()}}
 
 
 def main() -> None:
@@ -75,27 +117,45 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=3, help="windows per episode")
     ap.add_argument("--adjacent-episodes", type=int, default=30, help="explorer only: real random-move episodes "
                     "for the adjacent-coin check (0 skips it)")
+    ap.add_argument("--reward-model", action="store_true", help="explorer: score moves with the reward model learned "
+                    "from DATA (cached in RUN/agents/reward_model), as a dream in a family without reward heads does; "
+                    "implied for such a family")
+    ap.add_argument("--reward-steps", type=int, default=None, help="training steps of that reward model (default: "
+                    "the dream's); a cached one trained with as many steps is reused")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
     import torch
 
-    from playworld.agents.reward import has_reward_head
+    from playworld.agents.reward import has_reward_head, reward_model_for
     from playworld.data.store import Dataset
     from playworld.train.checkpoint import load_world_model
     from playworld.worlds.explorer import coin_pixels
 
     torch.set_num_threads(args.threads)
     model, ds = load_world_model(args.run), Dataset(args.data)
-    if not has_reward_head(model) or not callable(getattr(model, "observe", None)):
-        raise SystemExit(f"{args.run}: the model has no reward head to diagnose (an rssm run has one)")
+    explorer = ds.manifest.get("world") == "explorer"
+    if args.reward_model or not has_reward_head(model):
+        if not explorer:
+            raise SystemExit(f"{args.run}: the model has no reward head to diagnose (an rssm run has one); "
+                             "--reward-model checks a learned reward model on explorer data only")
+        steps = {"steps": args.reward_steps} if args.reward_steps else {}
+        rm = reward_model_for(ds, cache_dir=args.run / "agents" / "reward_model", seed=args.seed, **steps)
+        reward_fn = lambda state, prev, frame: rm(prev, frame)  # noqa: E731
+        options, seed = ds.manifest.get("world_options") or {}, 10_000 + args.seed
+        print(json.dumps({"run": str(args.run), "reward": "learned reward model (prev frame, frame)",
+                          "adjacent_coin": adjacent_coin(model, options, args.adjacent_episodes, seed, reward_fn=reward_fn),
+                          "adjacent_coin_real_frames": adjacent_coin(model, options, args.adjacent_episodes, seed,
+                                                                     reward_fn=reward_fn, real_frames=True)}, indent=1))
+        return
+    if not callable(getattr(model, "observe", None)):
+        raise SystemExit(f"{args.run}: the model has reward heads but no observe() to filter real frames with")
     k, h, rng = model.spec.context, args.horizon, np.random.default_rng(args.seed)
     ids = sorted(ds.episode_ids())
     history = [c for c in ds.manifest.get("history", []) if "first_episode" in c] or [{"policy": "all", "first_episode": 0}]
     starts = [c["first_episode"] for c in history] + [len(ids)]
     report = {"run": str(args.run), "horizon": h, "collections": []}
-    explorer = ds.manifest.get("world") == "explorer"
     for c, first, end in zip(history, starts, starts[1:]):
         post, imag, real = [], [], []
         drawn = {"filtered": [0, 0], "imagined": [0, 0]}  # coin pixels drawn, coin pixels in the real frames

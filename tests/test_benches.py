@@ -70,9 +70,22 @@ def test_teacher_forced_psnr_bench(tmp_path):
 
 
 @pytest.mark.slow
+def test_dream_explorer_bench_in_a_diffusion_model(tmp_path):
+    out = _bench("dream_explorer.py", "--tiny", "--threads", 1, "--out", tmp_path / "b")  # the default: diffusion
+    assert out["family"] == "diffusion" and out["sets"] == ["model.channels=32,48,64"]
+    assert out["dream"]["config"]["inputs"] == "pixels" and out["dream"]["steps"] > 0 and isinstance(out["met"], bool)
+    assert (tmp_path / "b" / "run" / "agents" / "reward_model" / "model.safetensors").exists()
+    diag = _bench("reward_pickups.py", tmp_path / "b" / "run", tmp_path / "b" / "data", "--adjacent-episodes", 2,
+                  "--reward-steps", 20)
+    for check in ("adjacent_coin", "adjacent_coin_real_frames"):  # through the model's frames, on the real ones
+        assert diag[check]["steps_with_adjacent_coin"] > 0 and 0 <= diag[check]["best_move_takes_coin"] <= 1
+        assert set(diag[check]["mean_predicted"]) == {"coin_move", "other_move", "noop"}
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["dream_explorer.py", "dream_cartpole.py"])
 def test_dream_benches(tmp_path, script):
-    seeker = ["--seeker-reach", 2, "--seeker-wander", "random"] if script == "dream_explorer.py" else []
+    seeker = ["--model", "rssm", "--seeker-reach", 2, "--seeker-wander", "random"] if script == "dream_explorer.py" else []
     out = _bench(script, "--tiny", "--threads", 1, "--out", tmp_path / "b", *seeker)
     assert out["tiny"] is True and out["train"]["steps"] > 0 and out["dream"]["steps"] > 0
     assert {"agent_mean", "random_mean"} <= set(out["real"]) and isinstance(out["met"], bool)
@@ -110,7 +123,7 @@ class _CoinSeeingModel:
     def __init__(self, see: bool):
         from playworld.worlds.explorer import Explorer
 
-        self.see, self.spec = see, type("Spec", (), {"resolution": 32, "action_space": Explorer.action_space})()
+        self.see, self.spec = see, type("Spec", (), {"resolution": 32, "action_space": Explorer.action_space, "context": 1})()
 
     def reset(self, frames, actions, seed=None):
         return (frames[0, -1], 0)
@@ -146,6 +159,75 @@ def test_adjacent_coin_check_tells_a_model_that_sees_coins_from_one_that_does_no
     assert seeing["steps_with_adjacent_coin"] == blind["steps_with_adjacent_coin"] > 20
     assert seeing["best_move_takes_coin"] == 1.0
     assert blind["best_move_takes_coin"] < 0.4  # ties: its argmax always moves up, onto a coin only when one is above
+
+
+class _FrameModel:
+    """A fake pixel world model for the adjacent-coin check through a reward model: each predicted frame
+    is the newest context frame with the action written into its top-left pixel."""
+
+    def __init__(self):
+        from playworld.worlds.explorer import Explorer
+
+        self.spec = type("Spec", (), {"resolution": 32, "action_space": Explorer.action_space, "context": 2})()
+
+    def reset(self, frames, actions, seed=None):
+        return frames[:, -1]
+
+    def step(self, state, actions):
+        frames = state.clone()
+        frames[:, 0, 0, 0] = actions.to(frames.dtype)
+        return state, frames
+
+
+def _coin_at(prev, move: int) -> bool:
+    """Whether the 32-px frame prev (3, R, R) shows a coin in the cell `move` leads to."""
+    import numpy as np
+
+    from playworld.worlds.explorer import COIN_COLOR, MOVES
+
+    dx, dy = MOVES[move]
+    pixel = prev[:, 15 + 2 * int(dy), 15 + 2 * int(dx)].numpy().astype(int)
+    return move > 0 and bool(np.abs(pixel - np.array(COIN_COLOR)).sum() < 90)
+
+
+def _seeing_reward_fn(state, prev, frame):
+    """Reads the move from the fake model's frame and pays 1 where it lands on a coin drawn in prev."""
+    import torch
+
+    r = [float(_coin_at(p, int(f[0, 0, 0]))) for p, f in zip(prev, frame)]
+    return torch.tensor(r), torch.ones(len(r))
+
+
+def _shift_reward_fn(state, prev, frame):
+    """On real frames: the move is the view's 2-pixel shift (or none) that best maps prev onto frame."""
+    import torch
+
+    from playworld.worlds.explorer import MOVES
+
+    out = []
+    for p, f in zip(prev.long(), frame.long()):
+        errs = [(torch.roll(p, (-2 * int(dy), -2 * int(dx)), (1, 2)) - f)[:, 4:-4, 4:-4].abs().sum() for dx, dy in MOVES]
+        out.append(float(_coin_at(p.to(torch.uint8), int(torch.stack(errs).argmin()))))
+    return torch.tensor(out), torch.ones(len(out))
+
+
+def test_adjacent_coin_check_through_a_reward_model_on_predicted_and_real_frames():
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("reward_pickups", ROOT / "bench" / "reward_pickups.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    options, model = {"map_size": 64, "n_coins": 64}, _FrameModel()
+    blind = lambda state, prev, frame: (torch.zeros(len(prev)), torch.ones(len(prev)))  # noqa: E731
+    runs = {name: bench.adjacent_coin(model, options, episodes=6, seed=0, steps=100, reward_fn=fn, real_frames=real)
+            for name, fn, real in [("model", _seeing_reward_fn, False), ("real", _shift_reward_fn, True),
+                                   ("blind", blind, False)]}
+    assert runs["model"]["steps_with_adjacent_coin"] == runs["blind"]["steps_with_adjacent_coin"] > 15
+    assert runs["model"]["best_move_takes_coin"] == 1.0 and runs["real"]["best_move_takes_coin"] > 0.9
+    assert runs["model"]["mean_predicted"] == {"coin_move": 1.0, "other_move": 0.0, "noop": 0.0}
+    assert runs["blind"]["best_move_takes_coin"] < 0.4
 
 
 @pytest.mark.slow

@@ -90,6 +90,27 @@ def test_reward_model_learns_the_goal_reward(line_data):
     assert torch.all(cont == 1)  # no terminal frames in the data
 
 
+def test_reward_model_predicts_the_expected_reward_despite_oversampling(tmp_path):
+    """Rewards come on only a fifth of the arrivals at the goal: oversampled to half of each batch but
+    importance-weighted back, the model predicts about a fifth there (unweighted it said 0.87,
+    and an agent would learn to wait where rewards only sometimes come)."""
+    from agent_fixtures import RES, SPACE, line_episode
+
+    from playworld.data.store import create_or_append
+
+    rng = np.random.default_rng(0)
+    with create_or_append(tmp_path / "data", "test/line", RES, SPACE, fps=10.0) as w:
+        for _ in range(16):
+            ep = line_episode(rng, 24)
+            ep["rewards"] = ep["rewards"] * (rng.random(24) < 0.2)
+            w.add_episode(**ep)
+    rm = reward_model_for(Dataset(tmp_path / "data"), steps=300, seed=0)
+    x = np.arange(8)
+    reward, _ = rm(torch.from_numpy(render(np.clip(x - 1, 0, 7))), torch.from_numpy(render(x)))
+    assert 0.05 < reward[GOAL] < 0.35, reward
+    assert reward[:GOAL].abs().max() < 0.1, reward
+
+
 def test_dataset_without_rewards_is_an_error(line_data_no_rewards):
     with pytest.raises(PlayworldError, match="no rewards at all"):
         WorldModelEnv(CopyLast(SPEC), line_data_no_rewards)

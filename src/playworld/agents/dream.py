@@ -22,7 +22,7 @@ import torch
 
 from playworld.agents.actor_critic import Actor, ActorCritic, Config, imagine, resolve_inputs
 from playworld.agents.policy import make_policy, make_real_world, world_returns
-from playworld.agents.reward import has_reward_head, make_reward_fn
+from playworld.agents.reward import REWARD_STEPS, has_reward_head, make_reward_fn
 from playworld.data.store import Dataset
 from playworld.data.windows import WindowSampler
 from playworld.errors import PlayworldError
@@ -62,12 +62,13 @@ def dream(
     model: WorldModel, dataset: Dataset | str, config: Config | None = None, steps: int | None = None,
     minutes: float | None = None, seed: int = 0, progress: bool = True, cache_dir: str | Path | None = None,
     log_every: int = 10, on_log: Callable[[dict], None] | None = None, device: str | torch.device = "cpu",
-    budget_clock: str = "wall", learner: ActorCritic | None = None,
+    budget_clock: str = "wall", learner: ActorCritic | None = None, reward_steps: int = REWARD_STEPS,
 ) -> DreamResult:
     """Train an actor-critic inside `model` for `steps` updates or `minutes`, whichever comes first.
     `budget_clock` 'cpu' counts `minutes` in this process's CPU time (equal compute on a busy machine).
     `learner` continues an earlier result's ActorCritic (its own config is kept; Dreamer's loop
-    re-dreams in a model retrained on the agent's own episodes)."""
+    re-dreams in a model retrained on the agent's own episodes). `reward_steps`: training steps of the
+    reward model a family without reward heads reads rewards from (cached in `cache_dir`)."""
     from playworld.data.progress import progress_iter
     from playworld.train import config as train_config
     from playworld.train.checkpoint import check_dataset_matches
@@ -83,7 +84,7 @@ def dream(
     if config.horizon < 1 or config.batch < 2 or config.frame_stack < 1:
         raise PlayworldError(f"bad dream settings horizon={config.horizon} batch={config.batch} frame_stack={config.frame_stack}",
                              "use horizon >= 1, batch >= 2, frame_stack >= 1")
-    reward_fn = make_reward_fn(model, dataset, cache_dir=cache_dir, seed=seed)
+    reward_fn = make_reward_fn(model, dataset, cache_dir=cache_dir, seed=seed, steps=reward_steps)
     config = resolve_inputs(config, model, reward_fn)
     if learner is not None and (learner.config.inputs, learner.config.latent_dim) != (config.inputs, config.latent_dim):
         raise PlayworldError(

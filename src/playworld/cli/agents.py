@@ -22,6 +22,7 @@ def dream_cmd(
     horizon: int = typer.Option(15, "--horizon", help="Imagined steps per start context."),
     batch: int = typer.Option(32, "--batch", help="Start contexts imagined per update."),
     entropy: float = typer.Option(3e-3, "--entropy", help="Entropy bonus scale."),
+    gamma: float = typer.Option(0.985, "--gamma", help="Discount per step (lower: nearer rewards count more)."),
     frame_stack: int = typer.Option(2, "--frame-stack", help="Frames the actor sees at once (pixel inputs)."),
     inputs: str = typer.Option("auto", "--inputs", help="What the actor sees: pixels (any family), latent (the model's latent state: "
                                "fast imagination; rssm), or auto (latent where the model allows it)."),
@@ -58,7 +59,9 @@ def dream_cmd(
     dev = pick_device(device)
     model = load_world_model(run, device=dev, checkpoint=checkpoint)
     check_dataset_matches(model.spec, dataset, f"run {run}")
-    config = Config(horizon=horizon, batch=batch, entropy=entropy, frame_stack=frame_stack, inputs=inputs)
+    if not 0 < gamma <= 1:
+        raise PlayworldError(f"--gamma must be in (0, 1], got {gamma}", "pass e.g. --gamma 0.985")
+    config = Config(horizon=horizon, batch=batch, entropy=entropy, gamma=gamma, frame_stack=frame_stack, inputs=inputs)
     result = dream(model, dataset, config, steps=steps, minutes=minutes, seed=seed, progress=progress,
                    cache_dir=Path(run) / "agents" / "reward_model", device=dev)
     world_options = dataset.manifest.get("world_options") or {}

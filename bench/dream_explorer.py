@@ -149,7 +149,7 @@ def add_budget_arguments(ap: argparse.ArgumentParser, train_minutes: float, roun
     """The options both dream benches share: budgets (CPU minutes), Dreamer's rounds, actor inputs, evaluation."""
     ap.add_argument("--tiny", action="store_true", help="a few seconds per stage: checks the pipeline, not the target")
     ap.add_argument("--resolution", type=int, default=64)
-    ap.add_argument("--train-minutes", type=float, default=train_minutes, help="CPU minutes of rssm training on the first episodes")
+    ap.add_argument("--train-minutes", type=float, default=train_minutes, help="CPU minutes of model training on the first episodes")
     ap.add_argument("--dream-minutes", type=float, default=3.0, help="CPU minutes of the first dream")
     ap.add_argument("--rounds", type=int, default=3, help="Dreamer rounds: 1 = no agent episodes; each further round "
                     "collects with the agent, retrains the model and dreams again")

@@ -7,7 +7,7 @@
 const FLAG_AGENT = 1, FLAG_RECORDING = 2, FLAG_REAL_DONE = 4, FLAG_PAUSED = 8;
 const $ = (id) => document.getElementById(id);
 const pw = (window.pw = {
-  ws: null, hello: null, lastStatus: null, frames: 0, lastFrame: null, errors: [], busy: null,
+  ws: null, hello: null, lastStatus: null, events: {}, frames: 0, lastFrame: null, errors: [], busy: null,
   seq: 0, held: [], sentAt: new Map(), latencies: [], stepTimes: [], frameTimes: [], statusWaiters: [], recordings: [],
   send(obj) { if (pw.ws && pw.ws.readyState === WebSocket.OPEN) pw.ws.send(JSON.stringify(obj)); },
   requestStatus() { return new Promise((resolve) => { pw.statusWaiters.push(resolve); pw.send({ type: "status" }); }); },
@@ -68,6 +68,8 @@ function onHello(msg) {
 
 function onStatus(msg) {
   pw.lastStatus = msg;
+  // the next periodic status replaces lastStatus within a second, so one-off events are also counted
+  if (msg.event) pw.events[msg.event] = (pw.events[msg.event] || 0) + 1;
   $("status").textContent = JSON.stringify(msg, null, 1);
   $("pause").classList.toggle("on", msg.paused);
   $("pause").textContent = msg.paused ? "Resume" : "Pause";

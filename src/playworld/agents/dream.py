@@ -11,6 +11,8 @@ head, the reward model learned from the dataset's recorded rewards.
 
 from __future__ import annotations
 
+import itertools
+
 import json
 import time
 from dataclasses import dataclass, field
@@ -98,11 +100,12 @@ def dream(
     learner = (learner if learner is not None else ActorCritic(model.spec, config)).to(device).train()
     config = learner.config
     rng, generator = np.random.default_rng(seed), torch.Generator(device=device).manual_seed(seed)
-    budget = steps if steps is not None else 10**9
+    # a time budget alone: an open-ended count, so the bar counts updates instead of showing 1e9 of them
+    updates = range(steps) if steps is not None else itertools.count()
     clock = train_config.budget_clock(budget_clock)
     deadline = clock() + 60 * minutes if minutes is not None else float("inf")
     start, history, done = time.monotonic(), [], 0
-    for step in progress_iter(range(budget), "dreaming", total=steps, enabled=progress):
+    for step in progress_iter(updates, "dreaming", total=steps, enabled=progress):
         if clock() >= deadline:
             break
         batch = sampler.sample(config.batch, rng)

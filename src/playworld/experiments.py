@@ -86,7 +86,7 @@ def _train(run: Path, data, variant: str, minutes: float, steps: int | None, pre
     """Train one variant (a run in `run` that used its whole budget is reused; one cut short, e.g. by
     Ctrl-C, is resumed for the rest of it); returns its step count and training minutes."""
     from playworld.train.checkpoint import list_checkpoints
-    from playworld.train.loop import train
+    from playworld.train.loop import OPEN_ENDED_STEPS, train
 
     if not list_checkpoints(run):
         overrides = ["model.frame_noise_levels=true", f"train.rollout={rollout}", f"train.seed={seed}",
@@ -95,13 +95,13 @@ def _train(run: Path, data, variant: str, minutes: float, steps: int | None, pre
             # the switch is a step number: under a time budget, place it from the teacher-forcing speed
             # of a run of the same preset (the first variant trained), else from --steps
             overrides.append(f"train.regime_switch_step={_switch_step(run.parent, steps, switch_fraction)}")
-        train(run, data=data.path, model="diffusion", preset=preset, sets=overrides, steps=steps or 10**9,
+        train(run, data=data.path, model="diffusion", preset=preset, sets=overrides, steps=steps or OPEN_ENDED_STEPS,
               minutes=minutes, progress=progress)
     else:
         ends = [x for x in _metrics(run) if x.get("kind") == "end"]
         if not any(x.get("reason") in ("time", "steps") for x in ends):  # cut short: train the rest
             used = sum(float(x.get("minutes", 0.0)) for x in ends)
-            train(run, resume=True, steps=steps or 10**9, minutes=max(minutes - used, 0.01) if minutes > 0 else 0.0,
+            train(run, resume=True, steps=steps or OPEN_ENDED_STEPS, minutes=max(minutes - used, 0.01) if minutes > 0 else 0.0,
                   progress=progress)
     lines = _metrics(run)
     return {"train_steps": max((x["step"] for x in lines), default=0),

@@ -36,6 +36,9 @@ from playworld.train.regimes import RegimeSchedule
 from playworld.train.run import capture_rng, prepare_run, restore_rng, write_run_files
 from playworld.train.validation import teacher_forced_psnr, validation_windows
 
+# a step budget this large means "until the time budget ends": the bar counts steps open-ended
+OPEN_ENDED_STEPS = 10**9
+
 
 class TrainingDiverged(PlayworldError):
     """The loss or the gradient became NaN/inf; the last good checkpoint is kept."""
@@ -138,7 +141,7 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
     started, reason, first_step = clock(), "steps", step
     window = _Window()
     with progress_bar(progress and d.is_main) as bar, _StopOnSignal() as stop:
-        task = bar.add_task("train", total=cfg.steps, completed=step, info="")
+        task = bar.add_task("train", total=cfg.steps if cfg.steps < OPEN_ENDED_STEPS else None, completed=step, info="")
         while step < cfg.steps:
             try:
                 batch = next(batches).to(dev, non_blocking=True)

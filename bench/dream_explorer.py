@@ -199,7 +199,7 @@ def main() -> None:
     ap.add_argument("--unet", default="32,48,64", help="diffusion only: U-Net widths per level (the small preset's "
                     "64,96,128 is sized for 64 px; at 32 px the narrower one trains 2.4x the steps in the same "
                     "budget, 30.8 vs 28.7 dB validation PSNR after 14 CPU-minutes, and dreams twice as fast)")
-    # The defaults meet the target on 3 of seeds 0-3 (4.4x random over the four; README): a diffusion model
+    # The defaults meet the target on 4 of seeds 0-4 (4.3x random over the five; README): a diffusion model
     # (pixel space: it keeps the 2-pixel coins an rssm's latent loses) with a learned reward model, 8-step
     # imagination at 32 px, within 30 CPU-minutes
     ap.set_defaults(model="diffusion", resolution=32, rounds=1, train_minutes=14.0, dream_minutes=12.0, horizon=8)

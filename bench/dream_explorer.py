@@ -20,8 +20,8 @@ Why diffusion by default: the coins are 2 pixels at 32 px. An rssm's reward head
 is near, not which move lands on it (bench/reward_pickups.py's adjacent-coin check stayed at chance
 for every rssm tried), so its dream taught no direction. A diffusion model keeps the coins in its
 predicted frames, and the dream's pixel reward model (agents/reward.py, trained on the dataset's
-(previous frame, frame) pairs and their difference) then tells the move onto a coin from the others. Defaults: a 32-48-64
-U-Net at 32 px, 14 CPU-minutes of training, 12 minutes of dreaming with 8-step imagination, one round.
+(previous frame, frame) pairs and their difference) then tells the move onto a coin from the others.
+Defaults: a 32-48-64 U-Net at 32 px, 14 CPU-minutes of training, 12 minutes of dreaming with 8-step imagination, one round.
 The rssm settings of earlier sessions: `--model rssm --resolution 64 --rounds 3 --train-minutes 10
 --dream-minutes 3 --horizon 15`.
 

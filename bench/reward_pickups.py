@@ -144,7 +144,7 @@ def main() -> None:
         rm = reward_model_for(ds, cache_dir=args.run / "agents" / "reward_model", seed=args.seed, **steps)
         reward_fn = lambda state, prev, frame: rm(prev, frame)  # noqa: E731
         options, seed = ds.manifest.get("world_options") or {}, 10_000 + args.seed
-        print(json.dumps({"run": str(args.run), "reward": "learned reward model (prev frame, frame, their difference)",
+        print(json.dumps({"run": str(args.run), "reward": "learned reward model (agents/reward.py)",
                           "adjacent_coin": adjacent_coin(model, options, args.adjacent_episodes, seed, reward_fn=reward_fn),
                           "adjacent_coin_real_frames": adjacent_coin(model, options, args.adjacent_episodes, seed,
                                                                      reward_fn=reward_fn, real_frames=True)}, indent=1))

@@ -68,12 +68,18 @@ def status(page) -> dict:
     return page.evaluate("pw.requestStatus()")
 
 
+def until(page, condition: str, timeout_ms: int = 10_000) -> None:
+    """Wait for a JS condition, checked every 100 ms (not per animation frame, which a busy headless
+    browser may throttle)."""
+    page.wait_for_function(condition, timeout=timeout_ms, polling=100)
+
+
 def hold(page, key: str, ms: int) -> None:
     """Hold `key` for `ms`, release it, and wait until the frames reflect the release."""
     page.keyboard.down(key)
     page.wait_for_timeout(ms)
     page.keyboard.up(key)
-    page.wait_for_function("pw.lastFrame && pw.lastFrame.seq >= pw.seq", timeout=10_000, polling=100)
+    until(page, "pw.lastFrame && pw.lastFrame.seq >= pw.seq")
 
 
 @pytest.mark.slow
@@ -83,7 +89,7 @@ def test_play_the_explorer_oracle_in_chromium(browser, tmp_path):
     with ServerThread(server.app, free_port()) as url:
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.goto(url)
-        page.wait_for_function("window.pw && pw.frames > 3", timeout=30_000, polling=100)
+        until(page, "window.pw && pw.frames > 3", 30_000)
         assert "right" in page.inner_text("#legend") and not page.is_hidden("#real-fig")
         scaled = page.evaluate("(() => { const c = document.getElementById('model'); "
                                "return [c.width, c.clientWidth, getComputedStyle(c).imageRendering]; })()")
@@ -109,9 +115,9 @@ def test_play_the_explorer_oracle_in_chromium(browser, tmp_path):
         assert (tmp_path / "play-oracle.png").stat().st_size > 10_000
 
         page.click("#reset")  # a new real context
-        page.wait_for_function("pw.events.reset >= 1", timeout=10_000, polling=100)
+        until(page, "pw.events.reset >= 1")
         page.select_option("#agent", "random")
-        page.wait_for_function("pw.lastFrame && (pw.lastFrame.flags & 1)", timeout=10_000, polling=100)
+        until(page, "pw.lastFrame && (pw.lastFrame.flags & 1)")
         page.close()
     server.close()
 
@@ -146,14 +152,14 @@ def test_play_a_debug_diffusion_run_in_chromium(browser, debug_run, tmp_path):
     with ServerThread(server.app, free_port()) as url:
         page = browser.new_page()
         page.goto(url)
-        page.wait_for_function("window.pw && pw.frames > 2", timeout=30_000, polling=100)
+        until(page, "window.pw && pw.frames > 2", 30_000)
         hello = page.evaluate("pw.hello")
         assert hello["spec"]["world"] == "explorer" and hello["has_real"] and hello["sampling_steps"] is not None
         hold(page, "ArrowLeft", 500)
         assert 3 in received  # 'left' reached the model
         page.fill("#sampling-steps", "1")
         page.dispatch_event("#sampling-steps", "change")
-        page.wait_for_function("pw.lastStatus && pw.lastStatus.sampling_steps === 1", timeout=10_000, polling=100)
+        until(page, "pw.lastStatus && pw.lastStatus.sampling_steps === 1")
         page.screenshot(path=str(tmp_path / "play-diffusion.png"))
         page.close()
     server.close()

@@ -12,7 +12,6 @@ head, the reward model learned from the dataset's recorded rewards.
 from __future__ import annotations
 
 import itertools
-
 import json
 import time
 from dataclasses import dataclass, field

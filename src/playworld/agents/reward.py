@@ -39,7 +39,9 @@ REWARD_STEPS, REWARD_CHANNELS = 2000, 32
 
 
 class RewardModel(nn.Module):
-    """(prev_frame, frame) (B, 3, R, R) uint8 -> reward (B,), continue probability (B,); it sees their difference too."""
+    """(prev_frame, frame) (B, 3, R, R) uint8 -> reward (B,), continue probability (B,).
+
+    The network sees the two frames and their difference (9 channels)."""
 
     def __init__(self, resolution: int, channels: int = REWARD_CHANNELS, has_terminal: bool = True):
         super().__init__()
@@ -151,7 +153,8 @@ def reward_model_for(
     """The reward model of `dataset`: loaded from `cache_dir` when it was trained there on the same
     data with the same settings, else trained (and saved there when `cache_dir` is given)."""
     meta = {"dataset": dataset.fingerprint, "resolution": dataset.resolution, "steps": int(steps), "seed": int(seed),
-            "channels": int(channels), "weighting": "importance", "inputs": "prev,frame,diff", "lr": "cosine"}  # a change of training makes old caches stale
+            "channels": int(channels), "weighting": "importance",
+            "inputs": "prev,frame,diff", "lr": "cosine"}  # a change of training makes old caches stale
     if cache_dir is not None:
         cache = Path(cache_dir)
         try:

@@ -23,7 +23,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from playworld.agents.dream import evaluate_real
-    from playworld.agents.policy import load_actor, load_latent_model
+    from playworld.agents.agent import load_actor, load_latent_model
 
     actor, spec, config = load_actor(args.agent)
     model = load_latent_model(config, args.agent) if actor.config.latent else None

@@ -58,12 +58,13 @@ def pipeline(
     import numpy as np
     import torch
 
-    from playworld.agents.actor_critic import Config
+    from playworld.agents.actor_critic import ActorCriticConfig
     from playworld.agents.dream import dream, evaluate_real
-    from playworld.agents.policy import make_policy, save_agent
+    from playworld.agents.agent import actor_policy, save_agent
     from playworld.data.collect import collect
     from playworld.data.store import Dataset
-    from playworld.train.checkpoint import load_world_model, resolve_checkpoint
+    from playworld.runs.load import load_world_model
+    from playworld.runs.checkpoints import resolve_checkpoint
     from playworld.train.loop import train
 
     shutil.rmtree(out, ignore_errors=True)
@@ -95,7 +96,7 @@ def pipeline(
     report["train"] = {"steps": result.step, "val_psnr": result.val_psnr, "reason": result.reason}
 
     model = load_world_model(out / "run")
-    config = Config(**(dream_config or {}))
+    config = ActorCriticConfig(**(dream_config or {}))
     reward_kw = {"reward_steps": reward_steps} if reward_steps else {}  # families without reward heads
     dreamt = stage("dream", lambda: dream(model, data, config, steps=dream_steps, minutes=dream_minutes, seed=seed,
                                           progress=False, cache_dir=out / "run" / "agents" / "reward_model",
@@ -106,7 +107,7 @@ def pipeline(
                        "imagined_return_last": hist[-1]["imagined_return"] if hist else None}
     learner, report["rounds"] = dreamt.learner, []
     for r in range(1, rounds):
-        policy = make_policy(learner.actor, model.spec, seed=seed + 100 + r, model=model)
+        policy = actor_policy(learner.actor, model.spec, seed=seed + 100 + r, model=model)
         before = len(data)
 
         def do_round_collect():

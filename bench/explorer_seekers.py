@@ -27,7 +27,7 @@ def main() -> None:
 
     import numpy as np
 
-    from playworld.agents.policy import world_returns
+    from playworld.agents.agent import world_returns
     from playworld.eval.policy_rank import ExplorerCoinPolicy
     from playworld.worlds.explorer import Explorer
     from playworld.worlds.policies import RandomPolicy

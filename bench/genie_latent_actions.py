@@ -42,9 +42,9 @@ from playworld.data.collect import collect
 from playworld.data.store import Dataset
 from playworld.data.video import export_videos, import_videos
 from playworld.models.interface import frames_to_unit
-from playworld.train.checkpoint import list_checkpoints
+from playworld.runs.checkpoints import list_checkpoints
 from playworld.train.loop import train
-from playworld.eval.metrics import psnr
+from playworld.metrics import psnr
 
 HORIZON = 4  # Genie's delta-PSNR is taken 4 frames ahead; --horizon changes it (the keys then say so)
 

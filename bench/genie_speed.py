@@ -25,7 +25,7 @@ from torch import nn
 from playworld.models import get_family
 from playworld.models.interface import WorldSpec
 from playworld.spaces import ActionSpace
-from playworld.train.config import load_preset, make_model_config
+from playworld.runs.presets import load_preset, make_model_config, resolve_context
 
 RES = 64
 
@@ -113,12 +113,13 @@ def main() -> None:
     torch.manual_seed(0)
 
     family = get_family("genie")
-    config = make_model_config(family, load_preset(args.preset))
-    spec = WorldSpec(resolution=RES, action_space=ActionSpace.discrete(5), context=int(config.context))
+    preset = load_preset(args.preset)
+    config = make_model_config(family, preset)
+    spec = WorldSpec(resolution=RES, action_space=ActionSpace.discrete(5), context=resolve_context(preset))
     net = family.build(config, spec).eval()
     for p in net.parameters():
         p.requires_grad_(False)
-    k = int(config.context)
+    k = spec.context
     g = torch.Generator().manual_seed(0)
     frames = torch.randint(0, 256, (1, k, 3, RES, RES), dtype=torch.uint8, generator=g)
     actions = torch.randint(5, (1, k + args.frames), generator=g)

@@ -69,7 +69,7 @@ def main() -> None:
     from playworld.data.collect import collect
     from playworld.data.store import Dataset
     from playworld.eval.suite import run_suite
-    from playworld.train.checkpoint import list_checkpoints
+    from playworld.runs.checkpoints import list_checkpoints
     from playworld.train.loop import train
 
     out = args.out
@@ -112,9 +112,7 @@ def main() -> None:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = playworld.load(run, device=device)
     if args.eval_steps:
-        from playworld.play.session import set_sampling_steps
-
-        set_sampling_steps(model, args.eval_steps)
+        model.set_sampling_steps(args.eval_steps)
 
     table = {}
     for name, ds in (("id", id_data), ("ood", ood_data)):

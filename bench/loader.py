@@ -69,7 +69,7 @@ def _consumer(ds: Dataset):
         preset = Path(__import__("playworld").__file__).parent / "configs" / "small.yaml"
         data = yaml.safe_load(preset.read_text()) if preset.exists() else {}
         overrides = ((data or {}).get("model") or {}).get("diffusion") or {}
-        config = family.make_config({**overrides, "context": K})
+        config = family.make_config(overrides)
         spec = WorldSpec(resolution=ds.resolution, action_space=ds.action_space, context=K, fps=ds.fps, world=ds.world)
         net = family.build(config, spec)
         opt = torch.optim.AdamW(net.parameters(), 1e-4)

@@ -38,8 +38,8 @@ def main() -> None:
     import torch
 
     from playworld.agents.planner import Planner
-    from playworld.agents.policy import make_real_world, world_returns
-    from playworld.train.checkpoint import load_world_model
+    from playworld.agents.agent import make_real_world, world_returns
+    from playworld.runs.load import load_world_model
     from playworld.worlds.base import parse_world_options
     from playworld.worlds.policies import RandomPolicy
 

@@ -130,7 +130,7 @@ def main() -> None:
 
     from playworld.agents.reward import has_reward_head, reward_model_for
     from playworld.data.store import Dataset
-    from playworld.train.checkpoint import load_world_model
+    from playworld.runs.load import load_world_model
     from playworld.worlds.explorer import coin_pixels
 
     torch.set_num_threads(args.threads)

@@ -17,7 +17,9 @@ from playworld.data.store import Dataset  # noqa: E402
 from playworld.media import read_video  # noqa: E402
 from playworld.models.baselines import CopyLast  # noqa: E402
 from playworld.models.interface import WorldSpec  # noqa: E402
-from playworld.rollout import comparison_frames, dataset_windows, rollout  # noqa: E402
+from playworld.media import comparison_frames  # noqa: E402
+from playworld.data.windows import dataset_windows  # noqa: E402
+from playworld.models.rollout import rollout  # noqa: E402
 
 
 

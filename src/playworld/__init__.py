@@ -11,7 +11,9 @@ __version__ = "0.1.0"
 
 def load(run_dir, device="cpu", checkpoint=None):
     """Load the trained model in `run_dir` (any family) as a `WorldModel`."""
-    from playworld.train.checkpoint import load_world_model
+    # imported here, not at the top: every `playworld.*` import runs this file first, and the runs layer
+    # pulls in torch (about 1.4 s), which `playworld --help` must not pay
+    from playworld.runs.load import load_world_model
 
     return load_world_model(run_dir, device=device, checkpoint=checkpoint)
 

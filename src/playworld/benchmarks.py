@@ -28,13 +28,16 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from playworld.models.interface import WorldSpec
+from playworld.models.registry import get_family
+from playworld.runs.presets import load_preset, make_model_config, resolve_context
 from playworld.spaces import ActionSpace
 
 RESOLUTION = 64
 # DIAMOND's Atari denoiser (Alonso et al. 2024): channels [64]*4, depths [2]*4, cond 256, 4 context
-# frames, 3 Euler steps; `attention` on the last level gives the mid-block attention it has.
+# frames, 3 Euler steps, a full-resolution stem; self-attention only in the mid (bottleneck) block.
+REFERENCE_CONTEXT = 4
 REFERENCE = dict(
-    context=4, channels=(64, 64, 64, 64), depths=(2, 2, 2, 2), attention=(False, False, False, False),
+    channels=(64, 64, 64, 64), depths=(2, 2, 2, 2), attention=(False, False, False, False), mid_attention=True,
     patch=1, cond_dim=256, action_dim=64, groups=32, sampler="euler", steps=3,
 )
 
@@ -60,16 +63,15 @@ def matmul_gflops(dtype: str = "fp32", size: int = 1024, iters: int = 10) -> flo
 class _Generator:
     """One world model ready to generate: a random-weight network (speed does not depend on weights)."""
 
-    def __init__(self, overrides: dict[str, Any] | None, preset: str | None, action_space: ActionSpace, seed: int = 0):
-        from playworld.models import get_family
-        from playworld.train.config import load_preset, make_model_config
-
+    def __init__(self, overrides: dict[str, Any] | None, preset: str | None, action_space: ActionSpace, seed: int = 0,
+                 context: int | None = None):
         family = get_family("diffusion")
-        config = make_model_config(family, load_preset(preset) if preset else None)
+        p = load_preset(preset) if preset else None
+        config = make_model_config(family, p)
         if overrides:
             config = dataclasses.replace(config, **overrides)
         self.config = config
-        spec = WorldSpec(resolution=RESOLUTION, action_space=action_space, context=family.context_length(config))
+        spec = WorldSpec(resolution=RESOLUTION, action_space=action_space, context=context or resolve_context(p))
         torch.manual_seed(seed)
         self.net = family.build(config, spec).eval()
         self.params = sum(p.numel() for p in self.net.parameters())
@@ -103,7 +105,7 @@ def generation_benchmark(
     """The figures described in the module docstring, as a JSON-ready dict."""
     torch.set_num_threads(int(threads))
     space = ActionSpace.discrete(5)
-    models = {"small": _Generator(None, preset, space), "reference": _Generator(REFERENCE, None, space)}
+    models = {"small": _Generator(None, preset, space), "reference": _Generator(REFERENCE, None, space, context=REFERENCE_CONTEXT)}
     fps: dict[tuple[str, str], list[float]] = {(m, d): [] for m in models for d in dtypes}
     mm: dict[str, list[float]] = {d: [] for d in dtypes}
     flops = {(m, d): g.flops_per_frame(d) for m, g in models.items() for d in dtypes}

@@ -22,9 +22,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 
+from playworld.data.collect import collect
+from playworld.data.store import Dataset
 from playworld.errors import PlayworldError
+from playworld.eval.api import EvalContext, GroupResult, Skip
+from playworld.eval.fidelity import FidelityConfig, autoregressive
+from playworld.eval.physical import physics_group
+from playworld.runs.checkpoints import list_checkpoints
+from playworld.runs.load import load_world_model
+from playworld.train.loop import OPEN_ENDED_STEPS, train
 
 VARIANTS: dict[str, list[str]] = {
     "teacher_forcing": ["train.regime=teacher_forcing", "train.context_noise=false"],
@@ -73,8 +83,6 @@ def regimes_experiment(
 
 
 def _dataset(path: Path, world: str, episodes: int, steps: int, resolution: int, seed: int, progress: bool):
-    from playworld.data.collect import collect
-    from playworld.data.store import Dataset
 
     if (path / "manifest.json").is_file():
         return Dataset(path)
@@ -85,8 +93,6 @@ def _train(run: Path, data, variant: str, minutes: float, steps: int | None, pre
            switch_fraction: float, seed: int, sets: list[str] | None, progress: bool) -> dict[str, Any]:
     """Train one variant (a run in `run` that used its whole budget is reused; one cut short, e.g. by
     Ctrl-C, is resumed for the rest of it); returns its step count and training minutes."""
-    from playworld.train.checkpoint import list_checkpoints
-    from playworld.train.loop import OPEN_ENDED_STEPS, train
 
     if not list_checkpoints(run):
         overrides = ["model.frame_noise_levels=true", f"train.rollout={rollout}", f"train.seed={seed}",
@@ -124,12 +130,7 @@ def _switch_step(world_runs: Path, steps: int | None, fraction: float) -> int:
 
 def evaluate_drift(run: Path, data, horizon: int, episodes: int, threshold: float, seed: int) -> dict[str, Any]:
     """Autoregressive PSNR by step, its AUC and steps above `threshold`; velocity error on physics worlds."""
-    import playworld
-    from playworld.eval.api import EvalContext, GroupResult, Skip
-    from playworld.eval.fidelity import FidelityConfig, autoregressive
-    from playworld.eval.physics import physics_group
-
-    wm = playworld.load(run)
+    wm = load_world_model(run)
     ctx = EvalContext(dataset=data, spec=wm.spec, split="test", episodes=episodes, horizon=horizon, seed=seed)
     res = GroupResult()
     autoregressive(wm, ctx, FidelityConfig(psnr_threshold=threshold), res)
@@ -166,10 +167,8 @@ def markdown_table(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     worlds = list(results["worlds"])
     fig, axes = plt.subplots(1, len(worlds), figsize=(5.5 * len(worlds), 4), squeeze=False)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+import av
+import imageio.v3 as iio
 import numpy as np
 
 from playworld.errors import PlayworldError
@@ -41,14 +43,12 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 18)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     if suffix == ".gif":
-        import imageio.v3 as iio
 
         # GIF delays are in whole milliseconds; loop=0 repeats forever.
         iio.imwrite(path, frames, extension=".gif", duration=int(round(1000 / fps)), loop=0)
         return path
     if suffix not in (".mp4", ".webm"):
         raise PlayworldError(f"cannot write video {path}: unknown suffix {suffix!r}", "use .mp4, .webm or .gif")
-    import av
 
     frames = _pad_even(frames)
     _, h, w, _ = frames.shape
@@ -73,7 +73,6 @@ def read_video(path: str | Path) -> tuple[np.ndarray, float]:
     path = Path(path)
     if not path.is_file():
         raise PlayworldError(f"video {path} does not exist", "check the path")
-    import av
 
     try:
         with av.open(str(path)) as container:
@@ -145,3 +144,33 @@ def upscale_nearest(frames: np.ndarray, factor: int) -> np.ndarray:
     if factor == 1:
         return np.asarray(frames)
     return np.repeat(np.repeat(frames, factor, axis=-3), factor, axis=-2)
+
+
+def comparison_frames(generated, truth, scale: int | None = None) -> np.ndarray:
+    """(B, T, 3, H, W) generated and ground truth (uint8 arrays or tensors) -> one video (T, rows*H', 2*W'+gap, 3).
+
+    One row per window: generated on the left, ground truth on the right, upscaled by nearest
+    neighbour (`scale`, by default to about 256 pixels high per row) so small frames stay crisp.
+    """
+    t = min(generated.shape[1], truth.shape[1])
+    gen = np.moveaxis(_to_numpy(generated)[:, :t], 2, -1)  # (B, T, H, W, 3)
+    real = np.moveaxis(_to_numpy(truth)[:, :t], 2, -1)
+    scale = scale or max(1, 256 // gen.shape[2])
+    rows = [side_by_side(upscale_nearest(g, scale), upscale_nearest(r, scale)) for g, r in zip(gen, real)]
+    gap = np.full((t, 2, rows[0].shape[2], 3), 255, np.uint8)
+    stacked = [rows[0]]
+    for row in rows[1:]:
+        stacked += [gap, row]
+    return np.concatenate(stacked, axis=1)
+
+
+def write_comparison(generated, truth, path: str | Path, fps: float, scale: int | None = None) -> Path:
+    """Write the generated-beside-ground-truth video; .mp4, .webm or .gif by the suffix of `path`."""
+    return write_video(path, comparison_frames(generated, truth, scale), fps=fps)
+
+
+def _to_numpy(frames) -> np.ndarray:
+    """A uint8 tensor (any device) or array -> a numpy array."""
+    if hasattr(frames, "detach"):
+        frames = frames.detach().cpu().numpy()
+    return np.asarray(frames)

@@ -9,9 +9,10 @@ import pytest
 import torch
 from agent_fixtures import GOAL, SPEC, LatentLineModel, LineModel, SlideModel, render
 
-from playworld.agents.actor_critic import ActorCritic, Config, ReturnNorm, imagine, lambda_returns, resolve_inputs
+from playworld.agents.actor_critic import ActorCritic, ActorCriticConfig, ReturnNorm, imagine, lambda_returns, resolve_inputs
 from playworld.agents.dream import dream
-from playworld.agents.policy import LatentActorPolicy, PlayAgent, load_actor, load_policy, make_policy, save_agent, world_returns
+from playworld.agents.agent import LatentActorPolicy, actor_policy, load_actor, load_policy, save_agent, world_returns
+from playworld.play.controls import PlayAgent
 from playworld.agents.reward import make_reward_fn
 from playworld.errors import PlayworldError
 from playworld.spaces import ActionSpace
@@ -51,7 +52,7 @@ def _line_batch(xs):
 
 def test_imagine_records_the_rollout_of_the_actor():
     model = LineModel()
-    learner = ActorCritic(SPEC, Config(horizon=4, **TINY))
+    learner = ActorCritic(SPEC, ActorCriticConfig(horizon=4, **TINY))
     frames, actions = _line_batch([6, 0, 3])
     ro = imagine(model, make_reward_fn(model), learner.actor, frames, actions, 4, torch.Generator().manual_seed(0))
     assert ro.obs.shape == (5, 3, 3, 32, 32) and ro.obs.dtype == torch.uint8
@@ -66,7 +67,7 @@ def test_imagine_records_the_rollout_of_the_actor():
 def test_actor_critic_learns_the_rewarding_direction(line_data):
     # Line world: reward 1 at x = 7, so from anywhere the best action is 2 (right); random earns little.
     torch.manual_seed(0)
-    config = Config(horizon=8, batch=16, entropy=1e-3, actor_lr=1e-3, **TINY)
+    config = ActorCriticConfig(horizon=8, batch=16, entropy=1e-3, actor_lr=1e-3, **TINY)
     result = dream(LineModel(), line_data, config, steps=120, seed=0, progress=False)
     policy = load_policy_from(result.learner, greedy=True)
     picks = [int(policy(render(np.array([x]))[0].transpose(1, 2, 0), {})) for x in range(7)]
@@ -76,7 +77,7 @@ def test_actor_critic_learns_the_rewarding_direction(line_data):
 
 
 def load_policy_from(learner, greedy=False):
-    from playworld.agents.policy import ActorPolicy
+    from playworld.agents.agent import ActorPolicy
 
     return ActorPolicy(learner.actor, SPEC, greedy=greedy)
 
@@ -84,7 +85,7 @@ def load_policy_from(learner, greedy=False):
 def test_continuous_actor_moves_toward_the_target():
     # SlideModel: x += a from 0, reward -(x - 2.5)^2: pushing +1 each step is best.
     model = SlideModel()
-    learner = ActorCritic(model.spec, Config(horizon=3, batch=32, entropy=1e-4, actor_lr=3e-3, **TINY))
+    learner = ActorCritic(model.spec, ActorCriticConfig(horizon=3, batch=32, entropy=1e-4, actor_lr=3e-3, **TINY))
     frames, actions = torch.zeros(32, 1, 3, 32, 32, dtype=torch.uint8), torch.zeros(32, 1, 1)
     g = torch.Generator().manual_seed(0)
     for _ in range(60):
@@ -94,7 +95,7 @@ def test_continuous_actor_moves_toward_the_target():
 
 
 def test_agent_round_trip_and_bad_agent_dirs(tmp_path):
-    learner = ActorCritic(SPEC, Config(**TINY))
+    learner = ActorCritic(SPEC, ActorCriticConfig(**TINY))
     path = save_agent(tmp_path / "a", learner.actor, SPEC, {"run": "x"})
     actor, spec, config = load_actor(path)
     assert spec == SPEC and config["run"] == "x"
@@ -116,7 +117,7 @@ def test_agent_round_trip_and_bad_agent_dirs(tmp_path):
     with pytest.raises(PlayworldError, match="corrupt or truncated") as e:
         load_policy(path)
     assert "playworld dream" in e.value.fix
-    other = save_agent(tmp_path / "c", ActorCritic(SPEC, Config(channels=8, hidden=16)).actor, SPEC)
+    other = save_agent(tmp_path / "c", ActorCritic(SPEC, ActorCriticConfig(channels=8, hidden=16)).actor, SPEC)
     cfg = json.loads((other / "config.json").read_text())
     cfg["actor"]["hidden"] = 32
     (other / "config.json").write_text(json.dumps(cfg))
@@ -127,7 +128,7 @@ def test_agent_round_trip_and_bad_agent_dirs(tmp_path):
 
 
 def test_policy_with_another_action_space_is_refused(tmp_path):
-    path = save_agent(tmp_path / "a", ActorCritic(SPEC, Config(**TINY)).actor, SPEC)
+    path = save_agent(tmp_path / "a", ActorCritic(SPEC, ActorCriticConfig(**TINY)).actor, SPEC)
     with pytest.raises(PlayworldError, match="discrete\\(5\\)"):
         PlayAgent(path, ActionSpace.discrete(5))
 
@@ -140,32 +141,32 @@ def test_policy_with_another_action_space_is_refused(tmp_path):
 
 def test_inputs_resolve_to_latent_only_where_the_model_and_reward_allow_it():
     latent, pixels = LatentLineModel(), LineModel()
-    assert resolve_inputs(Config(), latent, make_reward_fn(latent)).latent_dim == 8
-    assert resolve_inputs(Config(), latent, make_reward_fn(latent)).inputs == "latent"
-    assert resolve_inputs(Config(inputs="pixels"), latent, make_reward_fn(latent)).latent_dim == 0
-    assert resolve_inputs(Config(), pixels, make_reward_fn(pixels)).inputs == "pixels"
+    assert resolve_inputs(ActorCriticConfig(), latent, make_reward_fn(latent)).latent_dim == 8
+    assert resolve_inputs(ActorCriticConfig(), latent, make_reward_fn(latent)).inputs == "latent"
+    assert resolve_inputs(ActorCriticConfig(inputs="pixels"), latent, make_reward_fn(latent)).latent_dim == 0
+    assert resolve_inputs(ActorCriticConfig(), pixels, make_reward_fn(pixels)).inputs == "pixels"
     learned = lambda state, prev, frame: (torch.zeros(len(state)), torch.ones(len(state)))  # noqa: E731  needs frames
-    assert resolve_inputs(Config(), latent, learned).inputs == "pixels"
+    assert resolve_inputs(ActorCriticConfig(), latent, learned).inputs == "pixels"
     with pytest.raises(PlayworldError, match="latent state") as e:
-        resolve_inputs(Config(inputs="latent"), pixels, make_reward_fn(pixels))
+        resolve_inputs(ActorCriticConfig(inputs="latent"), pixels, make_reward_fn(pixels))
     assert "--inputs pixels" in e.value.fix
     with pytest.raises(PlayworldError, match="unknown actor inputs"):
-        Config(inputs="eyes")
+        ActorCriticConfig(inputs="eyes")
 
 
 def test_latent_imagination_never_decodes_and_the_latent_actor_learns(line_data):
     model = LatentLineModel()
     model.step = None  # imagination on the latent state must only advance, never decode
     frames, actions = _line_batch([6, 0, 3])
-    learner = ActorCritic(SPEC, resolve_inputs(Config(horizon=4, **TINY), model, make_reward_fn(model)))
+    learner = ActorCritic(SPEC, resolve_inputs(ActorCriticConfig(horizon=4, **TINY), model, make_reward_fn(model)))
     ro = imagine(model, make_reward_fn(model), learner.actor, frames, actions, 4, torch.Generator().manual_seed(0))
     assert ro.obs.shape == (5, 3, 8) and torch.equal(ro.obs[0].argmax(-1), torch.tensor([6, 0, 3]))
 
     model = LatentLineModel()
-    result = dream(model, line_data, Config(horizon=8, batch=16, entropy=1e-3, actor_lr=3e-3, **TINY), steps=150,
+    result = dream(model, line_data, ActorCriticConfig(horizon=8, batch=16, entropy=1e-3, actor_lr=3e-3, **TINY), steps=150,
                    seed=0, progress=False)
     assert result.learner.actor.config.inputs == "latent"
-    policy = make_policy(result.learner.actor, SPEC, greedy=True, model=model)
+    policy = actor_policy(result.learner.actor, SPEC, greedy=True, model=model)
     assert isinstance(policy, LatentActorPolicy)
     picks = []
     for x in range(7):  # the policy filters real frames: a fresh episode starting at x
@@ -173,16 +174,16 @@ def test_latent_imagination_never_decodes_and_the_latent_actor_learns(line_data)
         picks.append(int(policy(render(np.array([x]))[0].transpose(1, 2, 0), {})))
     assert picks.count(2) >= 6, picks
     with pytest.raises(PlayworldError, match="no model was given"):
-        make_policy(result.learner.actor, SPEC)
+        actor_policy(result.learner.actor, SPEC)
     # Dreamer's loop continues the same learner in a (retrained) model; a pixel model cannot take it
-    again = dream(model, line_data, Config(**TINY), steps=2, seed=1, progress=False, learner=result.learner)
+    again = dream(model, line_data, ActorCriticConfig(**TINY), steps=2, seed=1, progress=False, learner=result.learner)
     assert again.learner is result.learner and again.learner.config.actor_lr == 3e-3  # its own config is kept
     with pytest.raises(PlayworldError, match="learner to continue"):
-        dream(LineModel(), line_data, Config(**TINY), steps=1, progress=False, learner=result.learner)
+        dream(LineModel(), line_data, ActorCriticConfig(**TINY), steps=1, progress=False, learner=result.learner)
 
 
 def test_latent_agent_on_disk_needs_its_world_model(tmp_path):
-    learner = ActorCritic(SPEC, Config(inputs="latent", latent_dim=8, **TINY))
+    learner = ActorCritic(SPEC, ActorCriticConfig(inputs="latent", latent_dim=8, **TINY))
     path = save_agent(tmp_path / "a", learner.actor, SPEC, {"run": str(tmp_path / "gone")})
     actor, _, config = load_actor(path)  # the actor alone loads
     assert actor.config.latent_dim == 8 and config["actor"].inputs == "latent"

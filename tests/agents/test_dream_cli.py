@@ -59,7 +59,8 @@ def test_dream_writes_the_agent_and_its_real_world_evaluation(explorer_run, cli,
     assert config["actor"]["inputs"] == "latent" and config["checkpoint"] == "00000002"  # rssm: the latent state by default
 
     # the saved agent plays: as a policy in the real world and in play's agent mode
-    from playworld.agents.policy import load_policy, register_play_agent, world_returns
+    from playworld.agents.agent import load_policy, world_returns
+    from playworld.play.controls import register_play_agent
     from playworld.play.controls import list_agents, make_agent
     from playworld.worlds.base import make_world
 
@@ -101,11 +102,11 @@ def test_dream_cpu_budget_clock(explorer_run, monkeypatch):
     import itertools
 
     from playworld.agents import dream as dream_module
-    from playworld.train.checkpoint import load_world_model
+    from playworld.runs.load import load_world_model
 
     run, data = explorer_run
     model = load_world_model(run)
-    config = dream_module.Config(horizon=2, batch=2)
+    config = dream_module.ActorCriticConfig(horizon=2, batch=2)
     with pytest.raises(PlayworldError, match="budget clock"):
         dream_module.dream(model, data, config, minutes=1.0, progress=False, budget_clock="sundial")
     ticks = itertools.count()  # a CPU clock that advances 20 s per reading: one minute is 3 readings
@@ -119,7 +120,7 @@ def test_rssm_observe_continues_the_filter_of_reset(explorer_run):
     # frames 1.. with the actions that led into them, is exactly reset on the whole clip (same seed)
     import torch
 
-    from playworld.train.checkpoint import load_world_model
+    from playworld.runs.load import load_world_model
 
     run, data = explorer_run
     model = load_world_model(run)

@@ -18,11 +18,10 @@ from playworld.spaces import ActionSpace
 
 
 def _rssm_debug():
-    from playworld.train.config import load_preset, make_model_config
+    from playworld.runs.presets import load_preset, make_model_config
 
     family = get_family("rssm")
     config = make_model_config(family, load_preset("debug"))
-    config.context = SPEC.context
     torch.manual_seed(0)
     return family.world_model(family.build(config, SPEC), config, SPEC)
 

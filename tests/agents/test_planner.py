@@ -10,8 +10,12 @@ from agent_fixtures import GOAL, LineModel, SlideModel, render
 from playworld.agents.env import WorldModelEnv, run_policy
 from playworld.agents.planner import Planner, rollout_returns
 from playworld.errors import PlayworldError
+from playworld.runs.presets import load_preset as _load_preset
+from playworld.runs.presets import resolve_context as _resolve_context
 from playworld.spaces import ActionSpace
 from playworld.worlds.policies import RandomPolicy
+
+DEBUG_K = _resolve_context(_load_preset("debug"))  # K of the debug preset
 
 
 def _frame(x: int) -> np.ndarray:
@@ -88,15 +92,15 @@ def test_planning_on_heads_skips_decoding_and_scores_the_same():
     decoded) and gets exactly the returns of the decoding path, for the same seed."""
     from playworld.models.interface import WorldSpec
     from playworld.models.registry import get_family
-    from playworld.train.config import load_preset, make_model_config
+    from playworld.runs.presets import load_preset, make_model_config
 
     family = get_family("rssm")
     config = make_model_config(family, load_preset("debug"), {})
-    spec = WorldSpec(resolution=32, action_space=ActionSpace.discrete(3), context=config.context)
+    spec = WorldSpec(resolution=32, action_space=ActionSpace.discrete(3), context=DEBUG_K)
     torch.manual_seed(0)
     model = family.world_model(family.build(config, spec), config, spec)
-    frames = torch.randint(0, 256, (config.context, 3, 32, 32), dtype=torch.uint8)
-    actions = torch.zeros(config.context, dtype=torch.long)
+    frames = torch.randint(0, 256, (DEBUG_K, 3, 32, 32), dtype=torch.uint8)
+    actions = torch.zeros(DEBUG_K, dtype=torch.long)
     plans = torch.randint(0, 3, (6, 5), generator=torch.Generator().manual_seed(1))
     heads = model_reward(model)
     assert heads.needs_frames is False

@@ -11,7 +11,7 @@ from eval_fixtures import calibration_results, metric_value, HORIZON, make_ctx, 
 
 from playworld.data.collect import collect
 from playworld.errors import PlayworldError
-from playworld.eval import metrics as M
+from playworld import metrics as M
 from playworld.eval.api import GroupResult, Skip, get_groups
 from playworld.eval.features import EncoderConfig
 from playworld.eval.fidelity import FidelityConfig, flicker, group_config, reference_clips, reference_positions, rollout_windows

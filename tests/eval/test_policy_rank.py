@@ -121,19 +121,19 @@ def test_skips_without_rewards_real_env_or_for_the_oracle(tmp_path, line_ctx):
 
 
 def test_agent_with_another_action_space_is_refused(tmp_path, line_ctx):
-    from playworld.agents.actor_critic import ActorCritic, Config
-    from playworld.agents.policy import save_agent
+    from playworld.agents.actor_critic import ActorCritic, ActorCriticConfig
+    from playworld.agents.agent import save_agent
     from playworld.errors import PlayworldError
 
     spec5 = WorldSpec(resolution=RES, action_space=ActionSpace.discrete(5), context=2, world="explorer")
-    path = save_agent(tmp_path / "five", ActorCritic(spec5, Config(channels=4, hidden=16)).actor, spec5)
+    path = save_agent(tmp_path / "five", ActorCritic(spec5, ActorCriticConfig(channels=4, hidden=16)).actor, spec5)
     ctx = EvalContext(dataset=line_ctx.dataset, spec=line_ctx.spec, episodes=1, horizon=2, cache={"agents": [path]})
     with pytest.raises(PlayworldError, match="discrete\\(5\\)"):
         policy_rank(LineModel(), ctx)
 
 
 def test_scripted_explorer_policy_collects_more_than_random():
-    from playworld.agents.policy import world_returns
+    from playworld.agents.agent import world_returns
     from playworld.worlds.policies import RandomPolicy
 
     world = make_world("explorer", resolution=32, map_size=48, n_coins=60)

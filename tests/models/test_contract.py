@@ -15,8 +15,12 @@ from safetensors.torch import load_model, save_model
 from playworld.data.batch import Batch
 from playworld.models import get_family, list_families
 from playworld.models.interface import WorldModel, WorldSpec
+from playworld.runs.presets import load_preset, make_model_config
+from playworld.runs.presets import load_preset as _load_preset
+from playworld.runs.presets import resolve_context as _resolve_context
 from playworld.spaces import ActionSpace
-from playworld.train.config import load_preset, make_model_config
+
+DEBUG_K = _resolve_context(_load_preset("debug"))  # K of the debug preset
 
 RES, B = 32, 2
 SPACES = {
@@ -33,7 +37,7 @@ CASES = [(f, "discrete") for f in list_families()] + [
 def _setup(family_name: str, kind: str, seed: int = 0):
     family = get_family(family_name)
     config = make_model_config(family, load_preset("debug"))
-    spec = WorldSpec(resolution=RES, action_space=SPACES[kind], context=family.context_length(config))
+    spec = WorldSpec(resolution=RES, action_space=SPACES[kind], context=DEBUG_K)
     torch.manual_seed(seed)
     return family, config, spec, family.build(config, spec)
 
@@ -63,7 +67,7 @@ def _frames(b: int, t: int, actions: torch.Tensor, g: torch.Generator) -> torch.
 
 def _batch(family, config, spec: WorldSpec, b: int = B, seed: int = 0) -> Batch:
     g = torch.Generator().manual_seed(seed)
-    k, f = family.context_length(config), family.future_length(config)
+    k, f = spec.context, family.future_length(config)
     actions = _actions(spec.action_space, b, k + f, g)
     frames = _frames(b, k + f, actions, g)
     return Batch(

@@ -12,8 +12,12 @@ from playworld.models import get_family
 from playworld.models.diffusion.network import edm_coefficients
 from playworld.models.diffusion.sampler import SAMPLERS, euler, heun, karras_sigmas
 from playworld.models.interface import WorldSpec
+from playworld.runs.presets import load_preset, make_model_config
+from playworld.runs.presets import load_preset as _load_preset
+from playworld.runs.presets import resolve_context as _resolve_context
 from playworld.spaces import ActionSpace
-from playworld.train.config import load_preset, make_model_config
+
+DEBUG_K = _resolve_context(_load_preset("debug"))  # K of the debug preset
 
 
 def test_edm_coefficients_match_karras():
@@ -71,7 +75,7 @@ def _model(**overrides):
     config = make_model_config(family, load_preset("debug"))
     for k, v in overrides.items():
         setattr(config, k, v)
-    spec = WorldSpec(resolution=32, action_space=ActionSpace.discrete(5), context=config.context)
+    spec = WorldSpec(resolution=32, action_space=ActionSpace.discrete(5), context=DEBUG_K)
     torch.manual_seed(0)
     return family.world_model(family.build(config, spec), config, spec), config
 
@@ -79,8 +83,8 @@ def _model(**overrides):
 @pytest.mark.parametrize("sampler,steps", [("euler", 1), ("euler", 4), ("heun", 2), ("heun", 4)])
 def test_every_sampler_setting_generates(sampler, steps):
     model, config = _model(sampler=sampler, steps=steps, context_noise_sample=0.05)
-    frames = torch.randint(0, 256, (2, config.context, 3, 32, 32), dtype=torch.uint8)
-    state = model.reset(frames, torch.zeros(2, config.context, dtype=torch.long), seed=0)
+    frames = torch.randint(0, 256, (2, DEBUG_K, 3, 32, 32), dtype=torch.uint8)
+    state = model.reset(frames, torch.zeros(2, DEBUG_K, dtype=torch.long), seed=0)
     state, frame = model.step(state, torch.tensor([1, 2]))
     assert frame.shape == (2, 3, 32, 32) and frame.dtype == torch.uint8
     # the generated frame becomes the newest context frame, the action the newest action
@@ -91,8 +95,8 @@ def test_reset_pads_a_short_context_and_checks_input():
     model, config = _model()
     one = torch.randint(0, 256, (1, 1, 3, 32, 32), dtype=torch.uint8)
     state = model.reset(one, torch.tensor([[3]]), seed=0)
-    assert state.frames.shape == (1, config.context, 3, 32, 32)
-    assert state.actions[0].tolist() == [0] * (config.context - 1) + [3]
+    assert state.frames.shape == (1, DEBUG_K, 3, 32, 32)
+    assert state.actions[0].tolist() == [0] * (DEBUG_K - 1) + [3]
     with pytest.raises(PlayworldError, match="out of range"):
         model.step(state, torch.tensor([5]))
     with pytest.raises(PlayworldError, match="do not match the model"):
@@ -102,8 +106,8 @@ def test_reset_pads_a_short_context_and_checks_input():
 def test_a_state_always_samples_the_same_next_frame():
     """The generator state lives in the model state, so branching from one state is reproducible."""
     model, config = _model()
-    frames = torch.randint(0, 256, (1, config.context, 3, 32, 32), dtype=torch.uint8)
-    state = model.reset(frames, torch.zeros(1, config.context, dtype=torch.long), seed=0)
+    frames = torch.randint(0, 256, (1, DEBUG_K, 3, 32, 32), dtype=torch.uint8)
+    state = model.reset(frames, torch.zeros(1, DEBUG_K, dtype=torch.long), seed=0)
     _, a = model.step(state, torch.tensor([1]))
     _, b = model.step(state, torch.tensor([1]))
     assert torch.equal(a, b)
@@ -118,6 +122,6 @@ def test_patch_stem_and_parameterisations(patch, residual):
     family = get_family("diffusion")
     loss, _ = family.loss(model.net, _batch(family, config, model.spec), config, 0, torch.Generator().manual_seed(0))
     assert torch.isfinite(loss)
-    frames = torch.randint(0, 256, (1, config.context, 3, 32, 32), dtype=torch.uint8)
-    _, frame = model.step(model.reset(frames, torch.zeros(1, config.context, dtype=torch.long), seed=0), torch.tensor([4]))
+    frames = torch.randint(0, 256, (1, DEBUG_K, 3, 32, 32), dtype=torch.uint8)
+    _, frame = model.step(model.reset(frames, torch.zeros(1, DEBUG_K, dtype=torch.long), seed=0), torch.tensor([4]))
     assert frame.shape == (1, 3, 32, 32)

@@ -13,8 +13,12 @@ from playworld.models.genie import check_data
 from playworld.models.genie.sampler import maskgit_decode
 from playworld.models.genie.tokenizer import FSQ
 from playworld.models.interface import WorldSpec
+from playworld.runs.presets import load_preset, make_model_config
+from playworld.runs.presets import load_preset as _load_preset
+from playworld.runs.presets import resolve_context as _resolve_context
 from playworld.spaces import ActionSpace
-from playworld.train.config import load_preset, make_model_config
+
+DEBUG_K = _resolve_context(_load_preset("debug"))  # K of the debug preset
 
 RES = 32
 
@@ -25,7 +29,7 @@ def _family_config(**sets):
 
 
 def _spec(space: ActionSpace, config) -> WorldSpec:
-    return WorldSpec(resolution=RES, action_space=space, context=int(config.context))
+    return WorldSpec(resolution=RES, action_space=space, context=DEBUG_K)
 
 
 # -- spatial rotary code ----------------------------------------------------------------------------
@@ -186,7 +190,7 @@ def test_staged_training_trains_the_tokenizer_alone_then_the_dynamics_on_frozen_
 
 def test_a_staged_run_saves_the_frozen_tokenizer_in_its_ema_model(tmp_path):
     from playworld.data.collect import collect
-    from playworld.train.checkpoint import load_world_model
+    from playworld.runs.load import load_world_model
     from playworld.train.loop import train
 
     collect("explorer", tmp_path / "data", episodes=2, steps=12, resolution=RES, progress=False,

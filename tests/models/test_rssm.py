@@ -11,8 +11,12 @@ from playworld.errors import PlayworldError
 from playworld.models.interface import WorldSpec
 from playworld.models.registry import get_family
 from playworld.models.rssm.loss import categorical_kl, kl_terms
+from playworld.runs.presets import load_preset, make_model_config
+from playworld.runs.presets import load_preset as _load_preset
+from playworld.runs.presets import resolve_context as _resolve_context
 from playworld.spaces import ActionSpace
-from playworld.train.config import load_preset, make_model_config
+
+DEBUG_K = _resolve_context(_load_preset("debug"))  # K of the debug preset
 
 RES = 32
 
@@ -21,7 +25,7 @@ RES = 32
 def _build(space: ActionSpace, **overrides):
     family = get_family("rssm")
     config = make_model_config(family, load_preset("debug"), overrides)
-    spec = WorldSpec(resolution=RES, action_space=space, context=config.context)
+    spec = WorldSpec(resolution=RES, action_space=space, context=DEBUG_K)
     torch.manual_seed(0)
     net = family.build(config, spec)
     return family, config, spec, net
@@ -65,7 +69,7 @@ def test_free_bits_floor_the_kl_and_stop_its_gradient():
                          ids=["discrete", "continuous", "none"])
 def test_loss_and_imagination_in_every_action_space(space):
     family, config, spec, net = _build(space)
-    batch = _batch(space, config.context, config.horizon)
+    batch = _batch(space, DEBUG_K, config.horizon)
     loss, logs = family.loss(net, batch, config, 0, torch.Generator().manual_seed(0))
     loss.backward()
     assert torch.isfinite(loss) and logs["dyn"] >= config.free_nats and logs["rep"] >= config.free_nats
@@ -85,12 +89,12 @@ def test_loss_and_imagination_in_every_action_space(space):
 def test_bad_actions_and_options_are_errors():
     family, config, spec, net = _build(ActionSpace.discrete(4))
     model = family.world_model(net, config, spec)
-    batch = _batch(ActionSpace.discrete(4), config.context, 1)
+    batch = _batch(ActionSpace.discrete(4), DEBUG_K, 1)
     state = model.reset(batch.context_frames, batch.context_actions)
     with pytest.raises(PlayworldError, match="does not fit"):
         model.step(state, torch.tensor([0, 4, 1]))
     with pytest.raises(PlayworldError, match="context actions"):
-        model.reset(batch.context_frames, torch.zeros(3, config.context, 2))
+        model.reset(batch.context_frames, torch.zeros(3, DEBUG_K, 2))
     with pytest.raises(PlayworldError, match="unknown rssm model option"):
         family.make_config({"layers": 3})
     with pytest.raises(PlayworldError, match="classes"):
@@ -105,9 +109,9 @@ def test_reward_head_learns_a_simple_reward():
     rng = np.random.default_rng(0)
 
     def batch(b: int) -> Batch:
-        acts = torch.from_numpy(rng.integers(0, 2, (b, config.context + config.horizon)))
+        acts = torch.from_numpy(rng.integers(0, 2, (b, DEBUG_K + config.horizon)))
         frames = (acts * 200 + 20).to(torch.uint8)[:, :, None, None, None].expand(-1, -1, 3, RES, RES)
-        k = config.context
+        k = DEBUG_K
         return Batch(frames[:, :k], acts[:, :k], acts[:, k:], frames[:, k:], acts[:, k:].float(),
                      torch.zeros(b, config.horizon, dtype=torch.bool))
 

@@ -27,13 +27,11 @@ class DotState:
 class DotModel:
     """A white dot on black at `pos` (wrapping around); each action moves it one pixel."""
 
-    def __init__(self, sampling_steps: int | None = None, fail_after: int | None = None):
+    def __init__(self, fail_after: int | None = None):
         self.spec = WorldSpec(resolution=RES, action_space=ActionSpace.discrete(5, NAMES), context=2, world="test/dot")
         self.device = torch.device("cpu")
         self.actions: list[int] = []  # every action step() received, in order
         self.fail_after = fail_after
-        if sampling_steps is not None:
-            self.sampling_steps = sampling_steps
 
     def reset(self, frames, actions, seed=None):
         assert frames.shape == (1, 2, 3, RES, RES) and frames.dtype == torch.uint8
@@ -53,6 +51,20 @@ class DotModel:
 
     def debug_state(self, state):
         return {"pos": state.pos}
+
+
+class TunableDotModel(DotModel):
+    """DotModel with a sampler dial (the `TunableSampler` ability), as a diffusion model has."""
+
+    max_sampling_steps = 16
+
+    def __init__(self, sampling_steps: int = 1, fail_after: int | None = None):
+        super().__init__(fail_after)
+        self.sampling_steps = sampling_steps
+
+    def set_sampling_steps(self, steps: int) -> int:
+        self.sampling_steps = int(steps)
+        return self.sampling_steps
 
 
 class FakeContexts:

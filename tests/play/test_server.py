@@ -11,7 +11,7 @@ from starlette.websockets import WebSocketDisconnect
 from playworld.play.protocol import FLAG_AGENT, FLAG_PAUSED, unpack_frame
 from playworld.play.server import PlayServer, is_loopback
 
-from .conftest import DotModel, FakeContexts, dot_position
+from .conftest import DotModel, FakeContexts, TunableDotModel, dot_position
 
 
 def recv(ws) -> dict | bytes:
@@ -153,7 +153,7 @@ def test_agent_mode_and_recording_download(dot_server):
 
 
 def test_sampling_steps_when_the_model_has_them():
-    server = PlayServer(DotModel(sampling_steps=2), FakeContexts(), fps=30)
+    server = PlayServer(TunableDotModel(sampling_steps=2), FakeContexts(), fps=30)
     with TestClient(server.app) as client, client.websocket_connect("/ws") as ws:
         assert recv(ws)["sampling_steps"] == 2
         ws.send_text(json.dumps({"type": "sampling_steps", "value": 4}))

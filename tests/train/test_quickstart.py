@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from playworld.train.checkpoint import resolve_checkpoint
+from playworld.runs.checkpoints import resolve_checkpoint
 
 
 @pytest.mark.slow

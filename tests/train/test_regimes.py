@@ -15,8 +15,9 @@ from playworld.errors import PlayworldError
 from playworld.models import get_family
 from playworld.models.interface import WorldSpec
 from playworld.spaces import ActionSpace
-from playworld.train.checkpoint import resolve_checkpoint
-from playworld.train.config import TrainConfig, load_preset, make_model_config
+from playworld.runs.checkpoints import resolve_checkpoint
+from playworld.train.config import TrainConfig
+from playworld.runs.presets import load_preset, make_model_config
 from playworld.train.loop import train
 from playworld.train.regimes import RegimeSchedule, RegimeStep, first_futures
 

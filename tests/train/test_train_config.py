@@ -8,7 +8,9 @@ import pytest
 
 from playworld.errors import PlayworldError
 from playworld.models.registry import get_family, list_families
-from playworld.train.config import PRESETS, TrainConfig, coerce, load_preset, make_model_config, make_train_config, parse_sets
+from playworld.runs.presets import PRESETS, load_preset, make_model_config
+from playworld.train.config import TrainConfig, make_train_config
+from playworld.options import coerce, parse_sets
 
 
 def test_every_train_field_has_a_docstring():

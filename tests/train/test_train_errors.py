@@ -96,7 +96,7 @@ def test_weights_of_another_network_are_a_clear_error(tmp_path):
     from safetensors.torch import save_model
 
     from playworld.errors import PlayworldError
-    from playworld.train.checkpoint import load_weights
+    from playworld.runs.checkpoints import load_weights
 
     save_model(torch.nn.Sequential(torch.nn.Linear(2, 2)), str(tmp_path / "w.safetensors"))
     other = torch.nn.Module()

@@ -16,7 +16,9 @@ from playworld.errors import PlayworldError
 from playworld.models.interface import WorldSpec
 from playworld.models.registry import get_family
 from playworld.spaces import ActionSpace
-from playworld.train.checkpoint import list_checkpoints, load_world_model, resolve_checkpoint, save_checkpoint, weights_metadata
+from playworld.runs.checkpoints import list_checkpoints, resolve_checkpoint, weights_metadata
+from playworld.runs.load import load_world_model
+from playworld.train.checkpoint import save_checkpoint
 from playworld.train.loop import TrainingDiverged, train
 
 
@@ -24,7 +26,7 @@ def test_debug_run_writes_the_documented_layout(trained_run):
     # config.yaml: resolved, every TrainConfig field, the family's section
     config = yaml.safe_load((trained_run / "config.yaml").read_text())
     assert config["train"]["steps"] == 6 and config["train"]["batch_size"] == 4
-    assert config["model"] == {"tiny-test": {"context": 2, "width": 8, "nan_at_step": -1}}
+    assert config["model"] == {"tiny-test": {"width": 8, "nan_at_step": -1}} and config["context"] == 2
     meta = json.loads((trained_run / "meta.json").read_text())
     assert meta["family"] == "tiny-test" and meta["versions"]["torch"] == torch.__version__
     assert len(meta["data"]["fingerprint"]) == 16 and len(meta["data"]["manifest_sha256"]) == 64

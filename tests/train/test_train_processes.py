@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from playworld.models.registry import list_families
-from playworld.train.checkpoint import list_checkpoints, resolve_checkpoint
+from playworld.runs.checkpoints import list_checkpoints, resolve_checkpoint
 
 SCRIPT = Path(__file__).parent / "cli_with_tiny.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

@@ -10,8 +10,8 @@ from safetensors.torch import load_file
 
 import tiny_family
 from playworld.models.registry import list_families
-from playworld.train.batches import training_batches
-from playworld.train.checkpoint import resolve_checkpoint
+from playworld.data.windows import make_loader
+from playworld.runs.checkpoints import resolve_checkpoint
 from playworld.train.loop import train
 
 FAMILIES = sorted(set(list_families()) | {tiny_family.NAME})
@@ -48,7 +48,7 @@ def test_resume_gives_the_same_weights_as_a_straight_run(family, tmp_path, tiny_
 @pytest.mark.slow
 def test_the_batch_stream_resumes_mid_way_with_and_without_workers(tiny_data):
     def take(start, workers, n):
-        stream = training_batches(tiny_data, 2, 1, 3, seed=5, rank=0, world_size=1, num_workers=workers, start=start)
+        stream = make_loader(tiny_data, 2, 1, 3, "train", seed=5, rank=0, world_size=1, num_workers=workers, start=start)
         return [b.future_frames for b in itertools.islice(stream, n)]
 
     straight = take(0, 0, 7)

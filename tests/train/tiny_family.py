@@ -20,8 +20,6 @@ NAME = "tiny-test"
 
 @dataclass
 class TinyConfig:
-    context: int = 2
-    """K context frames"""
     width: int = 8
     """hidden channels"""
     nan_at_step: int = -1
@@ -34,7 +32,7 @@ class TinyNet(nn.Module):
         n_act = spec.action_space.dim if spec.action_space.kind == "continuous" else spec.action_space.n
         self.continuous = spec.action_space.kind == "continuous"
         self.embed = nn.Linear(n_act, config.width) if self.continuous else nn.Embedding(n_act, config.width)
-        self.inp = nn.Conv2d(3 * config.context, config.width, 3, padding=1)
+        self.inp = nn.Conv2d(3 * spec.context, config.width, 3, padding=1)
         self.out = nn.Conv2d(config.width, 3, 3, padding=1)
         self.register_buffer("calls", torch.zeros(()))  # a buffer, so EMA of buffers is exercised
 
@@ -67,7 +65,7 @@ class Tiny(Family):
         return TinyNet(config, spec)
 
     def loss(self, net, batch, config, step, generator=None):
-        context = frames_to_unit(batch.context_frames[:, -config.context :])
+        context = frames_to_unit(batch.context_frames)  # K = spec.context, cut by the loader
         target = frames_to_unit(batch.future_frames[:, 0])
         # a little seeded noise on the context, so the generator's state matters for resume
         noise = torch.randn(context.shape, generator=generator, device=context.device) * 0.01

@@ -1,10 +1,10 @@
 """Imagination actor-critic (Dreamer) for any `WorldModel`: the networks, lambda-returns and the update.
 
-    learner = ActorCritic(model.spec, Config())
+    learner = ActorCritic(model.spec, ActorCriticConfig())
     rollout = imagine(model, reward_fn, learner.actor, frames, actions, horizon=15, generator=g)
     metrics = learner.update(rollout)
 
-What the actor and the critic see (`Config.inputs`):
+What the actor and the critic see (`ActorCriticConfig.inputs`):
 - 'pixels': the last `frame_stack` frames (B, 3 * S, R, R) uint8 through a small conv encoder; works
   for every family (a world model need not expose a latent state), but every imagined frame must
   be decoded and encoded again;
@@ -30,23 +30,27 @@ The update follows DreamerV3 where it can without a differentiable model:
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import Tensor, nn
 
 from playworld.agents.reward import reads_state_only
 from playworld.errors import PlayworldError
-from playworld.models.interface import WorldModel, WorldSpec, frames_to_unit
-from playworld.models.rssm.network import symexp, symlog
+from playworld.models.interface import (
+    LatentState,
+    WorldModel,
+    WorldSpec,
+    frames_to_unit,
+)
+from playworld.models.nn import symexp, symlog
 from playworld.spaces import ActionSpace
-
 
 INPUTS = ("auto", "pixels", "latent")
 
 
 @dataclass
-class Config:
+class ActorCriticConfig:
     inputs: str = "auto"
     """what the actor and critic see: 'pixels' (stacked frames; any family), 'latent' (the model's latent
     state; needs features/observe/advance and reward heads, e.g. rssm) or 'auto' (latent where possible)"""
@@ -91,9 +95,9 @@ class Config:
         return asdict(self)
 
     @staticmethod
-    def from_dict(d: dict) -> "Config":
-        names = Config.__dataclass_fields__
-        return Config(**{k: v for k, v in d.items() if k in names})
+    def from_dict(d: dict) -> "ActorCriticConfig":
+        names = ActorCriticConfig.__dataclass_fields__
+        return ActorCriticConfig(**{k: v for k, v in d.items() if k in names})
 
 
 # -- networks ---------------------------------------------------------------------------------------
@@ -124,7 +128,7 @@ class LatentEncoder(nn.Module):
         return self.net(obs.float())
 
 
-def make_encoder(spec: WorldSpec, config: Config) -> nn.Module:
+def make_encoder(spec: WorldSpec, config: ActorCriticConfig) -> nn.Module:
     if config.latent:
         return LatentEncoder(config.latent_dim, config.hidden)
     return Encoder(spec.resolution, 3 * config.frame_stack, config.channels, config.hidden)
@@ -133,13 +137,11 @@ def make_encoder(spec: WorldSpec, config: Config) -> nn.Module:
 def latent_capable(model: WorldModel, reward_fn) -> bool:
     """Whether an actor can act on `model`'s latent state: the model exposes it and can step and filter
     it without frames, and the reward is read from the state (not from decoded frames)."""
-    has = all(callable(getattr(model, n, None)) for n in ("features", "advance", "observe"))
-    return has and hasattr(model, "feature_dim") and reads_state_only(reward_fn)
+    return isinstance(model, LatentState) and reads_state_only(reward_fn)
 
 
-def resolve_inputs(config: Config, model: WorldModel, reward_fn) -> Config:
+def resolve_inputs(config: ActorCriticConfig, model: WorldModel, reward_fn) -> ActorCriticConfig:
     """`config` with `inputs` decided ('auto' -> latent where the model allows it) and `latent_dim` set."""
-    from dataclasses import replace
 
     capable = latent_capable(model, reward_fn)
     if config.inputs == "latent" and not capable:
@@ -163,7 +165,7 @@ def _bounds(space: ActionSpace) -> tuple[Tensor, Tensor]:
 class Actor(nn.Module):
     """Stacked frames (or a latent state) -> action distribution parameters: logits (B, n), or mean and std (B, 2, dim)."""
 
-    def __init__(self, spec: WorldSpec, config: Config):
+    def __init__(self, spec: WorldSpec, config: ActorCriticConfig):
         super().__init__()
         self.space, self.config = spec.action_space, config
         out = 2 * self.space.dim if self.space.kind == "continuous" else self.space.n
@@ -225,7 +227,7 @@ class Actor(nn.Module):
 class Critic(nn.Module):
     """Stacked frames (or a latent state) -> value (B,), predicted in symlog space."""
 
-    def __init__(self, spec: WorldSpec, config: Config):
+    def __init__(self, spec: WorldSpec, config: ActorCriticConfig):
         super().__init__()
         self.encoder = make_encoder(spec, config)
         self.head = nn.Sequential(nn.Linear(config.hidden, config.hidden), nn.SiLU(), nn.Linear(config.hidden, 1))
@@ -327,9 +329,9 @@ def imagine(
 class ActorCritic(nn.Module):
     """Actor, critic, slow critic, return normaliser and their optimisers."""
 
-    def __init__(self, spec: WorldSpec, config: Config | None = None):
+    def __init__(self, spec: WorldSpec, config: ActorCriticConfig | None = None):
         super().__init__()
-        self.spec, self.config = spec, config or Config()
+        self.spec, self.config = spec, config or ActorCriticConfig()
         self.actor, self.critic = Actor(spec, self.config), Critic(spec, self.config)
         self.slow = copy.deepcopy(self.critic).requires_grad_(False)
         self.norm = ReturnNorm(self.config.return_decay)

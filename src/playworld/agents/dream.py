@@ -1,6 +1,6 @@
 """Train a policy purely inside a world model (Dreamer's behaviour learning), then score it for real.
 
-    result = dream(model, dataset, Config(), steps=500)      # ActorCritic trained in imagination
+    result = dream(model, dataset, ActorCriticConfig(), steps=500)      # ActorCritic trained in imagination
     report = evaluate_real(model.spec, result.learner.actor, episodes=10, model=model)
 
 Each step samples `batch` real contexts (K frames + actions) from the dataset's train split,
@@ -21,13 +21,22 @@ from typing import Callable
 import numpy as np
 import torch
 
-from playworld.agents.actor_critic import Actor, ActorCritic, Config, imagine, resolve_inputs
-from playworld.agents.policy import make_policy, make_real_world, world_returns
+from playworld.agents.actor_critic import (
+    Actor,
+    ActorCritic,
+    ActorCriticConfig,
+    imagine,
+    resolve_inputs,
+)
+from playworld.agents.agent import actor_policy, make_real_world, world_returns
 from playworld.agents.reward import REWARD_STEPS, has_reward_head, make_reward_fn
+from playworld.compute import budget_clock as make_budget_clock
+from playworld.data.progress import progress_iter
 from playworld.data.store import Dataset
 from playworld.data.windows import WindowSampler
 from playworld.errors import PlayworldError
 from playworld.models.interface import WorldModel, WorldSpec
+from playworld.runs.load import check_dataset_matches
 from playworld.worlds.policies import RandomPolicy
 
 
@@ -60,7 +69,7 @@ class DreamResult:
 
 
 def dream(
-    model: WorldModel, dataset: Dataset | str, config: Config | None = None, steps: int | None = None,
+    model: WorldModel, dataset: Dataset | str, config: ActorCriticConfig | None = None, steps: int | None = None,
     minutes: float | None = None, seed: int = 0, progress: bool = True, cache_dir: str | Path | None = None,
     log_every: int = 10, on_log: Callable[[dict], None] | None = None, device: str | torch.device = "cpu",
     budget_clock: str = "wall", learner: ActorCritic | None = None, reward_steps: int = REWARD_STEPS,
@@ -70,9 +79,6 @@ def dream(
     `learner` continues an earlier result's ActorCritic (its own config is kept; Dreamer's loop
     re-dreams in a model retrained on the agent's own episodes). `reward_steps`: training steps of the
     reward model a family without reward heads reads rewards from (cached in `cache_dir`)."""
-    from playworld.data.progress import progress_iter
-    from playworld.train import config as train_config
-    from playworld.train.checkpoint import check_dataset_matches
 
     dataset = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
     check_dataset_matches(model.spec, dataset, "the world model")
@@ -81,7 +87,7 @@ def dream(
     if (steps is not None and steps < 1) or (minutes is not None and minutes <= 0):
         raise PlayworldError(f"bad budget steps={steps} minutes={minutes}", "pass --steps 1 or more, or --minutes above 0")
     check_reward_signal(model, dataset)
-    config = config or Config()
+    config = config or ActorCriticConfig()
     if config.horizon < 1 or config.batch < 2 or config.frame_stack < 1:
         raise PlayworldError(f"bad dream settings horizon={config.horizon} batch={config.batch} frame_stack={config.frame_stack}",
                              "use horizon >= 1, batch >= 2, frame_stack >= 1")
@@ -101,7 +107,7 @@ def dream(
     rng, generator = np.random.default_rng(seed), torch.Generator(device=device).manual_seed(seed)
     # a time budget alone: an open-ended count, so the bar counts updates instead of showing 1e9 of them
     updates = range(steps) if steps is not None else itertools.count()
-    clock = train_config.budget_clock(budget_clock)
+    clock = make_budget_clock(budget_clock)
     deadline = clock() + 60 * minutes if minutes is not None else float("inf")
     start, history, done = time.monotonic(), [], 0
     for step in progress_iter(updates, "dreaming", total=steps, enabled=progress):
@@ -126,14 +132,13 @@ def evaluate_real(
 ) -> dict:
     """Mean real-world return of the actor and of the random policy over the same episode seeds.
     An actor on the latent state needs `model`, the world model whose state it reads."""
-    from playworld.data.progress import progress_iter
 
     world = make_real_world(spec, world_options)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one frame at a time: more threads only add synchronisation
     try:
         out = {"world": spec.world, "episodes": int(episodes), "seed": int(seed)}
-        policies = {"agent": make_policy(actor, spec, seed=seed, model=model), "random": RandomPolicy(spec.action_space, seed=seed)}
+        policies = {"agent": actor_policy(actor, spec, seed=seed, model=model), "random": RandomPolicy(spec.action_space, seed=seed)}
         for name, policy in policies.items():
             start = time.monotonic()
             returns = [world_returns(world, policy, 1, seed=seed + i, max_steps=max_steps)[0]

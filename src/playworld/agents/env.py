@@ -33,7 +33,8 @@ from playworld.agents.reward import RewardFn, make_reward_fn
 from playworld.data.store import Dataset
 from playworld.data.windows import WindowSampler
 from playworld.errors import PlayworldError
-from playworld.models.interface import WorldModel, WorldSpec
+from playworld.models.interface import WorldModel, WorldSpec, model_device
+from playworld.runs.load import check_dataset_matches
 from playworld.spaces import ActionSpace
 
 
@@ -73,7 +74,6 @@ class ImaginedEnvs:
         self, model: WorldModel, dataset: Dataset | str, num_envs: int = 1, split: str = "train",
         max_steps: int = 100, reward_fn: RewardFn | None = None, cache_dir: str | Path | None = None,
     ):
-        from playworld.train.checkpoint import check_dataset_matches
 
         self.model, self.spec = model, model.spec
         self.dataset = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
@@ -83,7 +83,7 @@ class ImaginedEnvs:
         self.num_envs, self.max_steps = int(num_envs), int(max_steps)
         self.sampler = WindowSampler(self.dataset, self.spec.context, 1, split)
         self.reward_fn = reward_fn or make_reward_fn(model, self.dataset, cache_dir=cache_dir)
-        self.device = getattr(model, "device", torch.device("cpu"))
+        self.device = model_device(model)
 
     def reset(self, rng: np.random.Generator) -> Tensor:
         """Start every env from a random real context; returns the newest context frames (B, 3, R, R)."""

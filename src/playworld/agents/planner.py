@@ -31,7 +31,7 @@ from torch import Tensor
 from playworld.agents.env import check_action_space
 from playworld.agents.reward import RewardFn, make_reward_fn, reads_state_only
 from playworld.errors import PlayworldError
-from playworld.models.interface import WorldModel
+from playworld.models.interface import LatentState, WorldModel, model_device
 from playworld.worlds.policies import Policy
 
 
@@ -48,10 +48,10 @@ def rollout_returns(
     n, horizon = plans.shape[:2]
     state = model.reset(frames[None].expand(n, *frames.shape), actions[None].expand(n, *actions.shape), seed=seed)
     prev = frames[-1][None].expand(n, *frames.shape[1:])
-    device = getattr(model, "device", plans.device)
+    device = model_device(model)
     ret, alive = torch.zeros(n, device=device), torch.ones(n, device=device)
     # a reward read from the model's heads needs no frames: skip decoding them where the model can
-    frameless = reads_state_only(reward_fn) and callable(getattr(model, "advance", None))
+    frameless = reads_state_only(reward_fn) and isinstance(model, LatentState)
     for t in range(horizon):
         if frameless:
             state = model.advance(state, plans[:, t].to(device))

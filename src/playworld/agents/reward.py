@@ -27,10 +27,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from playworld.data.progress import progress_iter
 from playworld.errors import PlayworldError
-from playworld.models.interface import frames_to_unit
-from playworld.models.rssm.network import symexp, symlog
-
+from playworld.models.interface import ContinueHead, RewardHead, frames_to_unit, model_device
+from playworld.models.nn import symexp, symlog
 
 # 2000 steps of width 32 (about 35 CPU-seconds at 32 px): on explorer's coin task the move this model
 # rewards most takes the coin next to the agent 78-88% of the time on real frames (chance 25%; the
@@ -99,7 +99,6 @@ def train_reward_model(
     dataset, steps: int = REWARD_STEPS, batch_size: int = 32, lr: float = 1e-3, seed: int = 0, split: str = "train",
     channels: int = REWARD_CHANNELS, device: str | torch.device = "cpu", progress: bool = False,
 ) -> RewardModel:
-    from playworld.data.progress import progress_iter
 
     check_has_rewards(dataset)
     index, rewards, terminal = _pairs(dataset, split if dataset.episode_ids(split) else None)
@@ -180,7 +179,7 @@ RewardFn = Callable[[Any, Tensor, Tensor], tuple[Tensor, Tensor]]
 
 
 def has_reward_head(model) -> bool:
-    return callable(getattr(model, "predict_reward", None))
+    return isinstance(model, RewardHead)
 
 
 def reads_state_only(reward_fn) -> bool:
@@ -192,10 +191,10 @@ def reads_state_only(reward_fn) -> bool:
 def make_reward_fn(
     model, dataset=None, cache_dir: str | Path | None = None, steps: int = REWARD_STEPS, seed: int = 0
 ) -> RewardFn:
-    """How rewards and terminations are read for `model`: its own heads (`predict_reward`, and
-    `predict_continue` when present) where it has them, else a reward model learned from `dataset`."""
+    """How rewards and terminations are read for `model`: its own heads (`RewardHead`, and `ContinueHead`
+    when it has one) where it has them, else a reward model learned from `dataset`."""
     if has_reward_head(model):
-        has_cont = callable(getattr(model, "predict_continue", None))
+        has_cont = isinstance(model, ContinueHead)
 
         def heads(state, prev: Tensor, frame: Tensor) -> tuple[Tensor, Tensor]:
             reward = model.predict_reward(state).float()
@@ -209,7 +208,7 @@ def make_reward_fn(
             f"the model ({type(model).__name__}) has no reward head and no dataset was given to learn rewards from",
             "pass the dataset the model was trained on, or use a model family with a reward head (e.g. rssm)",
         )
-    device = getattr(model, "device", "cpu")
+    device = model_device(model)
     rm = reward_model_for(dataset, cache_dir=cache_dir, steps=steps, seed=seed, device=device)
 
     def learned(state, prev: Tensor, frame: Tensor) -> tuple[Tensor, Tensor]:

@@ -37,12 +37,16 @@ def dream_cmd(
     Example: playworld dream runs/explorer-rssm --data data/explorer --out agents/coins --minutes 10
     Then: playworld play runs/explorer-rssm --agent agents/coins
     """
-    from playworld.agents.actor_critic import Config
+    from playworld.agents.actor_critic import ActorCriticConfig
+    from playworld.agents.agent import save_agent
     from playworld.agents.dream import dream, evaluate_real, write_jsonl
-    from playworld.agents.policy import save_agent
-    from playworld.train.checkpoint import check_dataset_matches, check_run_dir, load_world_model, resolve_checkpoint
+    from playworld.runs.checkpoints import check_run_dir, resolve_checkpoint
+    from playworld.runs.load import (
+        check_dataset_matches,
+        load_world_model,
+        open_dataset,
+    )
     from playworld.train.distributed import pick_device
-    from playworld.train.run import open_dataset
 
     if eval_episodes < 0:
         raise PlayworldError(f"--eval-episodes must be 0 or more, got {eval_episodes}", "pass e.g. --eval-episodes 10")
@@ -61,7 +65,7 @@ def dream_cmd(
     check_dataset_matches(model.spec, dataset, f"run {run}")
     if not 0 < gamma <= 1:
         raise PlayworldError(f"--gamma must be in (0, 1], got {gamma}", "pass e.g. --gamma 0.985")
-    config = Config(horizon=horizon, batch=batch, entropy=entropy, gamma=gamma, frame_stack=frame_stack, inputs=inputs)
+    config = ActorCriticConfig(horizon=horizon, batch=batch, entropy=entropy, gamma=gamma, frame_stack=frame_stack, inputs=inputs)
     result = dream(model, dataset, config, steps=steps, minutes=minutes, seed=seed, progress=progress,
                    cache_dir=Path(run) / "agents" / "reward_model", device=dev)
     world_options = dataset.manifest.get("world_options") or {}

@@ -68,10 +68,16 @@ def rollout_cmd(
     """Generate frames autoregressively from real contexts with the real actions; generated (left) beside ground truth (right)."""
     import yaml
 
-    from playworld.rollout import dataset_windows, rollout, write_comparison
-    from playworld.train.checkpoint import check_dataset_matches, check_run_dir, load_world_model
+    from playworld.data.windows import dataset_windows
+    from playworld.media import write_comparison
+    from playworld.models.rollout import rollout
+    from playworld.runs.checkpoints import check_run_dir
+    from playworld.runs.load import (
+        check_dataset_matches,
+        load_world_model,
+        open_dataset,
+    )
     from playworld.train.distributed import pick_device
-    from playworld.train.run import open_dataset
 
     check_run_dir(run)
     out = out or run / "rollout.mp4"

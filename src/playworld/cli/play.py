@@ -30,7 +30,7 @@ def play_cmd(
     from playworld.play import play
 
     if agent:
-        from playworld.agents.policy import register_play_agent
+        from playworld.play.controls import register_play_agent
 
         for path in agent:
             register_play_agent(path)

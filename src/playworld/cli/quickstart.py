@@ -56,7 +56,7 @@ def quickstart_cmd(
                               "(`playworld play` on http://127.0.0.1:8765; Ctrl-C stops)."),
 ) -> None:
     """Collect the explorer dataset, train the small diffusion world model, write rollout videos, show what is next."""
-    from playworld.train.checkpoint import list_checkpoints
+    from playworld.runs.checkpoints import list_checkpoints
     from playworld.train.loop import train
 
     started = time.monotonic()
@@ -104,9 +104,11 @@ def rollout_videos(run: Path, ds, seed: int, device: str) -> list[Path]:
     video for its last checkpoint (media/<step>/rollout.mp4, same windows and seed), so reuse it."""
     import shutil
 
-    from playworld.media import read_video, write_video
-    from playworld.rollout import dataset_windows, rollout, write_comparison
-    from playworld.train.checkpoint import load_world_model, resolve_checkpoint
+    from playworld.data.windows import dataset_windows
+    from playworld.media import read_video, write_comparison, write_video
+    from playworld.models.rollout import rollout
+    from playworld.runs.checkpoints import resolve_checkpoint
+    from playworld.runs.load import load_world_model
 
     folder = run / "rollouts"
     folder.mkdir(parents=True, exist_ok=True)

@@ -8,10 +8,20 @@ So a model predicts future_frames[:, 0] from context_frames and context_actions 
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 from torch import Tensor
+
+from playworld.errors import PlayworldError
+
+
+def check_context(k: Any) -> None:
+    """The one validation of a context length K (an int >= 1), wherever one is given."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise PlayworldError(f"context length K must be an integer of at least 1, got {k!r}", "set model.context to e.g. 4")
 
 
 @dataclass

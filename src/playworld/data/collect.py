@@ -18,6 +18,7 @@ from playworld.data.progress import progress_iter
 from playworld.data.store import Dataset, create_or_append
 from playworld.errors import PlayworldError
 from playworld.worlds.base import World, check_resolution, make_world
+from playworld.worlds.policies import make_policy
 
 DEFAULT_STEPS = 500
 
@@ -64,7 +65,6 @@ def collect(
     resolution: int = 64, steps: int | None = None, world_options: dict | None = None, progress: bool = True,
 ) -> Dataset:
     """Collect `episodes` episodes of `world` into the dataset at `out` (created or appended to)."""
-    from playworld.worlds.policies import make_policy
 
     if episodes < 1:
         raise PlayworldError(f"--episodes must be at least 1, got {episodes}", "pass e.g. --episodes 100")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from playworld.data.store import SPLITS, Dataset
+from playworld.errors import PlayworldError
 
 
 def _as_dataset(dataset: Dataset | str | Path) -> Dataset:
@@ -63,12 +65,10 @@ def dataset_info(dataset: Dataset | str | Path) -> dict:
 
 def contact_sheet(dataset: Dataset | str | Path, out_png: str | Path, n: int = 16, seed: int = 0) -> Path:
     """Save a grid of `n` frames (evenly spread over episodes and time) as a PNG; returns its path."""
-    from PIL import Image
 
     ds = _as_dataset(dataset)
     ids = ds.episode_ids()
     if not ids:
-        from playworld.errors import PlayworldError
 
         raise PlayworldError(f"dataset {ds.path} has no episodes", "collect some first with `playworld collect`")
     rng = np.random.default_rng(seed)

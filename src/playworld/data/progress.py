@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, TypeVar
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
 T = TypeVar("T")
 
 
@@ -12,8 +15,6 @@ def progress_iter(items: Iterable[T], description: str, total: int | None = None
     if not enabled:
         yield from items
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from playworld.data.progress import progress_iter
 from playworld.errors import PlayworldError
 from playworld.spaces import ActionSpace
 from playworld.worlds.base import check_resolution
@@ -209,7 +210,6 @@ class Dataset:
 
     def verify(self, progress: bool = False) -> list[str]:
         """Check every episode file's existence, size, checksum, shape and dtype. Returns the problems."""
-        from playworld.data.progress import progress_iter
 
         problems: list[str] = []
         for ep in progress_iter(list(self._episodes), "verifying", enabled=progress):

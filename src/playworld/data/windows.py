@@ -1,4 +1,4 @@
-"""Training windows: K context frames and actions, then F future actions and frames.
+"""Windows: K context frames and actions, then F future actions and frames; the one loader.
 
 A window is (episode, t) with t the index of the first future frame, K <= t <= T - F, so it lies
 fully inside one episode. Following the time convention of `playworld.data.batch`:
@@ -7,22 +7,58 @@ fully inside one episode. Following the time convention of `playworld.data.batch
     future_actions  = actions[t : t+F]     future_frames   = frames[t : t+F]
     future_rewards  = rewards[t : t+F]     future_terminated = terminated[t : t+F]
 
-Frames are read from memory-mapped episodes (no dataset-sized load); open episodes are cached.
+`cut_window` is the one place that slice is written; the training loader (`make_loader`), rollouts
+(`dataset_windows`), the eval suite and play's dataset contexts all cut through it. Frames are read
+from memory-mapped episodes (no dataset-sized load); open episodes are cached.
+
+`make_loader` is the training batch stream, resumable at any step: batch i of a rank is a pure
+function of (seed, rank, world_size, i) (a seeded permutation per epoch, dealt round-robin to
+ranks), so starting it at `start` skips the first `start` index batches without loading any frames
+and `--resume` sees exactly the batches the straight run saw; the number of worker processes does
+not change the order.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
-from playworld.data.batch import Batch
+from playworld.data.batch import Batch, check_context
 from playworld.data.store import Dataset, Episode
 from playworld.errors import PlayworldError
 
 _MAX_OPEN_EPISODES = 512  # each open episode holds one mmap (and a file descriptor)
+
+
+def cut_window(episode: Episode, t: int, context: int, horizon: int) -> dict[str, np.ndarray]:
+    """The window of `episode` whose first future frame is `t`: frames[t-K : t+F] (K+F, H, W, 3) uint8 and
+    the actions that led into them, rewards[t : t+F] and terminated[t : t+F] (F may be 0: a context only)."""
+    k, f = int(context), int(horizon)
+    if not k <= t <= len(episode) - f:
+        raise IndexError(f"a window of {k} + {f} frames at t={t} does not fit an episode of {len(episode)} frames")
+    return {
+        "frames": np.asarray(episode.frames[t - k : t + f]), "actions": np.asarray(episode.actions[t - k : t + f]),
+        "rewards": np.asarray(episode.rewards[t : t + f], np.float32), "terminated": np.asarray(episode.terminated[t : t + f], bool),
+    }
+
+
+def collate_windows(windows: Sequence[dict[str, np.ndarray]], context: int) -> Batch:
+    """Windows of `cut_window` (equal lengths) -> one channels-first Batch."""
+    k, (t, h, w, c) = int(context), windows[0]["frames"].shape
+    frames = np.empty((len(windows), t, c, h, w), np.uint8)  # (B, K+F, 3, H, W)
+    for row, window in enumerate(windows):
+        frames[row] = window["frames"].transpose(0, 3, 1, 2)
+    frames_t = torch.from_numpy(frames)
+    actions = torch.from_numpy(np.stack([w["actions"] for w in windows]))
+    return Batch(
+        context_frames=frames_t[:, :k], context_actions=actions[:, :k], future_actions=actions[:, k:],
+        future_frames=frames_t[:, k:], future_rewards=torch.from_numpy(np.stack([w["rewards"] for w in windows])),
+        future_terminated=torch.from_numpy(np.stack([w["terminated"] for w in windows])),
+    )
 
 
 class WindowSampler:
@@ -30,8 +66,9 @@ class WindowSampler:
 
     def __init__(self, dataset: Dataset | str, context: int, horizon: int, split: str | None = "train"):
         self.dataset = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
-        if context < 1 or horizon < 1:
-            raise ValueError(f"context and horizon must be >= 1, got {context}, {horizon}")
+        check_context(context)
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
         self.context, self.horizon, self.split = int(context), int(horizon), split
         self.episodes = np.array(self.dataset.episode_ids(split), dtype=np.int64)
         lengths = np.array([self.dataset.episode_length(e) for e in self.episodes], dtype=np.int64)
@@ -86,27 +123,11 @@ class WindowSampler:
 
     def collate(self, indices) -> Batch:
         """Gather windows into one channels-first Batch (frames copied out of the memory maps)."""
-        k, f = self.context, self.horizon
-        b = len(indices)
-        r = self.dataset.resolution
-        space = self.dataset.action_space
-        frames = np.empty((b, k + f, 3, r, r), np.uint8)  # (B, K+F, 3, H, W)
-        actions = np.empty((b, k + f, *space.shape), space.dtype)
-        rewards = np.empty((b, f), np.float32)
-        terminated = np.empty((b, f), bool)
-        for row, index in enumerate(indices):
+        windows = []
+        for index in indices:
             ep, t = self.locate(int(index))
-            e = self.episode(ep)
-            frames[row] = e.frames[t - k : t + f].transpose(0, 3, 1, 2)
-            actions[row] = e.actions[t - k : t + f]
-            rewards[row] = e.rewards[t : t + f]
-            terminated[row] = e.terminated[t : t + f]
-        frames_t, actions_t = torch.from_numpy(frames), torch.from_numpy(actions)
-        return Batch(
-            context_frames=frames_t[:, :k], context_actions=actions_t[:, :k],
-            future_actions=actions_t[:, k:], future_frames=frames_t[:, k:],
-            future_rewards=torch.from_numpy(rewards), future_terminated=torch.from_numpy(terminated),
-        )
+            windows.append(cut_window(self.episode(ep), t, self.context, self.horizon))
+        return collate_windows(windows, self.context)
 
 
 def window_order(n: int, batch_size: int, seed: int, rank: int, world_size: int) -> Iterator[np.ndarray]:
@@ -130,32 +151,54 @@ def window_order(n: int, batch_size: int, seed: int, rank: int, world_size: int)
 
 
 class _WindowStream(torch.utils.data.IterableDataset):
-    """Batches of one rank for a DataLoader; worker w builds batches w, w+W, ... so the loader's
-    round-robin over workers yields exactly the single-process order."""
+    """Batches start, start+1, ... of one rank; worker w of W builds those with (i - start) % W == w,
+    so the DataLoader's round-robin over workers yields them in the single-process order."""
 
-    def __init__(self, sampler: WindowSampler, batch_size: int, seed: int, rank: int, world_size: int):
-        self.sampler, self.batch_size, self.seed, self.rank, self.world_size = sampler, batch_size, seed, rank, world_size
+    def __init__(self, sampler: WindowSampler, batch_size: int, seed: int, rank: int, world_size: int, start: int):
+        self.sampler, self.batch_size = sampler, batch_size
+        self.seed, self.rank, self.world_size, self.start = seed, rank, world_size, start
 
     def __iter__(self) -> Iterator[Batch]:
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         order = window_order(len(self.sampler), self.batch_size, self.seed, self.rank, self.world_size)
-        for i, indices in enumerate(order):
+        for i, indices in enumerate(itertools.islice(order, self.start, None)):
             if i % workers == worker:
                 yield self.sampler.collate(indices)
 
 
 def make_loader(
     dataset: Dataset | str, context: int, horizon: int, batch_size: int, split: str | None = "train",
-    seed: int = 0, rank: int = 0, world_size: int = 1, num_workers: int = 0,
+    seed: int = 0, rank: int = 0, world_size: int = 1, num_workers: int = 0, start: int = 0,
 ) -> Iterator[Batch]:
-    """Endless shuffled Batches, deterministic for `seed` and independent of `num_workers`;
-    with DDP pass each process its `rank` and the `world_size` to get its own shard."""
+    """Endless shuffled Batches of this rank from batch `start` on, deterministic for `seed` and
+    independent of `num_workers`; with DDP pass each process its `rank` and the `world_size`."""
     sampler = WindowSampler(dataset, context, horizon, split)
-    stream = _WindowStream(sampler, batch_size, seed, rank, world_size)
+    stream = _WindowStream(sampler, batch_size, seed, rank, world_size, start)
     if num_workers <= 0:
         return iter(stream)
-    loader = torch.utils.data.DataLoader(
-        stream, batch_size=None, num_workers=num_workers, persistent_workers=True, prefetch_factor=4,
-    )
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers, prefetch_factor=4)
     return iter(loader)
+
+
+def dataset_windows(dataset: Dataset, context: int, horizon: int, episodes: int = 4, split: str = "val", seed: int = 0) -> Batch:
+    """One window per episode: `context` real frames and actions, then `horizon` real actions and frames.
+
+    Episodes of `split` are drawn with a seeded generator (without replacement while there are
+    enough); each window starts at a random step. The horizon is shortened to the longest that fits
+    every chosen episode (check `batch.future_frames.shape[1]`).
+    """
+    ids = [e for e in dataset.episode_ids(split) if dataset.episode_length(e) > context]
+    if not ids:
+        raise PlayworldError(
+            f"split {split!r} of dataset {dataset.path} has no episode longer than the context ({context} frames)",
+            "pick another --split or collect more/longer episodes",
+        )
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(ids, size=episodes, replace=episodes > len(ids))
+    horizon = min(horizon, min(dataset.episode_length(e) - context for e in chosen))
+    windows = []
+    for ep in chosen:
+        e = dataset.load_episode(int(ep))
+        windows.append(cut_window(e, int(rng.integers(context, len(e) - horizon + 1)), context, horizon))
+    return collate_windows(windows, context)

@@ -15,6 +15,8 @@ are the recorded ones; the real world restored from its state when they are not)
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -24,8 +26,11 @@ import torch
 from torch import Tensor
 
 from playworld.data.batch import Batch
+from playworld.data.windows import collate_windows, cut_window
 from playworld.errors import PlayworldError
+from playworld.models.baselines import CopyLast, IgnoreActions, WorldOracle
 from playworld.models.interface import WorldModel, WorldSpec
+from playworld.worlds.base import make_world
 
 
 class Skip(Exception):
@@ -83,24 +88,8 @@ class Windows:
 
     def batch(self) -> Batch:
         """All windows as one Batch (uint8 frames, channels first)."""
-        from playworld.data.batch import Batch as _Batch
-
-        cf, ca, fa, ff, fr, ft = [], [], [], [], [], []
-        K, F = self.context, self.horizon
-        for ep, t in self.index:
-            e = self.dataset.load_episode(ep)
-            cf.append(np.asarray(e.frames[t - K:t]))
-            ca.append(np.asarray(e.actions[t - K:t]))
-            fa.append(np.asarray(e.actions[t:t + F]))
-            ff.append(np.asarray(e.frames[t:t + F]))
-            fr.append(np.asarray(e.rewards[t:t + F]))
-            ft.append(np.asarray(e.terminated[t:t + F]))
-        to_chw = lambda xs: torch.from_numpy(np.stack(xs)).permute(0, 1, 4, 2, 3).contiguous()  # noqa: E731
-        return _Batch(
-            context_frames=to_chw(cf), context_actions=torch.from_numpy(np.stack(ca)),
-            future_actions=torch.from_numpy(np.stack(fa)), future_frames=to_chw(ff),
-            future_rewards=torch.from_numpy(np.stack(fr)).float(), future_terminated=torch.from_numpy(np.stack(ft)).bool(),
-        )
+        cut = [cut_window(self.dataset.load_episode(ep), t, self.context, self.horizon) for ep, t in self.index]
+        return collate_windows(cut, self.context)
 
     def world_states(self) -> list[dict[str, np.ndarray]]:
         """The recorded world state at the last context frame of each window (for the oracle)."""
@@ -126,10 +115,7 @@ def register_group(name: str) -> Callable[[GroupFn], GroupFn]:
 
 
 def get_groups() -> dict[str, GroupFn]:
-    import importlib
-    import pkgutil
-
-    import playworld.eval as pkg
+    import playworld.eval as pkg  # the package imports this module, so it cannot be imported at the top
 
     for mod in pkgutil.iter_modules(pkg.__path__):
         if mod.name not in ("api", "suite", "report"):
@@ -210,8 +196,6 @@ class EvalContext:
         return torch.cat(outs, 0)
 
     def _world_oracle(self, windows: Windows, actions: Tensor) -> Tensor:
-        from playworld.models.baselines import WorldOracle
-        from playworld.worlds.base import make_world
 
         world = self.dataset.world
         try:
@@ -232,7 +216,6 @@ class EvalContext:
 
 def calibration_baselines(model: WorldModel | None, ctx: EvalContext) -> dict[str, Any]:
     """The baselines every metric is checked against: oracle, copy-last, ignore-actions."""
-    from playworld.models.baselines import CopyLast, IgnoreActions
 
     out: dict[str, Any] = {"oracle": DatasetOracle(ctx.dataset, ctx.spec), "copy-last": CopyLast(ctx.spec)}
     if model is not None and ctx.spec.action_space.kind != "none":

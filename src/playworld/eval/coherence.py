@@ -29,9 +29,18 @@ import numpy as np
 import torch
 
 from playworld.eval.api import (
-    DatasetOracle, EvalContext, GroupResult, Metric, NotApplicable, Skip, TooFewEpisodes, Windows, register_group,
+    DatasetOracle,
+    EvalContext,
+    GroupResult,
+    Metric,
+    NotApplicable,
+    Skip,
+    TooFewEpisodes,
+    Windows,
+    register_group,
 )
-from playworld.eval.metrics import psnr
+from playworld.metrics import psnr
+from playworld.worlds.base import make_world
 
 GAPS = (5, 15, 30, 50)
 LEAD_IN = 4
@@ -47,7 +56,6 @@ class _RealWorld:
     """The dataset's world, restorable and never truncated (paths may outlast recorded episodes)."""
 
     def __init__(self, ctx: EvalContext):
-        from playworld.worlds.base import make_world
 
         options = dict(ctx.dataset.manifest.get("world_options") or {})
         options["max_steps"] = 10**9

@@ -23,11 +23,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from playworld.eval import metrics as M
-from playworld.eval.api import EvalContext, GroupResult, Metric, NotApplicable, Skip, register_group
+from playworld import metrics as M
+from playworld.data.windows import WindowSampler
+from playworld.errors import PlayworldError
+from playworld.eval.api import (
+    EvalContext,
+    GroupResult,
+    Metric,
+    NotApplicable,
+    Skip,
+    register_group,
+)
 from playworld.eval.features import cached_network, to_unit, train_windows
 from playworld.eval.fidelity import group_config, raise_if_empty, skipping
-from playworld.errors import PlayworldError
 from playworld.spaces import ActionSpace
 
 
@@ -134,7 +142,6 @@ def idm_score(space: ActionSpace, pred: Tensor, target: Tensor) -> float:
 
 def inverse_dynamics(ctx: EvalContext, cfg: ControllabilityConfig) -> tuple[InverseDynamics, dict]:
     """The (cached) inverse-dynamics model of ctx.dataset, with its score on real pairs of ctx.split."""
-    from playworld.data.windows import WindowSampler
 
     space = ctx.dataset.action_space
     sampler = train_windows(ctx, 2, "inverse-dynamics accuracy", cfg.idm.min_train_pairs)

@@ -30,7 +30,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from playworld.data.windows import WindowSampler
 from playworld.errors import PlayworldError
+from playworld.eval.api import TooFewEpisodes
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,6 @@ def cached_network(ctx: Any, kind: str, config: Any, build: Callable[[], nn.Modu
 def train_windows(ctx: Any, frames: int, what: str, minimum: int):
     """A sampler of `frames`-frame windows from the train split; TooFewEpisodes (a Skip naming `what`)
     when the split holds fewer than `minimum` windows, too few to train a helper network on."""
-    from playworld.data.windows import WindowSampler
-    from playworld.eval.api import TooFewEpisodes
 
     need = f"{minimum} windows of {frames} frames in the train split to train its helper network"
     try:

@@ -25,10 +25,24 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from playworld.eval import metrics as M
-from playworld.eval.api import EvalContext, GroupResult, Metric, Skip, TooFewEpisodes, Windows, register_group
-from playworld.eval.features import EncoderConfig, cut_clips, domain_encoder, embed, shuffle_frames
+from playworld import metrics as M
 from playworld.errors import PlayworldError
+from playworld.eval.api import (
+    EvalContext,
+    GroupResult,
+    Metric,
+    Skip,
+    TooFewEpisodes,
+    Windows,
+    register_group,
+)
+from playworld.eval.features import (
+    EncoderConfig,
+    cut_clips,
+    domain_encoder,
+    embed,
+    shuffle_frames,
+)
 
 
 @dataclass(frozen=True)

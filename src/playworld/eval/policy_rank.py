@@ -25,8 +25,21 @@ import numpy as np
 import torch
 from scipy import stats
 
+from playworld.agents.agent import check_same_space, load_policy, play_episode
+from playworld.agents.dream import dataset_has_rewards
+from playworld.agents.planner import Planner
+from playworld.agents.reward import has_reward_head, make_reward_fn
 from playworld.errors import PlayworldError
-from playworld.eval.api import DatasetOracle, EvalContext, GroupResult, Metric, NotApplicable, Skip, register_group
+from playworld.eval.api import (
+    DatasetOracle,
+    EvalContext,
+    GroupResult,
+    Metric,
+    NotApplicable,
+    Skip,
+    register_group,
+)
+from playworld.worlds.base import make_world
 from playworld.worlds.explorer import COIN_COLOR, coin_pixels
 from playworld.worlds.policies import Policy, RandomPolicy, StickyPolicy
 
@@ -128,7 +141,6 @@ def _start(world, seed: int, context: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def real_return(world, policy: Policy, seed: int, context: int, steps: int) -> float:
-    from playworld.agents.policy import play_episode
 
     frame, state = world.reset(seed=seed)
     noop = world.action_space.noop()
@@ -161,7 +173,6 @@ def model_returns(model, reward_fn, policies: list[Policy], frames: np.ndarray, 
 
 
 def _reward_fn(model, ctx: EvalContext):
-    from playworld.agents.reward import has_reward_head, make_reward_fn
 
     if has_reward_head(model):
         return make_reward_fn(model)
@@ -174,8 +185,6 @@ def _reward_fn(model, ctx: EvalContext):
 
 def policy_makers(model, ctx: EvalContext, world_name: str, reward_fn) -> dict[str, Callable[[int], Policy]]:
     """name -> (seed -> a fresh policy) for every policy ranked on this world."""
-    from playworld.agents.planner import Planner
-    from playworld.agents.policy import check_same_space, load_policy
 
     space = ctx.spec.action_space
     makers: dict[str, Callable[[int], Any]] = {
@@ -194,8 +203,6 @@ def policy_makers(model, ctx: EvalContext, world_name: str, reward_fn) -> dict[s
 
 @register_group("policy_rank")
 def policy_rank(model: Any, ctx: EvalContext) -> GroupResult:
-    from playworld.agents.dream import dataset_has_rewards
-    from playworld.worlds.base import make_world
 
     if isinstance(model, DatasetOracle):
         raise Skip("the oracle is the real world: its returns are the real ones (the floor: correlation 1, error 0)")

@@ -15,7 +15,11 @@ import json
 import tempfile
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
+
+from playworld.media import write_video
 
 BASELINE_ORDER = ("oracle", "copy-last", "ignore-actions")
 CSS = """
@@ -141,10 +145,8 @@ def _skipped(results: dict) -> list[str]:
 
 # -- media ---------------------------------------------------------------------------------------
 def _curve_png(title: str, by_model: dict[str, list]) -> str:
-    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.6, 3.2), dpi=100)
     for who, ys in by_model.items():
@@ -162,7 +164,6 @@ def _curve_png(title: str, by_model: dict[str, list]) -> str:
 
 
 def _mp4_base64(frames: np.ndarray, fps: float) -> str:
-    from playworld.media import write_video
 
     with tempfile.TemporaryDirectory() as d:
         path = write_video(Path(d) / "clip.mp4", np.ascontiguousarray(frames, np.uint8), fps=fps)

@@ -27,10 +27,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from playworld.data.store import Dataset
 from playworld.errors import PlayworldError
-from playworld.eval.api import DatasetOracle, EvalContext, GroupResult, NotApplicable, Skip, TooFewEpisodes, calibration_baselines, get_groups
+from playworld.eval.api import (
+    DatasetOracle,
+    EvalContext,
+    GroupResult,
+    NotApplicable,
+    Skip,
+    TooFewEpisodes,
+    calibration_baselines,
+    get_groups,
+)
+from playworld.eval.report import write_report
 from playworld.models.interface import WorldSpec
+from playworld.runs.checkpoints import list_checkpoints, resolve_checkpoint
+from playworld.runs.load import check_dataset_matches
 
 MODEL = "model"
 """the name of the model under test in the results"""
@@ -50,7 +65,6 @@ def run_suite(
     Writes <out>/eval/<step>.json and <out>/report.html when `run_dir` or `out_dir` is given (out
     defaults to the run; step defaults to the run's newest checkpoint).
     """
-    from playworld.data.store import Dataset
 
     dataset = dataset if hasattr(dataset, "episode_ids") else Dataset(dataset)
     spec: WorldSpec = model.spec
@@ -137,7 +151,6 @@ def run_suite(
 
 def write_results(results: dict, videos: dict[str, np.ndarray], out: Path, fps: float = 10.0) -> dict[str, str]:
     """Write out/eval/<step>.json and out/report.html; returns their paths."""
-    from playworld.eval.report import write_report
 
     out = Path(out)
     (out / "eval").mkdir(parents=True, exist_ok=True)
@@ -187,7 +200,6 @@ def _json_default(o):
 
 
 def _check_match(spec: WorldSpec, dataset) -> None:
-    from playworld.train.checkpoint import check_dataset_matches
 
     check_dataset_matches(spec, dataset, what="the model")
 
@@ -196,7 +208,6 @@ def _step(run_dir) -> int:
     """The step of the run's newest checkpoint (0 when the run has none, e.g. a pseudo-run)."""
     if run_dir is None:
         return 0
-    from playworld.train.checkpoint import list_checkpoints, resolve_checkpoint
 
     if not list_checkpoints(run_dir):
         return 0
@@ -232,8 +243,6 @@ class _Silent:
 def _progress(enabled: bool):
     if not enabled:
         return _Silent()
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=Console(stderr=True), transient=False)

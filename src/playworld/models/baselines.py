@@ -19,8 +19,9 @@ import torch
 from torch import Tensor
 
 from playworld.errors import PlayworldError
-from playworld.models.interface import WorldModel, WorldSpec, check_frames
+from playworld.models.interface import WorldModel, WorldSpec, check_frames, model_device
 from playworld.spaces import ActionSpace
+from playworld.worlds.base import make_world
 
 
 def _as_uint8(frames: Tensor) -> Tensor:
@@ -70,7 +71,7 @@ class IgnoreActions:
             raise PlayworldError(f"unknown ignore-actions mode {mode!r}", "use mode='random' or mode='noop'")
         self.model, self.mode, self.seed = model, mode, int(seed)
         self.spec = model.spec
-        self.device = getattr(model, "device", torch.device("cpu"))
+        self.device = model_device(model)
 
     def _replace(self, actions: Tensor, generator: torch.Generator) -> Tensor:
         """actions (B, ...) or (B, K, ...) -> same shape, replaced."""
@@ -110,16 +111,15 @@ class WorldOracleState:
 class WorldOracle:
     """The real built-in world, put back into each batch element's recorded state and stepped.
 
-    `reset(frames, actions, world_state=[state per batch element])` needs the world's recorded
-    state at the newest context frame (datasets store it beside each frame).
+    `reset_world(frames, actions, world_state=[state per batch element])` (the `WorldReplay` ability;
+    `reset` takes the same keyword) needs the world's recorded state at the newest context frame
+    (datasets store it beside each frame).
     """
 
     def __init__(
         self, world: str, resolution: int = 64, world_options: dict | None = None,
         context: int = 1, device: str | torch.device = "cpu",
     ):
-        from playworld.worlds.base import make_world
-
         self.world_name, self.resolution = world, int(resolution)
         self.world_options = dict(world_options or {})
         self.device = torch.device(device)
@@ -136,13 +136,16 @@ class WorldOracle:
         self._spare = [probe]  # built worlds kept for reuse between resets
 
     def _world(self):
-        from playworld.worlds.base import make_world
-
         return self._spare.pop() if self._spare else make_world(self.world_name, resolution=self.resolution, **self.world_options)
 
     def reset(
         self, frames: Tensor, actions: Tensor, seed: int | None = None,
         world_state: list[dict[str, np.ndarray]] | None = None,
+    ) -> WorldOracleState:
+        return self.reset_world(frames, actions, world_state, seed=seed)
+
+    def reset_world(
+        self, frames: Tensor, actions: Tensor, world_state: list[dict[str, np.ndarray]] | None, seed: int | None = None,
     ) -> WorldOracleState:
         batch = frames.shape[0]
         if world_state is None or len(world_state) != batch:

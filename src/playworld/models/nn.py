@@ -25,6 +25,16 @@ def _shrink(layer: nn.Module, factor: float = 0.1) -> None:
             layer.bias.zero_()
 
 
+def symlog(x: Tensor) -> Tensor:
+    """sign(x) log(1 + |x|): DreamerV3's squashing of targets of unknown scale (rewards, returns)."""
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+def symexp(x: Tensor) -> Tensor:
+    """The inverse of `symlog`."""
+    return torch.sign(x) * torch.expm1(x.abs())
+
+
 class FourierFeatures(nn.Module):
     """Scalar (B,) -> (B, dim) random Fourier features (fixed, as in EDM / DIAMOND)."""
 
@@ -130,6 +140,7 @@ class UNet(nn.Module):
     def __init__(
         self, c_x: int, c_side: int, c_out: int, cond_dim: int, channels: tuple[int, ...],
         depths: tuple[int, ...], attention: tuple[bool, ...], patch: int = 1, groups: int = 8,
+        mid_attention: bool | None = None,
     ):
         super().__init__()
         assert len(channels) == len(depths) == len(attention)
@@ -152,8 +163,9 @@ class UNet(nn.Module):
             if not last:
                 skips.append(c)
 
-        # the bottleneck: two blocks at the coarsest level, attending there if that level does
-        self.mid = nn.ModuleList([ResBlock(c, c, cond_dim, groups, attention[-1]), ResBlock(c, c, cond_dim, groups, False)])
+        # the bottleneck: two blocks at the coarsest level, the first attending (by default if that level does)
+        mid_attn = attention[-1] if mid_attention is None else bool(mid_attention)
+        self.mid = nn.ModuleList([ResBlock(c, c, cond_dim, groups, mid_attn), ResBlock(c, c, cond_dim, groups, False)])
 
         self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
         for level in reversed(range(len(channels))):

@@ -15,6 +15,8 @@ new family is one folder plus `@register_family` and is picked up everywhere wit
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 from typing import Any, ClassVar
 
 import torch
@@ -44,10 +46,6 @@ class Family:
                 f"known options are {', '.join(sorted(known))}",
             )
         return self.Config(**overrides)
-
-    def context_length(self, config: Any) -> int:
-        """K, the number of context frames a training window needs."""
-        return int(config.context)
 
     def future_length(self, config: Any) -> int:
         """F, the number of future frames a training window needs (1 for teacher forcing)."""
@@ -101,10 +99,7 @@ def register_family(cls: type[Family]) -> type[Family]:
 
 
 def _load_builtin_families() -> None:
-    import importlib
-    import pkgutil
-
-    import playworld.models as pkg
+    import playworld.models as pkg  # the package imports this module, so it cannot be imported at the top
 
     # Every sub-package of playworld.models is a family; importing it registers it.
     for mod in pkgutil.iter_modules(pkg.__path__):

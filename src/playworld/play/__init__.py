@@ -15,10 +15,13 @@
 
 from __future__ import annotations
 
+import torch
+
+from playworld.play.loading import load_target
+from playworld.play.server import PlayServer, configure_torch_threads, serve
+
 
 def resolve_device(device: str) -> str:
-    import torch
-
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
@@ -27,9 +30,6 @@ def resolve_device(device: str) -> str:
 def make_server(run: str, context_from: str | None = None, fps: float = 15.0, max_sessions: int = 4,
                 resolution: int = 64, device: str = "cpu", seed: int = 0):
     """RUN -> a ready `PlayServer` (its FastAPI app is `.app`). PlayworldError when RUN cannot be played."""
-    from playworld.play.loading import load_target
-    from playworld.play.server import PlayServer
-
     target = load_target(run, context_from=context_from, resolution=resolution, device=resolve_device(device))
     return PlayServer(target.model, target.contexts, fps=fps, max_sessions=max_sessions, seed=seed, title=target.title)
 
@@ -37,8 +37,6 @@ def make_server(run: str, context_from: str | None = None, fps: float = 15.0, ma
 def play(run: str, port: int = 8765, host: str = "127.0.0.1", context_from: str | None = None, fps: float = 15.0,
          max_sessions: int = 4, resolution: int = 64, device: str = "auto", seed: int = 0) -> None:
     """Serve RUN in the browser until interrupted (the `playworld play` command)."""
-    from playworld.play.server import configure_torch_threads, serve
-
     configure_torch_threads()
     server = make_server(run, context_from, fps, max_sessions, resolution, device, seed)
     serve(server, host=host, port=port)

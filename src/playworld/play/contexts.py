@@ -16,8 +16,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from playworld.data.store import Dataset
+from playworld.data.windows import cut_window
 from playworld.errors import PlayworldError
 from playworld.models.interface import WorldSpec
+from playworld.worlds.base import make_world
 
 
 @dataclass
@@ -48,8 +51,6 @@ class EnvContexts:
     """Contexts from the real world: reset(seed), then K-1 random actions (each held for a few steps)."""
 
     def __init__(self, world: str, spec: WorldSpec, world_options: dict | None = None, repeat: int = 4):
-        from playworld.worlds.base import make_world
-
         self.world_name, self.spec, self.repeat = world, spec, repeat
         self.world_options = dict(world_options or {})
         probe = make_world(world, resolution=spec.resolution, **self.world_options)
@@ -57,8 +58,6 @@ class EnvContexts:
         probe.close()
 
     def sample(self, seed: int, real: Any = None) -> Context:
-        from playworld.worlds.base import make_world
-
         world = real if real is not None else make_world(self.world_name, resolution=self.spec.resolution, **self.world_options)
         space, K = world.action_space, self.spec.context
         for attempt in range(20):  # an episode that ends during the warm-up starts again from the next seed
@@ -88,8 +87,6 @@ class DatasetContexts:
     """Contexts from a dataset split (val by default): a random episode and a random window of K frames."""
 
     def __init__(self, path: str | Path, spec: WorldSpec, split: str = "val"):
-        from playworld.data.store import Dataset
-
         self.data = Dataset(path)
         self.spec = spec
         _check_spec(f"dataset {path}", self.data.resolution, self.data.action_space, spec)
@@ -111,8 +108,6 @@ class DatasetContexts:
             return False
 
     def _make_world(self):
-        from playworld.worlds.base import make_world
-
         options = self.data.manifest.get("world_options") or {}
         return make_world(self.data.world, resolution=self.data.resolution, **options)
 
@@ -128,8 +123,9 @@ class DatasetContexts:
             real.restore(state)
         else:
             real = None
+        window = cut_window(episode, t, K, 0)
         return Context(
-            frames=np.array(episode.frames[t - K:t], dtype=np.uint8), actions=np.array(episode.actions[t - K:t]),
+            frames=np.array(window["frames"], dtype=np.uint8), actions=np.array(window["actions"]),
             world_state=state, real=real,
             source={"from": "data", "path": str(self.data.path), "episode": ep, "t": t},
         )

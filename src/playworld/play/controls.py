@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
 
+from playworld.agents.agent import check_same_space, load_actor, load_policy
 from playworld.spaces import ActionSpace
 
 # Direction keys and the synonyms action names use for them.
@@ -230,3 +232,29 @@ class RandomAgent:
             self._action, self._left = self.space.sample(self.rng), self.repeat
         self._left -= 1
         return self._action
+
+
+# -- saved agents (playworld dream) ------------------------------------------------------------------------------
+class PlayAgent:
+    """A saved agent in `playworld play`'s agent protocol: reset(seed), act(frame) -> action."""
+
+    def __init__(self, path: Path, space: ActionSpace):
+        self.path = Path(path)
+        self.policy = load_policy(self.path)
+        check_same_space(space, self.policy.action_space, "the world model being played", f"agent {self.path}")
+
+    def reset(self, seed: int) -> None:
+        self.policy.generator.manual_seed(int(seed))
+        self.policy.reset()
+
+    def act(self, frame: np.ndarray) -> np.ndarray:
+        return self.policy(frame, {})
+
+
+def register_play_agent(path: str | Path, name: str | None = None) -> str:
+    """Make the agent saved at `path` selectable in play's agent mode (as `name`, default its folder name)."""
+    path = Path(path)
+    load_actor(path)  # a missing or corrupt agent fails here, before the server starts
+    name = name or path.resolve().name
+    register_agent(name)(lambda space: PlayAgent(path, space))
+    return name

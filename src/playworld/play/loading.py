@@ -16,10 +16,13 @@ from typing import Any
 
 import yaml
 
+from playworld.data.store import Dataset
 from playworld.errors import PlayworldError
 from playworld.models.baselines import CopyLast, WorldOracle
 from playworld.models.interface import WorldModel, WorldSpec
 from playworld.play.contexts import ContextSource, DatasetContexts, EnvContexts
+from playworld.runs.load import load_world_model
+from playworld.worlds.base import make_world
 
 PSEUDO_RUNS = ("oracle", "copy-last")
 
@@ -73,7 +76,6 @@ def _run_config(run: Path) -> dict:
 
 
 def _world_options(data: str | Path | None) -> dict:
-    from playworld.data.store import Dataset
 
     if data and Path(data).is_dir():
         try:
@@ -110,7 +112,6 @@ def load_target(run: str, context_from: str | None = None, resolution: int = 64,
         if kind == "oracle":
             model: WorldModel = PlayOracle(world, resolution=resolution, device=device)
         else:
-            from playworld.worlds.base import make_world
 
             probe = make_world(world, resolution=resolution)
             spec = WorldSpec(resolution=resolution, action_space=probe.action_space, context=1, fps=float(probe.fps), world=world)
@@ -122,10 +123,8 @@ def load_target(run: str, context_from: str | None = None, resolution: int = 64,
     if not path.is_dir():
         raise PlayworldError(f"run {run} does not exist",
                              "pass the --out folder of `playworld train`, or oracle:<world> / copy-last:<world>")
-    import playworld
-
     try:
-        model = playworld.load(path, device=device)
+        model = load_world_model(path, device=device)
     except PlayworldError:
         raise
     except Exception as e:  # a checkpoint that does not load is the user's to fix, not a traceback

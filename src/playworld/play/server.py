@@ -26,14 +26,18 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any, Callable
 
+import torch
+import uvicorn
 from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from rich.console import Console
 
 from playworld.errors import PlayworldError
 from playworld.models.interface import WorldModel
 from playworld.play.contexts import ContextSource
 from playworld.play.protocol import Message, ProtocolError, pack_frame, parse_message
+from playworld.play.record import encode_recording
 from playworld.play.session import PlaySession
 
 log = logging.getLogger("playworld.play")
@@ -44,8 +48,6 @@ STATUS_EVERY_S = 1.0
 
 def configure_torch_threads() -> int:
     """Use every core this process may run on for one model step (unless OMP_NUM_THREADS says otherwise)."""
-    import torch
-
     if not os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
     with contextlib.suppress(RuntimeError):  # can only be set before inter-op work has started
@@ -224,8 +226,6 @@ class _Connection:
             await self.finish_recording()
 
     async def finish_recording(self) -> None:
-        from playworld.play.record import encode_recording
-
         rec = self.session.stop_recording()
         if rec is None or not rec.frames:
             await self.error("not recording", "record")
@@ -287,17 +287,12 @@ def is_loopback(host: str) -> bool:
 
 
 def _uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "warning"):
-    import uvicorn
-
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, ws_max_size=1 << 20, ws_ping_interval=20,
                           lifespan="off")
 
 
 def serve(server: PlayServer, host: str = "127.0.0.1", port: int = 8765, log_level: str = "warning") -> None:
     """Serve until interrupted. Binding anything but loopback is allowed but warned about."""
-    import uvicorn
-    from rich.console import Console
-
     console = Console(stderr=True, highlight=False)
     if not is_loopback(host):
         console.print(f"[bold yellow]warning:[/] serving on {host}: anyone who can reach this address can play "
@@ -314,8 +309,6 @@ class ServerThread:
     """uvicorn in a background thread (tests, benchmarks, notebooks): `with ServerThread(app, port) as url:`."""
 
     def __init__(self, app: FastAPI, port: int, host: str = "127.0.0.1"):
-        import uvicorn
-
         self.server = uvicorn.Server(_uvicorn_config(app, host, port))
         self.server.install_signal_handlers = lambda: None  # only the main thread may install them
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="playworld-uvicorn")

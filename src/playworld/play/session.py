@@ -7,7 +7,6 @@ The key state is one tuple swapped atomically, so a step sees either the old or 
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,12 +16,23 @@ import numpy as np
 import torch
 
 from playworld.errors import PlayworldError
-from playworld.models.interface import WorldModel
+from playworld.models.interface import (
+    DebugState,
+    TunableSampler,
+    WorldModel,
+    WorldReplay,
+    model_device,
+)
 from playworld.play.contexts import ContextSource
 from playworld.play.controls import Agent, KeyMap, list_agents, make_agent
-from playworld.play.protocol import FLAG_AGENT, FLAG_PAUSED, FLAG_REAL_DONE, FLAG_RECORDING, to_jsonable
+from playworld.play.protocol import (
+    FLAG_AGENT,
+    FLAG_PAUSED,
+    FLAG_REAL_DONE,
+    FLAG_RECORDING,
+    to_jsonable,
+)
 
-MAX_SAMPLING_STEPS = 16  # more steps than this buys nothing at play speed
 MAX_RECORD_FRAMES = 1800  # 2 minutes at 15 fps: caps a recording's memory (~22 MiB per view at 64x64)
 
 
@@ -48,59 +58,20 @@ class StepOut:
     flags: int
 
 
-def _model_takes(model: Any, name: str) -> bool:
-    try:
-        return name in inspect.signature(model.reset).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def sampling_steps_of(model: Any) -> int | None:
-    """The model's number of sampling steps, if it has one to change (duck-typed, see `set_sampling_steps`)."""
-    v = getattr(model, "sampling_steps", None)
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return int(v)
-    sigmas = getattr(model, "sigmas", None)  # an EDM sampler's noise schedule: one level per step + the final 0
-    if isinstance(sigmas, (list, tuple)) and _karras_params(model) is not None:
-        return len(sigmas) - 1
-    return None
-
-
-def _karras_params(model: Any) -> dict | None:
-    cfg = getattr(model, "config", None)
-    names = ("sigma_min", "sigma_max", "rho")
-    if cfg is None or not all(isinstance(getattr(cfg, n, None), (int, float)) for n in names):
-        return None
-    return {n: float(getattr(cfg, n)) for n in names}
-
-
-def set_sampling_steps(model: Any, value: int) -> int:
-    """Models with a settable `sampling_steps` take it as is; an EDM model exposing `sigmas` and
-    `config.{sigma_min, sigma_max, rho}` (the diffusion family) gets a new Karras schedule of `value` steps."""
-    if isinstance(getattr(model, "sampling_steps", None), int):
-        model.sampling_steps = int(value)
-    elif sampling_steps_of(model) is not None:
-        from playworld.models.diffusion.sampler import karras_sigmas
-
-        p = _karras_params(model)
-        model.sigmas = karras_sigmas(int(value), p["sigma_min"], p["sigma_max"], p["rho"])
-    else:
-        raise PlayworldError("this model has no sampling steps to set", "only diffusion models have them")
-    return sampling_steps_of(model)
+    """The model's number of sampling steps, if it has a `TunableSampler` (else None)."""
+    return int(model.sampling_steps) if isinstance(model, TunableSampler) else None
 
 
 def max_sampling_steps_of(model: Any) -> int | None:
-    if sampling_steps_of(model) is None:
-        return None
-    top = getattr(model, "max_sampling_steps", None)
-    return int(top) if isinstance(top, int) else MAX_SAMPLING_STEPS
+    return int(model.max_sampling_steps) if isinstance(model, TunableSampler) else None
 
 
 class PlaySession:
     def __init__(self, model: WorldModel, contexts: ContextSource, seed: int = 0, device: Any = None):
         self.model, self.contexts, self.spec = model, contexts, model.spec
         self.keymap = KeyMap(self.spec.action_space)
-        self.device = torch.device(device) if device is not None else getattr(model, "device", torch.device("cpu"))
+        self.device = torch.device(device) if device is not None else model_device(model)
         self.seed, self.resets = int(seed), 0
         self._keys: tuple[tuple[str, ...], int] = ((), 0)  # (held codes oldest first, seq)
         self._tapped: list[str] = []  # keys pressed since the last step: a tap between two ticks still acts once
@@ -136,10 +107,12 @@ class PlaySession:
 
     def set_sampling_steps(self, value: int) -> int:
         """Changes the shared model: every session on it samples with `value` steps from the next step."""
-        top = max_sampling_steps_of(self.model)
-        if top is not None and value > top:
+        if not isinstance(self.model, TunableSampler):
+            raise PlayworldError("this model has no sampling steps to set", "only diffusion models have them")
+        top = int(self.model.max_sampling_steps)
+        if value > top:
             raise PlayworldError(f"sampling steps {value} is over the maximum {top}", f"choose 1 to {top}")
-        return set_sampling_steps(self.model, value)
+        return self.model.set_sampling_steps(int(value))
 
     def start_recording(self) -> None:
         self.recording = Recording(source=dict(self.source))
@@ -160,14 +133,14 @@ class PlaySession:
         ctx = self.contexts.sample(seed, real=self.real)
         frames = torch.from_numpy(ctx.frames).permute(0, 3, 1, 2).unsqueeze(0).to(self.device)  # (1, K, 3, H, W)
         actions = torch.from_numpy(np.asarray(ctx.actions)).unsqueeze(0).to(self.device)  # (1, K) or (1, K, dim)
-        kwargs = {}
-        if _model_takes(self.model, "world_state"):
-            if ctx.world_state is None:
-                raise PlayworldError("this model replays the real world and needs its recorded state",
-                                     "use --context-from env, or a dataset that stores the world state")
-            kwargs["world_state"] = [ctx.world_state]
         with torch.inference_mode():
-            self.state = self.model.reset(frames, actions, seed=seed, **kwargs)
+            if isinstance(self.model, WorldReplay):
+                if ctx.world_state is None:
+                    raise PlayworldError("this model replays the real world and needs its recorded state",
+                                         "use --context-from env, or a dataset that stores the world state")
+                self.state = self.model.reset_world(frames, actions, [ctx.world_state], seed=seed)
+            else:
+                self.state = self.model.reset(frames, actions, seed=seed)
         self.frame = ctx.frames[-1]
         self.real, self.real_state, self.real_done = ctx.real, ctx.world_state, False
         self.real_frame = ctx.frames[-1] if ctx.real is not None else None
@@ -234,7 +207,7 @@ class PlaySession:
         }
 
     def status(self) -> dict:
-        debug = getattr(self.model, "debug_state", None)
+        shows_state = isinstance(self.model, DebugState) and self.state is not None
         return to_jsonable({
             "type": "status", "step": self.t, "paused": self.paused, "agent": self.agent_name,
             "recording": None if self.recording is None else len(self.recording.frames),
@@ -244,5 +217,5 @@ class PlaySession:
             "sampling_steps": sampling_steps_of(self.model), "source": self.source,
             "has_real": self.real is not None, "real_done": self.real_done,
             "real_state": self.real_state if self.real is not None else None,
-            "model_state": debug(self.state) if callable(debug) and self.state is not None else None,
+            "model_state": self.model.debug_state(self.state) if shows_state else None,
         })

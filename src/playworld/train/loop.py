@@ -25,12 +25,18 @@ from torch.optim import AdamW
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from playworld.compute import budget_clock
+from playworld.data.windows import dataset_windows, make_loader
 from playworld.errors import PlayworldError
-from playworld.rollout import dataset_windows, rollout, write_comparison
+from playworld.media import write_comparison
+from playworld.models.rollout import rollout
+from playworld.runs.checkpoints import (
+    build_from_checkpoint,
+    load_training_state,
+    weights_metadata,
+)
 from playworld.train import distributed
-from playworld.train.batches import training_batches
-from playworld.train.checkpoint import build_from_checkpoint, load_training_state, save_checkpoint, weights_metadata
-from playworld.train.config import budget_clock
+from playworld.train.checkpoint import save_checkpoint
 from playworld.train.logging import MetricsLog, progress_bar
 from playworld.train.regimes import RegimeSchedule
 from playworld.train.run import capture_rng, prepare_run, restore_rng, write_run_files
@@ -103,8 +109,8 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
     # -- the run directory explains itself before step 0 -------------------------------------------
     if d.is_main:
         write_run_files(plan, d, step)
-    k, f = family.context_length(mcfg), regimes.future_length(family, mcfg)
-    batches = training_batches(dataset, k, f, cfg.batch_size, cfg.seed, d.rank, d.world_size, cfg.num_workers, start=step)
+    k, f = spec.context, regimes.future_length(family, mcfg)
+    batches = make_loader(dataset, k, f, cfg.batch_size, "train", cfg.seed, d.rank, d.world_size, cfg.num_workers, start=step)
     log = MetricsLog(run_dir, resume_step=step) if d.is_main else None
     val_windows = validation_windows(dataset, k, cfg.val_batches * cfg.batch_size) if d.is_main else None
     meta = weights_metadata(family, mcfg, spec, step)

@@ -1,12 +1,15 @@
 """Setting up a run: resolve its configuration, open its data, write config.yaml and meta.json.
 
-A fresh run resolves  family Config / TrainConfig defaults <- preset <- `--set` overrides.
-A resumed run reads its own config.yaml back; only `train.*` values may change (`--set`,
-`--steps`, `--minutes`), and the dataset must still fit the checkpoint's WorldSpec.
+A fresh run resolves  family Config / TrainConfig defaults <- preset <- `--set` overrides, and K
+(the context length) from `--set model.context=K` <- the preset's `context:` <- DEFAULT_CONTEXT;
+from then on K is the run's WorldSpec.context. A resumed run reads its own config.yaml back and its
+WorldSpec from the checkpoint; only `train.*` values may change (`--set`, `--steps`, `--minutes`),
+and the dataset must still fit the checkpoint's WorldSpec.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import random
@@ -25,9 +28,20 @@ import yaml
 from playworld.errors import PlayworldError
 from playworld.models.interface import WorldSpec
 from playworld.models.registry import Family, get_family
-from playworld.train.checkpoint import check_dataset_matches, check_run_dir, list_checkpoints, read_metadata, resolve_checkpoint
+from playworld.options import config_to_dict, parse_sets
+from playworld.runs.checkpoints import (
+    check_run_dir,
+    list_checkpoints,
+    read_metadata,
+    resolve_checkpoint,
+)
+from playworld.runs.load import check_dataset_matches, open_dataset
+from playworld.runs.presets import load_preset, make_model_config, resolve_context
 from playworld.train.config import (
-    TrainConfig, config_to_dict, load_preset, make_model_config, make_train_config, parse_sets, run_config_dict, validate,
+    TrainConfig,
+    make_train_config,
+    run_config_dict,
+    validate,
 )
 
 DEFAULT_FAMILY = "diffusion"
@@ -47,21 +61,18 @@ class RunPlan:
     """the checkpoint folder to continue from (None for a fresh run)"""
 
 
-def open_dataset(data: str | Path):
-    from playworld.data.store import Dataset
-
-    if not Path(data).exists():
-        raise PlayworldError(f"dataset {data} does not exist", "collect one first: playworld collect --env explorer --out DATA")
-    return Dataset(data)
-
-
 def prepare_run(
     run_dir: Path, data, model: str | None, preset: str | None, sets: list[str] | None,
     steps: int | None, minutes: float | None, resume: bool,
 ) -> RunPlan:
     overrides = parse_sets(sets)
+    context = overrides["model"].pop("context", None)  # K is the run's, not a family option
     if resume:
+        if context is not None:
+            raise PlayworldError("the context length cannot change on --resume", "drop --set model.context, or start a new run")
         family, mcfg, tcfg, data, ckpt = _resume_config(run_dir, data, model, preset, overrides)
+        saved_spec = WorldSpec.from_dict(json.loads(read_metadata(ckpt / "model.safetensors")["spec"]))
+        k = saved_spec.context
     else:
         if data is None:
             raise PlayworldError("no dataset given", "pass --data DATA (a folder written by `playworld collect`)")
@@ -71,7 +82,8 @@ def prepare_run(
         p = load_preset(preset or DEFAULT_PRESET)
         mcfg = make_model_config(family, p, overrides["model"])
         tcfg = make_train_config(p, overrides["train"])
-        ckpt = None
+        k = resolve_context(p, context)
+        ckpt = saved_spec = None
     if steps is not None:
         tcfg.steps = int(steps)
     if minutes is not None:
@@ -84,12 +96,10 @@ def prepare_run(
 
     dataset = open_dataset(data)
     spec = WorldSpec(
-        resolution=dataset.resolution, action_space=dataset.action_space, context=family.context_length(mcfg),
-        fps=dataset.fps, world=dataset.world,
+        resolution=dataset.resolution, action_space=dataset.action_space, context=k, fps=dataset.fps, world=dataset.world,
     )
     family.check_dataset(mcfg, spec, dataset)
-    if ckpt is not None:
-        saved_spec = WorldSpec.from_dict(json.loads(read_metadata(ckpt / "model.safetensors")["spec"]))
+    if saved_spec is not None:
         check_dataset_matches(saved_spec, dataset, f"run {run_dir}")
     return RunPlan(run_dir, family, mcfg, tcfg, dataset, Path(data), spec, ckpt)
 
@@ -115,6 +125,8 @@ def _resume_config(run_dir: Path, data, model, preset, overrides):
     if preset:
         raise PlayworldError("--preset cannot change a run being resumed", "drop --preset; change single values with --set train.KEY=VALUE")
     family = get_family(family_name)
+    for section in saved["model"].values():  # runs from before K moved to the WorldSpec kept it per family
+        section.pop("context", None)
     mcfg = make_model_config(family, saved)
     if overrides["model"]:
         wanted = make_model_config(family, saved, overrides["model"])
@@ -131,7 +143,7 @@ def write_run_files(plan: RunPlan, d, step: int) -> None:
     """config.yaml (the resolved configuration) and meta.json (what produced the run)."""
     run_dir = plan.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = run_config_dict(str(plan.data_path), plan.family.name, plan.model_config, plan.train_config)
+    config = run_config_dict(str(plan.data_path), plan.spec.context, plan.family.name, plan.model_config, plan.train_config)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     meta_file = run_dir / "meta.json"
     invocation = {"command": sys.argv, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "step": step,
@@ -173,8 +185,6 @@ def _git_sha() -> str | None:
 
 
 def _data_identity(dataset) -> dict[str, Any]:
-    import hashlib
-
     manifest = Path(dataset.path) / "manifest.json"
     return {
         "path": str(dataset.path),

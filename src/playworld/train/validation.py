@@ -11,14 +11,14 @@ import numpy as np
 import torch
 
 from playworld.data.batch import Batch
+from playworld.data.windows import WindowSampler
 from playworld.errors import PlayworldError
+from playworld.metrics import pooled_psnr
 from playworld.models.interface import WorldModel
 
 
 def validation_windows(dataset, context: int, count: int, split: str = "val") -> Batch | None:
     """`count` evenly spaced one-step windows of `split` (None when the split has no window)."""
-    from playworld.data.windows import WindowSampler
-
     try:
         sampler = WindowSampler(dataset, context, 1, split)
     except PlayworldError:
@@ -31,11 +31,9 @@ def validation_windows(dataset, context: int, count: int, split: str = "val") ->
 def teacher_forced_psnr(model: WorldModel, windows: Batch, batch_size: int, seed: int = 0) -> float:
     """Teacher-forced next-frame PSNR (dB) of `model` over `windows`, in chunks of `batch_size`.
 
-    The PSNR of the MSE pooled over all windows, as in the eval suite (`eval.metrics.pooled_psnr`):
+    The PSNR of the MSE pooled over all windows, as in the eval suite (`playworld.metrics.pooled_psnr`):
     a mean of per-frame dB would let frames that happen to be copied exactly dominate it.
     """
-    from playworld.eval.metrics import pooled_psnr
-
     preds, targets = [], []
     for start in range(0, windows.size, batch_size):
         b = windows[start : start + batch_size]

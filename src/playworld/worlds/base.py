@@ -83,7 +83,8 @@ def register_world(name: str) -> Callable[[WorldFactory], WorldFactory]:
 
 
 def _load_builtin_worlds() -> None:
-    # Importing the modules runs their @register_world decorators.
+    # Importing the modules runs their @register_world decorators (they import this module, so these
+    # imports cannot be at the top).
     import playworld.worlds.explorer  # noqa: F401
     import playworld.worlds.physics  # noqa: F401
 
@@ -121,7 +122,7 @@ def make_world(name: str, resolution: int = 64, **options: Any) -> World:
     """Build a world by name: a built-in (``explorer``, ``physics/parabola``) or ``gym:<id>``."""
     check_resolution(resolution)
     if name.startswith("gym:"):
-        from playworld.worlds.gym import make_gym_world
+        from playworld.worlds.gym import make_gym_world  # gym.py imports this module: not at the top
 
         return make_gym_world(name[len("gym:"):], resolution=resolution, **options)
     _load_builtin_worlds()

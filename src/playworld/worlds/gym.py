@@ -25,7 +25,9 @@ import importlib
 import os
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
+from gymnasium import spaces
 from PIL import Image
 
 from playworld.errors import PlayworldError
@@ -44,7 +46,6 @@ _MUJOCO_NAMES = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid", "Invert
 
 def _register_plugin(env_id: str) -> None:
     """Import the package that registers `env_id`'s family, or say how to install it."""
-    import gymnasium as gym
 
     for prefix, (module, extra) in _PLUGINS.items():
         if env_id.startswith(prefix):
@@ -69,7 +70,6 @@ def _register_plugin(env_id: str) -> None:
 
 
 def _action_space(env: Any, env_id: str) -> ActionSpace:
-    from gymnasium import spaces
 
     space = env.action_space
     if isinstance(space, spaces.Discrete):
@@ -96,7 +96,6 @@ class GymWorld(World):
     """A Gymnasium env seen through its rendered frames."""
 
     def __init__(self, env_id: str, resolution: int = 64, **make_kwargs: Any):
-        import gymnasium as gym
 
         self.resolution = check_resolution(resolution)
         self.name = f"gym:{env_id}"
@@ -117,7 +116,6 @@ class GymWorld(World):
         self._state_kind = self._choose_state_kind()
 
     def _choose_state_kind(self) -> str:
-        from gymnasium import spaces
 
         unwrapped = self.env.unwrapped
         if hasattr(unwrapped, "ale"):

@@ -18,10 +18,20 @@ from torch import Tensor, nn
 from playworld.data.batch import Batch
 from playworld.errors import PlayworldError
 from playworld.models.diffusion.config import DiffusionConfig
-from playworld.models.diffusion.loss import diffusion_forcing_loss, edm_loss, self_forcing_loss
+from playworld.models.diffusion.loss import (
+    diffusion_forcing_loss,
+    edm_loss,
+    self_forcing_loss,
+)
 from playworld.models.diffusion.network import Denoiser
 from playworld.models.diffusion.sampler import SAMPLERS, karras_sigmas
-from playworld.models.interface import WorldSpec, check_actions, context_window, frames_to_unit, unit_to_frames
+from playworld.models.interface import (
+    WorldSpec,
+    check_actions,
+    context_window,
+    frames_to_unit,
+    unit_to_frames,
+)
 from playworld.models.registry import Family, register_family
 
 
@@ -40,9 +50,24 @@ class DiffusionWorldModel:
         self.sample = SAMPLERS[config.sampler]
         self.sigmas = karras_sigmas(int(config.steps), config.sigma_min, config.sigma_max, config.rho)
 
+    max_sampling_steps = 16
+    """more denoising steps than this buys nothing at play speed"""
+
     @property
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
+
+    @property
+    def sampling_steps(self) -> int:
+        return len(self.sigmas) - 1
+
+    def set_sampling_steps(self, steps: int) -> int:
+        """Sample with a Karras schedule of `steps` levels (1 to `max_sampling_steps`) from the next step on."""
+        if not 1 <= int(steps) <= self.max_sampling_steps:
+            raise PlayworldError(f"sampling steps {steps} outside 1 to {self.max_sampling_steps}", "choose a value in that range")
+        c = self.config
+        self.sigmas = karras_sigmas(int(steps), c.sigma_min, c.sigma_max, c.rho)
+        return self.sampling_steps
 
     def _actions(self, actions: Any, lead: tuple[int, ...]) -> Tensor:
         """Validate and move actions of leading shape `lead` ((B,) or (B, T)) to the model's device."""
@@ -53,7 +78,7 @@ class DiffusionWorldModel:
 
         The newest K frames are kept; fewer than K are padded by repeating the oldest with no-op actions.
         """
-        frames, actions = context_window(frames, actions, self.spec, int(self.config.context), self.device)
+        frames, actions = context_window(frames, actions, self.spec, self.device)
         if seed is None:
             seed = int(torch.randint(0, 2**62, ()).item())
         rng = torch.Generator(device=self.device).manual_seed(int(seed)).get_state()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
+
+from playworld.errors import PlayworldError
 
 
 @dataclass
 class DiffusionConfig:
-    # -- what the model sees ------------------------------------------------------------------
-    context: int = 4
-    """K, the number of past frames (and the actions that led into them) the denoiser is conditioned on"""
-
     # -- network (models/nn.py UNet) ----------------------------------------------------------
     channels: tuple[int, ...] = (64, 96, 128)
     """width of each U-Net level, finest first; each level after the first halves the resolution"""
@@ -18,6 +17,9 @@ class DiffusionConfig:
     """residual blocks per level on the way down (the way up has one more, as in DIAMOND)"""
     attention: tuple[bool, ...] = (False, False, True)
     """self-attention after each block of a level (keep it to the coarsest level on CPU)"""
+    mid_attention: Optional[bool] = None
+    """self-attention in the bottleneck's first block; None: as the coarsest level (DIAMOND: true with no
+    attention in the levels)"""
     patch: int = 2
     """pixel-unshuffle factor of the stem: 2 runs the finest level at half resolution (4x cheaper)"""
     cond_dim: int = 256
@@ -63,7 +65,6 @@ class DiffusionConfig:
     """Karras schedule curvature"""
 
     def __post_init__(self) -> None:
-        from playworld.errors import PlayworldError
 
         # YAML gives lists; keep tuples so configs compare and hash cleanly
         self.channels = tuple(int(c) for c in self.channels)
@@ -78,5 +79,3 @@ class DiffusionConfig:
             raise PlayworldError(f"unknown diffusion sampler {self.sampler!r}", "use sampler: euler or sampler: heun")
         if not 1 <= int(self.steps) <= 4:
             raise PlayworldError(f"diffusion steps must be 1 to 4, got {self.steps}", "set steps: 1, 2, 3 or 4")
-        if int(self.context) < 1:
-            raise PlayworldError(f"diffusion context must be at least 1, got {self.context}", "set context: 4")

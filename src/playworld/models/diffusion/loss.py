@@ -36,21 +36,19 @@ def _rand(shape, generator: torch.Generator | None, device) -> Tensor:
     return torch.rand(shape, generator=generator, device=gen_device).to(device)
 
 
-def teacher_forcing_windows(batch: Batch, k: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Every future frame of the batch as one teacher-forced example, on the real frames before it.
+def teacher_forcing_windows(batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+    """Every future frame of the batch as one teacher-forced example, on the K real frames before it
+    (K = the batch's context length, which the loader cut to the spec's).
 
     Returns context (N, K, 3, H, W) and target (N, 3, H, W) in [-1, 1], and actions (N, K+1[, dim]),
     with N = B * F.
     """
     frames = torch.cat([batch.context_frames, batch.future_frames], dim=1)  # (B, T, 3, H, W)
     actions = torch.cat([batch.context_actions, batch.future_actions], dim=1)  # (B, T[, dim])
-    start = batch.context_frames.shape[1] - k
-    if start < 0:
-        raise ValueError(f"the batch has {batch.context_frames.shape[1]} context frames, the model needs {k}")
-    n_future = batch.future_frames.shape[1]
-    context = torch.cat([frames[:, start + j : start + j + k] for j in range(n_future)])
-    target = torch.cat([frames[:, start + j + k] for j in range(n_future)])
-    acts = torch.cat([actions[:, start + j : start + j + k + 1] for j in range(n_future)])
+    k, n_future = batch.context_frames.shape[1], batch.future_frames.shape[1]
+    context = torch.cat([frames[:, j : j + k] for j in range(n_future)])
+    target = torch.cat([frames[:, j + k] for j in range(n_future)])
+    acts = torch.cat([actions[:, j : j + k + 1] for j in range(n_future)])
     return frames_to_unit(context), frames_to_unit(target), acts
 
 
@@ -59,7 +57,7 @@ def edm_loss(
     context_noise: bool = True,
 ) -> tuple[Tensor, dict[str, float]]:
     """Teacher forcing: every future frame of the batch from the real frames before it."""
-    clean, target, actions = teacher_forcing_windows(batch, int(config.context))
+    clean, target, actions = teacher_forcing_windows(batch)
     context, context_sigma = noise_context(clean, config, generator, context_noise)
     loss, denoise_mse = denoising_loss(net, context, target, actions, context_sigma, config, generator, clean[:, -1])
     return loss, {"loss": loss.item(), "denoise_mse": denoise_mse}
@@ -111,7 +109,7 @@ def diffusion_forcing_loss(
     unknown, so the model learns to predict from partly trusted context. The target keeps EDM's
     log-normal level, drawn independently.
     """
-    context, target, actions = teacher_forcing_windows(batch, int(config.context))
+    context, target, actions = teacher_forcing_windows(batch)
     n, k, device = context.shape[0], context.shape[1], context.device
     u = _rand((n, k), generator, device)
     rho = float(config.rho)
@@ -151,7 +149,7 @@ def self_forcing_loss(
     Gradient: each term reaches the network through its own call; the samples of the last
     `grad_steps` generation steps keep their graph too (truncated BPTT), earlier ones are constants.
     """
-    k = int(config.context)
+    k = batch.context_frames.shape[1]  # K: the loader cut the spec's
     if batch.future_frames.shape[1] < rollout:
         raise ValueError(f"self forcing over {rollout} frames needs windows of {rollout} future frames")
     frames = frames_to_unit(torch.cat([batch.context_frames[:, -k:], batch.future_frames[:, :rollout]], 1))

@@ -37,7 +37,7 @@ class Denoiser(nn.Module):
         self.config = config
         self.sigma_data = float(config.sigma_data)
         self.residual = bool(config.residual)
-        k, c, d = int(config.context), spec.channels, int(config.cond_dim)
+        k, c, d = spec.context, spec.channels, int(config.cond_dim)
         space = spec.action_space
         self.noise_embed = FourierFeatures(d)
         self.context_noise_embed = FourierFeatures(d)
@@ -50,6 +50,7 @@ class Denoiser(nn.Module):
         self.unet = UNet(
             c_x=c, c_side=k * c, c_out=c, cond_dim=d, channels=config.channels, depths=config.depths,
             attention=config.attention, patch=int(config.patch), groups=int(config.groups),
+            mid_attention=config.mid_attention,
         )
 
     def condition(self, context: Tensor, actions: Tensor, context_sigma: Tensor, newest: Tensor) -> Conditioning:

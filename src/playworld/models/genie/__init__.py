@@ -31,7 +31,12 @@ from playworld.errors import PlayworldError
 from playworld.models.genie.config import GenieConfig
 from playworld.models.genie.network import GenieNet, resolve_actions
 from playworld.models.genie.sampler import Stream, generate_frame, start_stream
-from playworld.models.interface import WorldSpec, check_actions, context_window, unit_to_frames
+from playworld.models.interface import (
+    WorldSpec,
+    check_actions,
+    context_window,
+    unit_to_frames,
+)
 from playworld.models.registry import Family, register_family
 from playworld.spaces import ActionSpace
 
@@ -72,13 +77,12 @@ class GenieWorldModel:
 
         The newest K frames are kept; fewer than K are padded by repeating the oldest with no-op actions.
         """
-        k = int(self.config.context)
         with torch.inference_mode():
-            x, actions = context_window(frames, actions, self.spec, k, self.device, self.dtype)
+            x, actions = context_window(frames, actions, self.spec, self.device, self.dtype)
             b = x.shape[0]
             if self.latent:
                 actions = self.net.infer_actions(x)  # (B, K): what the LAM reads off the frames
-            tokens = self.net.tokenizer.encode(x.flatten(0, 1)).view(b, k, -1)  # (B, K, N)
+            tokens = self.net.tokenizer.encode(x.flatten(0, 1)).view(b, self.spec.context, -1)  # (B, K, N)
             stream = start_stream(self.net, tokens, actions, bool(self.config.cache))
         if seed is None:
             seed = int(torch.randint(0, 2**62, ()).item())

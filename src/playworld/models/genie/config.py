@@ -6,12 +6,12 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from playworld.errors import PlayworldError
+
 
 @dataclass
 class GenieConfig:
     # -- what the model sees ------------------------------------------------------------------
-    context: int = 4
-    """K, the number of past frames the dynamics attends to (a training window is K + 1 frames)"""
     actions: Literal["true", "latent", "auto"] = "auto"
     """'true': condition on the dataset's actions; 'latent': on actions the latent action model infers
     from the frames alone (labels unused); 'auto': latent when the dataset has no actions (kind 'none')"""
@@ -73,7 +73,6 @@ class GenieConfig:
     """weight of the dynamics' cross-entropy on masked tokens"""
 
     def __post_init__(self) -> None:
-        from playworld.errors import PlayworldError
 
         # YAML gives lists; keep tuples so configs compare and hash cleanly
         self.levels = tuple(int(v) for v in self.levels)
@@ -95,7 +94,7 @@ class GenieConfig:
         if int(self.tokenizer_steps) < 0:
             raise PlayworldError(f"genie tokenizer_steps must be >= 0, got {self.tokenizer_steps}",
                                  "set model.tokenizer_steps to 0 (joint training) or more")
-        for name in ("context", "dim", "layers", "heads", "steps", "lam_dim"):
+        for name in ("dim", "layers", "heads", "steps", "lam_dim"):
             if int(getattr(self, name)) < 1:
                 raise PlayworldError(f"genie {name} must be >= 1, got {getattr(self, name)}", f"set model.{name} to 1 or more")
         if not self.tok_channels or not self.lam_channels:

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from playworld.models.genie.tokenizer import ConvEncoder, ResBlock, _groups
+from playworld.models.genie.tokenizer import ConvEncoder, PlainResBlock, _groups
 
 
 class VectorQuantizer(nn.Module):
@@ -101,19 +101,19 @@ class VectorQuantizer(nn.Module):
 class FilmUNet(nn.Module):
     """frame t (B, cin, H, W) and a latent action (B, dim) -> the change to frame t+1 (B, cin, H, W).
 
-    One ResBlock per stage down (each after the first halves the resolution), FiLM by the latent at
+    One PlainResBlock per stage down (each after the first halves the resolution), FiLM by the latent at
     every stage, nearest upsampling with the skip of the same stage on the way up."""
 
     def __init__(self, cin: int, channels: tuple[int, ...], dim: int):
         super().__init__()
         self.stem = nn.Conv2d(cin, channels[0], 3, padding=1)
-        self.down = nn.ModuleList([ResBlock(channels[0])] + [
-            nn.Sequential(nn.Conv2d(p, c, 4, stride=2, padding=1), ResBlock(c)) for p, c in zip(channels[:-1], channels[1:])
+        self.down = nn.ModuleList([PlainResBlock(channels[0])] + [
+            nn.Sequential(nn.Conv2d(p, c, 4, stride=2, padding=1), PlainResBlock(c)) for p, c in zip(channels[:-1], channels[1:])
         ])
         self.film = nn.Linear(dim, 2 * sum(channels))
         rev = tuple(reversed(channels))
         self.up = nn.ModuleList([
-            nn.Sequential(nn.Conv2d(c_low + c_skip, c_skip, 3, padding=1), ResBlock(c_skip)) for c_low, c_skip in zip(rev[:-1], rev[1:])
+            nn.Sequential(nn.Conv2d(c_low + c_skip, c_skip, 3, padding=1), PlainResBlock(c_skip)) for c_low, c_skip in zip(rev[:-1], rev[1:])
         ])
         self.head = nn.Sequential(nn.GroupNorm(_groups(channels[0]), channels[0]), nn.SiLU(), nn.Conv2d(channels[0], cin, 3, padding=1))
         self.channels = tuple(channels)

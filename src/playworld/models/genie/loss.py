@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from playworld.data.batch import Batch
+from playworld.metrics import unit_psnr
 from playworld.models.genie.config import GenieConfig
-from playworld.models.genie.tokenizer import psnr
 from playworld.models.interface import frames_to_unit
 
 
@@ -57,7 +57,7 @@ def genie_loss(
     net: torch.nn.Module, batch: Batch, config: GenieConfig, generator: torch.Generator | None = None, step: int = 0
 ) -> tuple[Tensor, dict[str, float]]:
     """The loss at training step `step` (0-based; with `tokenizer_steps` it picks the stage)."""
-    frames, actions = window(batch, int(config.context))
+    frames, actions = window(batch, batch.context_frames.shape[1])  # K: the loader cut the spec's
     b, t = frames.shape[:2]
     device = frames.device
     logs: dict[str, float] = {}
@@ -74,7 +74,7 @@ def genie_loss(
         recon = net.tokenizer.decode_codes(codes)
         recon_loss = F.mse_loss(recon, flat)
         tokens = net.tokenizer.fsq.codes_to_indices(codes.detach())  # no gradient
-        logs.update(recon_mse=recon_loss.item(), recon_psnr=float(psnr(recon.detach(), flat)))
+        logs.update(recon_mse=recon_loss.item(), recon_psnr=unit_psnr(recon.detach(), flat))
         loss = float(config.recon_scale) * recon_loss
     else:  # frozen: only its tokens are needed (no graph: its parameters no longer require gradients)
         tokens = net.tokenizer.encode(flat)

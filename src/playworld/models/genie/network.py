@@ -13,6 +13,7 @@ from playworld.errors import PlayworldError
 from playworld.models.genie.config import GenieConfig
 from playworld.models.genie.dynamics import Dynamics
 from playworld.models.genie.lam import LatentActionModel
+from playworld.models.genie.loss import genie_loss
 from playworld.models.genie.tokenizer import Tokenizer
 from playworld.models.interface import WorldSpec
 
@@ -30,7 +31,7 @@ def resolve_actions(config: GenieConfig, spec: WorldSpec) -> str:
     return config.actions
 
 
-class ActionEmbedding(nn.Module):
+class ActionTokens(nn.Module):
     """Per-frame action -> (B, T, D). Discrete/latent: a table; continuous: a linear map of the action scaled to [-1, 1]."""
 
     def __init__(self, spec: WorldSpec, mode: str, codebook: int, dim: int):
@@ -73,15 +74,13 @@ class GenieNet(nn.Module):
             )
             if self.mode == "latent" else None
         )
-        self.actions = ActionEmbedding(spec, self.mode, config.codebook, config.dim)
+        self.actions = ActionTokens(spec, self.mode, config.codebook, config.dim)
         # band K + 1: a frame attends to itself and the K frames before it, as in a training window
-        self.dynamics = Dynamics(config.vocab, self.side**2, config.dim, config.layers, config.heads, band=int(config.context) + 1,
+        self.dynamics = Dynamics(config.vocab, self.side**2, config.dim, config.layers, config.heads, band=spec.context + 1,
                                 spatial_rope=bool(config.spatial_rope))
 
     def forward(self, batch, config: GenieConfig, generator: torch.Generator | None = None, step: int = 0):
         """The training loss on a Batch at training step `step` -> (loss, logs); see loss.py."""
-        from playworld.models.genie.loss import genie_loss
-
         return genie_loss(self, batch, config, generator, step)
 
     @property

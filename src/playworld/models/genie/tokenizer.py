@@ -11,7 +11,6 @@ Shapes: frames (B, 3, H, W) in [-1, 1]; latents (B, d, h, w); token indices (B, 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -78,7 +77,10 @@ def _groups(c: int) -> int:
     return 1
 
 
-class ResBlock(nn.Module):
+class PlainResBlock(nn.Module):
+    """x + two unconditioned conv blocks at width c (the tokenizer's and the LAM's; models/nn.py's ResBlock
+    is the condition-modulated one of the U-Net)."""
+
     def __init__(self, c: int):
         super().__init__()
         self.body = nn.Sequential(_block(c, c), _block(c, c))
@@ -88,13 +90,13 @@ class ResBlock(nn.Module):
 
 
 class ConvEncoder(nn.Module):
-    """(B, cin, H, W) -> (B, cout, H / 2^(S-1), W / 2^(S-1)); S = len(channels), one ResBlock per stage."""
+    """(B, cin, H, W) -> (B, cout, H / 2^(S-1), W / 2^(S-1)); S = len(channels), one PlainResBlock per stage."""
 
     def __init__(self, cin: int, channels: tuple[int, ...], cout: int):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(cin, channels[0], 3, padding=1), ResBlock(channels[0])]
+        layers: list[nn.Module] = [nn.Conv2d(cin, channels[0], 3, padding=1), PlainResBlock(channels[0])]
         for prev, c in zip(channels[:-1], channels[1:]):
-            layers += [nn.Conv2d(prev, c, 4, stride=2, padding=1), ResBlock(c)]
+            layers += [nn.Conv2d(prev, c, 4, stride=2, padding=1), PlainResBlock(c)]
         layers += [nn.GroupNorm(_groups(channels[-1]), channels[-1]), nn.SiLU(), nn.Conv2d(channels[-1], cout, 1)]
         self.net = nn.Sequential(*layers)
 
@@ -108,9 +110,9 @@ class ConvDecoder(nn.Module):
     def __init__(self, cin: int, channels: tuple[int, ...], cout: int):
         super().__init__()
         rev = tuple(reversed(channels))
-        layers: list[nn.Module] = [nn.Conv2d(cin, rev[0], 3, padding=1), ResBlock(rev[0])]
+        layers: list[nn.Module] = [nn.Conv2d(cin, rev[0], 3, padding=1), PlainResBlock(rev[0])]
         for prev, c in zip(rev[:-1], rev[1:]):
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(prev, c, 3, padding=1), ResBlock(c)]
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(prev, c, 3, padding=1), PlainResBlock(c)]
         layers += [nn.GroupNorm(_groups(rev[-1]), rev[-1]), nn.SiLU(), nn.Conv2d(rev[-1], cout, 3, padding=1)]
         self.net = nn.Sequential(*layers)
 
@@ -145,8 +147,3 @@ class Tokenizer(nn.Module):
         codes = self.fsq.indices_to_codes(indices.view(indices.shape[0], side, side))
         return self.decode_codes(codes)
 
-
-def psnr(x: Tensor, y: Tensor) -> Tensor:
-    """Mean PSNR (dB) of [-1, 1] images (B, 3, H, W), as the 8-bit frames they stand for."""
-    mse = F.mse_loss(x.clamp(-1, 1), y.clamp(-1, 1), reduction="none").flatten(1).mean(1) / 4  # range 2 -> 1
-    return (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).clamp_max(100.0).mean()

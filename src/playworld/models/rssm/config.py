@@ -6,9 +6,7 @@ from dataclasses import dataclass
 
 
 @dataclass
-class Config:
-    context: int = 4
-    """K, context frames the posterior filters over before imagining (a training window's first K frames)"""
+class RSSMConfig:
     horizon: int = 12
     """F, future frames per training window; the model is trained on K + F consecutive frames"""
     channels: int = 32

@@ -20,7 +20,8 @@ from torch import Tensor
 
 from playworld.data.batch import Batch
 from playworld.models.interface import frames_to_unit
-from playworld.models.rssm.network import RSSMNet, symlog
+from playworld.models.nn import symlog
+from playworld.models.rssm.network import RSSMNet
 
 
 def categorical_kl(p_logits: Tensor, q_logits: Tensor) -> Tensor:

@@ -22,14 +22,6 @@ from torch import Tensor, nn
 from playworld.models.interface import WorldSpec
 
 
-def symlog(x: Tensor) -> Tensor:
-    return torch.sign(x) * torch.log1p(x.abs())
-
-
-def symexp(x: Tensor) -> Tensor:
-    return torch.sign(x) * torch.expm1(x.abs())
-
-
 def _mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(inp, hidden), nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, out))
 

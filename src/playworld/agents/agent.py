@@ -1,17 +1,17 @@
 """Trained agents on disk, as policies, and scored in the real world.
 
     agents/NAME/policy.safetensors   the actor's weights
-    agents/NAME/config.json          {"format": "playworld-agent", "spec": WorldSpec, "actor": Config, ...}
+    agents/NAME/config.json          {"format": "playworld-agent", "spec": WorldSpec, "actor": ActorCriticConfig, ...}
     agents/NAME/eval.json            written by `playworld dream` (real-world returns vs random)
 
-An agent whose actor reads the world model's latent state (actor Config.latent) also names that
+An agent whose actor reads the world model's latent state (actor ActorCriticConfig.latent) also names that
 model in its config ("run" and "checkpoint"): loading it loads the model too, and the policy filters
 each real frame into the latent state before acting (LatentActorPolicy).
 
     policy = load_policy("agents/NAME")        # a playworld Policy: reset(), policy(frame, state) -> action
     returns = world_returns(world, policy, episodes=10, seed=0)
 
-`register_play_agent(path)` makes a saved agent selectable in `playworld play`'s agent mode.
+`playworld.play.controls.register_play_agent(path)` makes a saved agent selectable in `playworld play`'s agent mode.
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from playworld.agents.actor_critic import Actor, Config, stack_context
+from playworld.agents.actor_critic import Actor, ActorCriticConfig, stack_context
 from playworld.agents.env import as_action_space
 from playworld.errors import PlayworldError
-from playworld.models.interface import WorldSpec
+from playworld.models.interface import LatentState, WorldSpec
+from playworld.runs.load import load_world_model
 from playworld.spaces import ActionSpace
+from playworld.worlds.base import make_world
 from playworld.worlds.policies import Policy
 
 FORMAT = "playworld-agent"
@@ -59,7 +61,7 @@ def read_agent_config(path: str | Path) -> dict:
     try:
         config = json.loads((path / CONFIG).read_text())
         spec = WorldSpec.from_dict(config["spec"])
-        actor = Config.from_dict(config["actor"])
+        actor = ActorCriticConfig.from_dict(config["actor"])
     except FileNotFoundError:
         raise PlayworldError(f"agent folder {path} has no {CONFIG}", _fix(path)) from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
@@ -71,7 +73,6 @@ def read_agent_config(path: str | Path) -> dict:
 
 def load_latent_model(config: dict, path: Path, device: str | torch.device = "cpu"):
     """The world model a latent-state agent reads (its config's run and checkpoint)."""
-    from playworld.train.checkpoint import load_world_model
 
     run = config.get("run")
     if not run or not Path(run).is_dir():
@@ -80,7 +81,7 @@ def load_latent_model(config: dict, path: Path, device: str | torch.device = "cp
             "put that run back where it was trained, or dream the agent again (--inputs pixels needs no model)",
         )
     model = load_world_model(run, device=device, checkpoint=config.get("checkpoint"))
-    if not callable(getattr(model, "observe", None)) or int(getattr(model, "feature_dim", -1)) != config["actor"].latent_dim:
+    if not isinstance(model, LatentState) or int(model.feature_dim) != config["actor"].latent_dim:
         raise PlayworldError(f"world model {run} does not give the {config['actor'].latent_dim}-wide latent state agent {path} reads",
                              "dream the agent again on this model")
     return model
@@ -165,7 +166,7 @@ class LatentActorPolicy(ActorPolicy):
         return action
 
 
-def make_policy(actor: Actor, spec: WorldSpec, seed: int = 0, greedy: bool = False, model=None) -> ActorPolicy:
+def actor_policy(actor: Actor, spec: WorldSpec, seed: int = 0, greedy: bool = False, model=None) -> ActorPolicy:
     """The Policy that runs `actor`: on frames, or (a latent-state actor) on `model`'s filtered state."""
     if not actor.config.latent:
         return ActorPolicy(actor, spec, seed=seed, greedy=greedy)
@@ -179,7 +180,7 @@ def load_policy(path: str | Path, seed: int = 0, greedy: bool = False, device: s
     """A saved agent (a `playworld dream` output folder) as a playworld Policy."""
     actor, spec, config = load_actor(path, device)
     model = load_latent_model(config, Path(path), device) if actor.config.latent else None
-    return make_policy(actor, spec, seed=seed, greedy=greedy, model=model)
+    return actor_policy(actor, spec, seed=seed, greedy=greedy, model=model)
 
 
 # -- the real world ---------------------------------------------------------------------------------
@@ -196,7 +197,6 @@ def check_same_space(policy_space: Any, world_space: ActionSpace, what: str, whe
 
 def make_real_world(spec: WorldSpec, world_options: dict | None = None):
     """The real world a model was trained on (built-in or gym:<id>), at the model's resolution."""
-    from playworld.worlds.base import make_world
 
     if not spec.world:
         raise PlayworldError("the world model does not name the world its data came from",
@@ -229,31 +229,3 @@ def play_episode(world, policy: Policy, frame, state, max_steps: int) -> float:
         if result.terminated or result.truncated:
             break
     return total
-
-
-# -- play's agent mode ------------------------------------------------------------------------------
-class PlayAgent:
-    """A saved agent in `playworld play`'s agent protocol: reset(seed), act(frame) -> action."""
-
-    def __init__(self, path: Path, space: ActionSpace):
-        self.path = Path(path)
-        self.policy = load_policy(self.path)
-        check_same_space(space, self.policy.action_space, "the world model being played", f"agent {self.path}")
-
-    def reset(self, seed: int) -> None:
-        self.policy.generator.manual_seed(int(seed))
-        self.policy.reset()
-
-    def act(self, frame: np.ndarray) -> np.ndarray:
-        return self.policy(frame, {})
-
-
-def register_play_agent(path: str | Path, name: str | None = None) -> str:
-    """Make the agent saved at `path` selectable in play's agent mode (as `name`, default its folder name)."""
-    from playworld.play.controls import register_agent
-
-    path = Path(path)
-    load_actor(path)  # a missing or corrupt agent fails here, before the server starts
-    name = name or path.resolve().name
-    register_agent(name)(lambda space: PlayAgent(path, space))
-    return name

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from playworld.data.store import Dataset, create_or_append
-from playworld.eval import physics
+from playworld.eval import physical as physics
 from playworld.eval.api import DatasetOracle, EvalContext, NotApplicable
 from playworld.models.baselines import CopyLast
 from playworld.models.interface import WorldSpec

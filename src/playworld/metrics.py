@@ -49,6 +49,13 @@ def psnr(pred, target, channels_first: bool = True, data_range: float = 255.0) -
     return np.asarray(psnr_from_mse(mse(pred, target, channels_first), data_range)).reshape(tuple(pred.shape[:-3]))
 
 
+def unit_psnr(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean per-image PSNR (dB) of [-1, 1] image tensors (B, C, H, W), as the 8-bit frames they stand for
+    (capped at `PSNR_CAP`); a cheap training log that stays on the tensors' device."""
+    err = (x.detach().float().clamp(-1, 1) - y.detach().float().clamp(-1, 1)).pow(2).flatten(1).mean(1) / 4  # range 2 -> 1
+    return float((10 * torch.log10(1.0 / err.clamp_min(1e-10))).clamp_max(PSNR_CAP).mean())
+
+
 def pooled_psnr(pred, target, axis=None, channels_first: bool = True) -> np.ndarray | float:
     """PSNR of the MSE averaged over frames (along `axis` of the leading dims; all when None).
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from playworld.eval import metrics as M
+from playworld import metrics as M
 
 
 def _frames(shape, seed=0):

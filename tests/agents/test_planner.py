@@ -10,12 +10,11 @@ from agent_fixtures import GOAL, LineModel, SlideModel, render
 from playworld.agents.env import WorldModelEnv, run_policy
 from playworld.agents.planner import Planner, rollout_returns
 from playworld.errors import PlayworldError
-from playworld.runs.presets import load_preset as _load_preset
-from playworld.runs.presets import resolve_context as _resolve_context
+from playworld.runs.presets import load_preset, resolve_context
 from playworld.spaces import ActionSpace
 from playworld.worlds.policies import RandomPolicy
 
-DEBUG_K = _resolve_context(_load_preset("debug"))  # K of the debug preset
+DEBUG_K = resolve_context(load_preset("debug"))  # K of the debug preset
 
 
 def _frame(x: int) -> np.ndarray:

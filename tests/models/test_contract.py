@@ -14,13 +14,12 @@ from safetensors.torch import load_model, save_model
 
 from playworld.data.batch import Batch
 from playworld.models import get_family, list_families
-from playworld.models.interface import WorldModel, WorldSpec
-from playworld.runs.presets import load_preset, make_model_config
-from playworld.runs.presets import load_preset as _load_preset
-from playworld.runs.presets import resolve_context as _resolve_context
+from playworld.errors import PlayworldError
+from playworld.models.interface import CAPABILITIES, WorldModel, WorldSpec, model_device
+from playworld.runs.presets import load_preset, make_model_config, resolve_context
 from playworld.spaces import ActionSpace
 
-DEBUG_K = _resolve_context(_load_preset("debug"))  # K of the debug preset
+DEBUG_K = resolve_context(load_preset("debug"))  # K of the debug preset
 
 RES, B = 32, 2
 SPACES = {
@@ -155,3 +154,50 @@ def test_overfits_a_tiny_batch(family_name):
         optimizer.step()
     end = loss_at_fixed_noise()
     assert end < 0.5 * start, f"loss {start:.4f} -> {end:.4f} after 40 steps on 2 examples"
+
+
+# -- declared abilities: what a family claims is what its WorldModel is, and each claim works -----------
+
+
+@pytest.mark.parametrize("family_name,kind", CASES)
+def test_a_family_claims_exactly_the_abilities_its_model_has(family_name, kind):
+    family, config, spec, net = _setup(family_name, kind)
+    model = family.world_model(net, config, spec)
+    unknown = set(family.capabilities) - set(CAPABILITIES)
+    assert not unknown, f"{family_name} claims abilities models/interface.py does not declare: {unknown}"
+    has = {name for name, protocol in CAPABILITIES.items() if isinstance(model, protocol)}
+    assert has == set(family.capabilities), f"{family_name} claims {sorted(family.capabilities)}, has {sorted(has)}"
+
+
+@pytest.mark.parametrize("family_name,kind", CASES)
+def test_each_claimed_ability_works(family_name, kind):
+    family, config, spec, net = _setup(family_name, kind)
+    model = family.world_model(net, config, spec)
+    batch = _batch(family, config, spec)
+    state = model.reset(batch.context_frames, batch.context_actions, seed=0)
+    action = batch.future_actions[:, 0]
+    claims = set(family.capabilities)
+    if "OnDevice" in claims:
+        assert model_device(model) == next(net.parameters()).device
+    if "LatentState" in claims:
+        features = model.features(state)
+        assert features.shape == (B, model.feature_dim) and features.dtype == torch.float32
+        advanced = model.advance(state, action)  # the state `step` reaches, without decoding a frame
+        stepped, frame = model.step(state, action)
+        assert torch.equal(model.features(advanced), model.features(stepped))
+        observed = model.observe(state, frame, action)
+        assert model.features(observed).shape == (B, model.feature_dim)
+    if "RewardHead" in claims:
+        reward = model.predict_reward(state)
+        assert reward.shape == (B,) and torch.isfinite(reward).all()
+    if "ContinueHead" in claims:
+        cont = model.predict_continue(state)
+        assert cont.shape == (B,) and bool(((cont >= 0) & (cont <= 1)).all())
+    if "TunableSampler" in claims:
+        assert 1 <= model.sampling_steps <= model.max_sampling_steps
+        one = model.step(state, action)[1]
+        assert model.set_sampling_steps(3) == model.sampling_steps == 3
+        three = model.step(state, action)[1]
+        assert not torch.equal(one, three)  # the dial changes the sampler
+        with pytest.raises(PlayworldError):
+            model.set_sampling_steps(model.max_sampling_steps + 1)

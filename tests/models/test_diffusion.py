@@ -12,12 +12,10 @@ from playworld.models import get_family
 from playworld.models.diffusion.network import edm_coefficients
 from playworld.models.diffusion.sampler import SAMPLERS, euler, heun, karras_sigmas
 from playworld.models.interface import WorldSpec
-from playworld.runs.presets import load_preset, make_model_config
-from playworld.runs.presets import load_preset as _load_preset
-from playworld.runs.presets import resolve_context as _resolve_context
+from playworld.runs.presets import load_preset, make_model_config, resolve_context
 from playworld.spaces import ActionSpace
 
-DEBUG_K = _resolve_context(_load_preset("debug"))  # K of the debug preset
+DEBUG_K = resolve_context(load_preset("debug"))  # K of the debug preset
 
 
 def test_edm_coefficients_match_karras():

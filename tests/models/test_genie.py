@@ -9,16 +9,13 @@ import torch
 
 from playworld.errors import PlayworldError
 from playworld.models import get_family
-from playworld.models.genie import check_data
 from playworld.models.genie.sampler import maskgit_decode
 from playworld.models.genie.tokenizer import FSQ
 from playworld.models.interface import WorldSpec
-from playworld.runs.presets import load_preset, make_model_config
-from playworld.runs.presets import load_preset as _load_preset
-from playworld.runs.presets import resolve_context as _resolve_context
+from playworld.runs.presets import load_preset, make_model_config, resolve_context
 from playworld.spaces import ActionSpace
 
-DEBUG_K = _resolve_context(_load_preset("debug"))  # K of the debug preset
+DEBUG_K = resolve_context(load_preset("debug"))  # K of the debug preset
 
 RES = 32
 

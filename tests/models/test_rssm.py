@@ -11,12 +11,10 @@ from playworld.errors import PlayworldError
 from playworld.models.interface import WorldSpec
 from playworld.models.registry import get_family
 from playworld.models.rssm.loss import categorical_kl, kl_terms
-from playworld.runs.presets import load_preset, make_model_config
-from playworld.runs.presets import load_preset as _load_preset
-from playworld.runs.presets import resolve_context as _resolve_context
+from playworld.runs.presets import load_preset, make_model_config, resolve_context
 from playworld.spaces import ActionSpace
 
-DEBUG_K = _resolve_context(_load_preset("debug"))  # K of the debug preset
+DEBUG_K = resolve_context(load_preset("debug"))  # K of the debug preset
 
 RES = 32
 

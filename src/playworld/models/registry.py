@@ -6,7 +6,8 @@ A family is one folder under `models/` that supplies, kept apart:
 - `loss(net, batch, config, step, generator) -> (loss, logs)`: the training objective on a `Batch`;
 - `world_model(net, config, spec) -> WorldModel`: the sampler wrapped in the shared interface.
 - `supports_regimes` and `regime_loss(..., regime)`: the training regimes (train/regimes.py) the
-  family can train under; the default is teacher forcing only, through `loss`.
+  family can train under; the default is teacher forcing only, through `loss`;
+- `capabilities`: the optional abilities of models/interface.py its WorldModel declares.
 
 The trainer, `playworld.load`, the CLI and the contract tests only ever go through this class, so a
 new family is one folder plus `@register_family` and is picked up everywhere with no other edit.
@@ -34,6 +35,9 @@ class Family:
     """whether generation samples (so different seeds give different frames); deterministic families say False"""
     supports_regimes: ClassVar[tuple[str, ...]] = ("teacher_forcing",)
     """the training regimes of train/regimes.py this family implements in `regime_loss`"""
+    capabilities: ClassVar[tuple[str, ...]] = ()
+    """the optional abilities (names in models.interface.CAPABILITIES) its `world_model` has; the contract
+    tests check each one it claims, and that it claims each one it has"""
 
     def make_config(self, overrides: dict[str, Any] | None = None) -> Any:
         """The family's Config with `overrides` applied; unknown keys are an error naming them."""

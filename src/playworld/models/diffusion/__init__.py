@@ -119,6 +119,7 @@ class Diffusion(Family):
     name = "diffusion"
     Config = DiffusionConfig
     supports_regimes = ("teacher_forcing", "self_forcing", "diffusion_forcing")
+    capabilities = ("OnDevice", "TunableSampler")
 
     def future_length(self, config: DiffusionConfig) -> int:
         return 1  # teacher forcing: one target frame per window

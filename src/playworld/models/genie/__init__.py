@@ -132,6 +132,7 @@ def _unwrap(net: nn.Module) -> GenieNet:
 class Genie(Family):
     name = "genie"
     Config = GenieConfig
+    capabilities = ("OnDevice",)
 
     def future_length(self, config: GenieConfig) -> int:
         return 1  # a window is K clean frames + 1 masked frame: exactly what the sampler sees

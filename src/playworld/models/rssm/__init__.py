@@ -28,6 +28,7 @@ __all__ = ["RSSMConfig", "RSSM", "RSSMNet", "RSSMState", "RSSMWorldModel"]
 class RSSM(Family):
     name = "rssm"
     Config = RSSMConfig
+    capabilities = ("OnDevice", "LatentState", "RewardHead", "ContinueHead")
 
     def make_config(self, overrides=None) -> RSSMConfig:
         config = super().make_config(overrides)

@@ -37,12 +37,7 @@ from torch import Tensor, nn
 
 from playworld.agents.reward import reads_state_only
 from playworld.errors import PlayworldError
-from playworld.models.interface import (
-    LatentState,
-    WorldModel,
-    WorldSpec,
-    frames_to_unit,
-)
+from playworld.models.interface import LatentState, WorldModel, WorldSpec, frames_to_unit
 from playworld.models.nn import symexp, symlog
 from playworld.spaces import ActionSpace
 

@@ -21,13 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from playworld.agents.actor_critic import (
-    Actor,
-    ActorCritic,
-    ActorCriticConfig,
-    imagine,
-    resolve_inputs,
-)
+from playworld.agents.actor_critic import Actor, ActorCritic, ActorCriticConfig, imagine, resolve_inputs
 from playworld.agents.agent import actor_policy, make_real_world, world_returns
 from playworld.agents.reward import REWARD_STEPS, has_reward_head, make_reward_fn
 from playworld.compute import budget_clock as make_budget_clock

@@ -41,11 +41,7 @@ def dream_cmd(
     from playworld.agents.agent import save_agent
     from playworld.agents.dream import dream, evaluate_real, write_jsonl
     from playworld.runs.checkpoints import check_run_dir, resolve_checkpoint
-    from playworld.runs.load import (
-        check_dataset_matches,
-        load_world_model,
-        open_dataset,
-    )
+    from playworld.runs.load import check_dataset_matches, load_world_model, open_dataset
     from playworld.train.distributed import pick_device
 
     if eval_episodes < 0:

@@ -72,11 +72,7 @@ def rollout_cmd(
     from playworld.media import write_comparison
     from playworld.models.rollout import rollout
     from playworld.runs.checkpoints import check_run_dir
-    from playworld.runs.load import (
-        check_dataset_matches,
-        load_world_model,
-        open_dataset,
-    )
+    from playworld.runs.load import check_dataset_matches, load_world_model, open_dataset
     from playworld.train.distributed import pick_device
 
     check_run_dir(run)

@@ -26,14 +26,7 @@ from torch import Tensor, nn
 from playworld import metrics as M
 from playworld.data.windows import WindowSampler
 from playworld.errors import PlayworldError
-from playworld.eval.api import (
-    EvalContext,
-    GroupResult,
-    Metric,
-    NotApplicable,
-    Skip,
-    register_group,
-)
+from playworld.eval.api import EvalContext, GroupResult, Metric, NotApplicable, Skip, register_group
 from playworld.eval.features import cached_network, to_unit, train_windows
 from playworld.eval.fidelity import group_config, raise_if_empty, skipping
 from playworld.spaces import ActionSpace

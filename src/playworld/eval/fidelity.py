@@ -27,22 +27,8 @@ from torch import Tensor
 
 from playworld import metrics as M
 from playworld.errors import PlayworldError
-from playworld.eval.api import (
-    EvalContext,
-    GroupResult,
-    Metric,
-    Skip,
-    TooFewEpisodes,
-    Windows,
-    register_group,
-)
-from playworld.eval.features import (
-    EncoderConfig,
-    cut_clips,
-    domain_encoder,
-    embed,
-    shuffle_frames,
-)
+from playworld.eval.api import EvalContext, GroupResult, Metric, Skip, TooFewEpisodes, Windows, register_group
+from playworld.eval.features import EncoderConfig, cut_clips, domain_encoder, embed, shuffle_frames
 
 
 @dataclass(frozen=True)

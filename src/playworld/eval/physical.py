@@ -26,16 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from playworld.eval.api import (
-    EvalContext,
-    GroupResult,
-    Metric,
-    NotApplicable,
-    Skip,
-    TooFewEpisodes,
-    Windows,
-    register_group,
-)
+from playworld.eval.api import EvalContext, GroupResult, Metric, NotApplicable, Skip, TooFewEpisodes, Windows, register_group
 from playworld.worlds.physics import DT, WORLD_SIZE, pixel_to_world
 
 PAPER_FLOORS = {"physics/uniform": 0.0099, "physics/collision": 0.0117, "physics/parabola": 0.0210}

@@ -30,15 +30,7 @@ from playworld.agents.dream import dataset_has_rewards
 from playworld.agents.planner import Planner
 from playworld.agents.reward import has_reward_head, make_reward_fn
 from playworld.errors import PlayworldError
-from playworld.eval.api import (
-    DatasetOracle,
-    EvalContext,
-    GroupResult,
-    Metric,
-    NotApplicable,
-    Skip,
-    register_group,
-)
+from playworld.eval.api import DatasetOracle, EvalContext, GroupResult, Metric, NotApplicable, Skip, register_group
 from playworld.worlds.base import make_world
 from playworld.worlds.explorer import COIN_COLOR, coin_pixels
 from playworld.worlds.policies import Policy, RandomPolicy, StickyPolicy

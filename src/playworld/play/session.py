@@ -16,22 +16,10 @@ import numpy as np
 import torch
 
 from playworld.errors import PlayworldError
-from playworld.models.interface import (
-    DebugState,
-    TunableSampler,
-    WorldModel,
-    WorldReplay,
-    model_device,
-)
+from playworld.models.interface import DebugState, TunableSampler, WorldModel, WorldReplay, model_device
 from playworld.play.contexts import ContextSource
 from playworld.play.controls import Agent, KeyMap, list_agents, make_agent
-from playworld.play.protocol import (
-    FLAG_AGENT,
-    FLAG_PAUSED,
-    FLAG_REAL_DONE,
-    FLAG_RECORDING,
-    to_jsonable,
-)
+from playworld.play.protocol import FLAG_AGENT, FLAG_PAUSED, FLAG_REAL_DONE, FLAG_RECORDING, to_jsonable
 
 MAX_RECORD_FRAMES = 1800  # 2 minutes at 15 fps: caps a recording's memory (~22 MiB per view at 64x64)
 

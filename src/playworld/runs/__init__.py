@@ -4,12 +4,7 @@ The layer between the model families and their consumers: train writes runs, and
 agents read them through this package without importing the trainer.
 """
 
-from playworld.runs.checkpoints import (
-    build_from_checkpoint,
-    list_checkpoints,
-    read_metadata,
-    resolve_checkpoint,
-)
+from playworld.runs.checkpoints import build_from_checkpoint, list_checkpoints, read_metadata, resolve_checkpoint
 from playworld.runs.load import check_dataset_matches, load_world_model, open_dataset
 
 __all__ = [

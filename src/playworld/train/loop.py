@@ -30,11 +30,7 @@ from playworld.data.windows import dataset_windows, make_loader
 from playworld.errors import PlayworldError
 from playworld.media import write_comparison
 from playworld.models.rollout import rollout
-from playworld.runs.checkpoints import (
-    build_from_checkpoint,
-    load_training_state,
-    weights_metadata,
-)
+from playworld.runs.checkpoints import build_from_checkpoint, load_training_state, weights_metadata
 from playworld.train import distributed
 from playworld.train.checkpoint import save_checkpoint
 from playworld.train.logging import MetricsLog, progress_bar

@@ -29,20 +29,10 @@ from playworld.errors import PlayworldError
 from playworld.models.interface import WorldSpec
 from playworld.models.registry import Family, get_family
 from playworld.options import config_to_dict, parse_sets
-from playworld.runs.checkpoints import (
-    check_run_dir,
-    list_checkpoints,
-    read_metadata,
-    resolve_checkpoint,
-)
+from playworld.runs.checkpoints import check_run_dir, list_checkpoints, read_metadata, resolve_checkpoint
 from playworld.runs.load import check_dataset_matches, open_dataset
 from playworld.runs.presets import load_preset, make_model_config, resolve_context
-from playworld.train.config import (
-    TrainConfig,
-    make_train_config,
-    run_config_dict,
-    validate,
-)
+from playworld.train.config import TrainConfig, make_train_config, run_config_dict, validate
 
 DEFAULT_FAMILY = "diffusion"
 DEFAULT_PRESET = "small"

@@ -18,20 +18,10 @@ from torch import Tensor, nn
 from playworld.data.batch import Batch
 from playworld.errors import PlayworldError
 from playworld.models.diffusion.config import DiffusionConfig
-from playworld.models.diffusion.loss import (
-    diffusion_forcing_loss,
-    edm_loss,
-    self_forcing_loss,
-)
+from playworld.models.diffusion.loss import diffusion_forcing_loss, edm_loss, self_forcing_loss
 from playworld.models.diffusion.network import Denoiser
 from playworld.models.diffusion.sampler import SAMPLERS, karras_sigmas
-from playworld.models.interface import (
-    WorldSpec,
-    check_actions,
-    context_window,
-    frames_to_unit,
-    unit_to_frames,
-)
+from playworld.models.interface import WorldSpec, check_actions, context_window, frames_to_unit, unit_to_frames
 from playworld.models.registry import Family, register_family
 
 

@@ -31,12 +31,7 @@ from playworld.errors import PlayworldError
 from playworld.models.genie.config import GenieConfig
 from playworld.models.genie.network import GenieNet, resolve_actions
 from playworld.models.genie.sampler import Stream, generate_frame, start_stream
-from playworld.models.interface import (
-    WorldSpec,
-    check_actions,
-    context_window,
-    unit_to_frames,
-)
+from playworld.models.interface import WorldSpec, check_actions, context_window, unit_to_frames
 from playworld.models.registry import Family, register_family
 from playworld.spaces import ActionSpace
 

@@ -24,12 +24,7 @@ import torch
 from torch import Tensor
 
 from playworld.errors import PlayworldError
-from playworld.models.interface import (
-    WorldSpec,
-    check_frames,
-    frames_to_unit,
-    unit_to_frames,
-)
+from playworld.models.interface import WorldSpec, check_frames, frames_to_unit, unit_to_frames
 from playworld.models.nn import symexp
 from playworld.models.rssm.network import RSSMNet
 

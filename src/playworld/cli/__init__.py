@@ -23,7 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # click's plain help wraps at the terminal width; rich's three-column panels cut values at 80
 )
 
 _COMMAND_MODULES = ("quickstart", "data", "models", "play", "evaluate", "agents", "bench", "experiment")

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from playworld.cli.common import threads_option, use_threads
 from playworld.errors import PlayworldError
 
 
@@ -29,7 +30,7 @@ def dream_cmd(
     seed: int = typer.Option(0, "--seed", help="Seeds the start contexts, the imagination and the real-world episodes."),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Checkpoint step of the run to load (default: the last)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice; 1 is often fastest on a busy machine)."),
+    threads: Optional[int] = threads_option(),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train a policy purely inside a world model (Dreamer), evaluate it in the real world against random, save it.
@@ -48,12 +49,7 @@ def dream_cmd(
         raise PlayworldError(f"--eval-episodes must be 0 or more, got {eval_episodes}", "pass e.g. --eval-episodes 10")
     if steps is None and minutes is None:
         steps = 300
-    if threads is not None:
-        if threads < 1:
-            raise PlayworldError(f"--threads must be at least 1, got {threads}", "pass e.g. --threads 1")
-        import torch
-
-        torch.set_num_threads(threads)
+    use_threads(threads)
     check_run_dir(run)
     dataset = open_dataset(data)
     dev = pick_device(device)

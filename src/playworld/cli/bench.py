@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from playworld.cli.common import use_threads
+
 
 def register(app: typer.Typer) -> None:
     @app.command(rich_help_panel="2. Models")
@@ -27,6 +29,7 @@ def register(app: typer.Typer) -> None:
 
         if threads < 1 or repeats < 1 or frames < 1:
             raise PlayworldError("--threads, --repeats and --frames must be at least 1", "e.g. playworld bench --threads 2")
+        use_threads(threads)  # warns when the machine is too busy for the figures to mean much
         with Progress(console=Console(stderr=True), disable=not progress, transient=True) as bar:
             result = generation_benchmark(threads=threads, repeats=repeats, frames=frames, preset=preset, progress=bar)
         text = json.dumps(result, indent=2)

@@ -26,7 +26,7 @@ def collect_cmd(
     resolution: int = typer.Option(64, "--resolution", help="Square frame size in pixels, 32 to 256."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Maximum steps per episode (default: the world's natural length, else 500)."),
     ood: bool = typer.Option(False, "--ood", help="Physics worlds: draw radius and speed from the out-of-distribution ranges."),
-    world_option: list[str] = typer.Option([], "--world-option", help="KEY=VALUE option of the world (repeatable; the value is read as JSON where it parses, else as text), e.g. --world-option map_size=64 --world-option n_coins=64 for explorer."),
+    world_option: list[str] = typer.Option([], "--world-option", metavar="KEY=VALUE", help="KEY=VALUE option of the world (repeatable; the value is read as JSON where it parses, else as text), e.g. --world-option map_size=64 --world-option n_coins=64 for explorer."),
 ) -> None:
     """Collect episodes from a world into a dataset (appends if the dataset exists).
 

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from playworld.cli.common import threads_option, use_threads
+
 PSEUDO_RUNS = ("oracle", "copy-last")
 
 
@@ -21,6 +23,7 @@ def eval_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write eval/<step>.json and report.html (default: the run directory; for a pseudo-run runs/<name>-<dataset>)."),
     context: int = typer.Option(4, "--context", help="Pseudo-runs only: context length K the oracle/copy-last are given."),
     device: str = typer.Option("cpu", "--device", help="Torch device for the model, e.g. cpu or cuda."),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Evaluate a trained world model against the calibration baselines and write an HTML report.
 
@@ -29,6 +32,7 @@ def eval_cmd(
     from playworld.data.store import Dataset
     from playworld.eval.suite import run_suite
 
+    use_threads(threads)
     dataset = Dataset(data)
     model, run_dir, label = _load(run, dataset, context, device)
     if out is None and run_dir is None:

@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         rollout: int = typer.Option(4, "--rollout", help="Self forcing: frames rolled out per training window (train.rollout)."),
         threshold: float = typer.Option(20.0, "--threshold", help="dB; steps-to-threshold counts steps before PSNR drops below it."),
         seed: int = typer.Option(0, "--seed", help="Seed of the data, the weights and the evaluation windows."),
-        sets: Optional[List[str]] = typer.Option(None, "--set", help="Extra overrides for every run, e.g. --set train.batch_size=8."),
+        sets: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Extra overrides for every run, e.g. --set train.batch_size=8."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     ) -> None:
         """Train one diffusion model per regime for the same budget on each world; compare autoregressive PSNR

@@ -7,26 +7,25 @@ from typing import List, Optional
 
 import typer
 
+from playworld.cli.common import family_names, threads_option, use_threads
 from playworld.errors import PlayworldError
 
 
 def train_cmd(
     out: Path = typer.Option(..., "--out", help="Run directory to write (config, checkpoints, metrics, media), e.g. runs/explorer."),
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset to train on (a `playworld collect` folder). On --resume, defaults to the run's."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model family to train (default: diffusion)."),
+    model: Optional[str] = typer.Option(None, "--model", help=f"Model family to train: {', '.join(family_names())} (default: diffusion)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Preset: debug (seconds), small (CPU minutes; the default), base (GPU), or a .yaml file."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Stop after this many minutes (whichever of --minutes/--steps comes first); wall-clock, or CPU time of this process with --set train.budget_clock=cpu."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Stop after this many optimiser steps in total (alone, without --minutes, it replaces the preset's time budget)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint, exactly where it stopped."),
-    sets: Optional[List[str]] = typer.Option(None, "--set", help="Override one option, e.g. --set train.lr=3e-4 --set model.steps=2 (repeatable)."),
+    sets: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Override one option, e.g. --set train.lr=3e-4 --set model.steps=2 --set model.context=8 (repeatable; every option: docs/configuration.md)."),
     regime: Optional[str] = typer.Option(
         None, "--regime",
-        help="Training regime against drift (same as --set train.regime=...): teacher_forcing (default), self_forcing "
-             "(train.rollout=R frames on the model's own samples, train.rollout_grad_steps for truncated BPTT) or "
-             "diffusion_forcing (a noise level per context frame; diffusion needs --set model.frame_noise_levels=true). "
-             "Context noise: --set train.context_noise=false. Schedules: --set train.regime_from=teacher_forcing "
-             "--set train.regime_switch_step=N [--set train.regime_ramp_steps=M]."),
+        help="Training regime against drift: teacher_forcing (default), self_forcing or diffusion_forcing "
+             "(same as --set train.regime=...; their settings and schedules: docs/configuration.md)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available). Under torchrun each rank takes its own GPU."),
+    threads: Optional[int] = threads_option(),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
 ) -> None:
     """Train a world model on a dataset; Ctrl-C saves a checkpoint, --resume continues it.
@@ -37,6 +36,7 @@ def train_cmd(
 
     from playworld.train.loop import train
 
+    use_threads(threads)
     if regime is not None:
         sets = [*(sets or []), f"train.regime={regime}"]
     result = train(out, data=data, model=model, preset=preset, sets=sets, steps=steps, minutes=minutes,
@@ -64,6 +64,7 @@ def rollout_cmd(
     split: str = typer.Option("val", "--split", help="Dataset split to take contexts from: train, val or test."),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Checkpoint step to load (default: the last)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Generate frames autoregressively from real contexts with the real actions; generated (left) beside ground truth (right)."""
     import yaml
@@ -76,6 +77,7 @@ def rollout_cmd(
     from playworld.train.distributed import pick_device
 
     check_run_dir(run)
+    use_threads(threads)
     out = out or run / "rollout.mp4"
     if out.suffix.lower() not in (".mp4", ".webm", ".gif"):
         raise PlayworldError(f"cannot write {out}: unknown video suffix {out.suffix!r}", "use .mp4, .webm or .gif")

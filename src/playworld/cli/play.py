@@ -6,6 +6,8 @@ from typing import List, Optional
 
 import typer
 
+from playworld.cli.common import threads_option, use_threads
+
 
 def play_cmd(
     run: str = typer.Argument(..., help="A run folder of `playworld train`, or oracle:<world> / copy-last:<world> "
@@ -25,10 +27,12 @@ def play_cmd(
     seed: int = typer.Option(0, "--seed", help="Seeds the contexts and the model's sampling of each session."),
     agent: Optional[List[str]] = typer.Option(None, "--agent", help="An agent folder written by `playworld dream` "
                                               "to offer in agent mode, under its folder name (repeatable)."),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Play a world model in the browser at http://127.0.0.1:8765 (arrows/WASD, reset, record, agent mode)."""
     from playworld.play import play
 
+    use_threads(threads)
     if agent:
         from playworld.play.controls import register_play_agent
 

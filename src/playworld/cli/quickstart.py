@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Optional
 
 import typer
 
+from playworld.cli.common import threads_option, use_threads
 from playworld.errors import PlayworldError
 
 DEFAULT_WORLD = "explorer"
@@ -54,12 +56,14 @@ def quickstart_cmd(
     device: str = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
     play: bool = typer.Option(False, "--play", help="At the end, serve the trained model in the browser "
                               "(`playworld play` on http://127.0.0.1:8765; Ctrl-C stops)."),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Collect the explorer dataset, train the small diffusion world model, write rollout videos, show what is next."""
     from playworld.runs.checkpoints import list_checkpoints
     from playworld.train.loop import train
 
     started = time.monotonic()
+    use_threads(threads)
     if minutes <= 0:
         raise PlayworldError(f"--minutes must be positive, got {minutes}", "pass e.g. --minutes 10")
     ds = ensure_dataset(data, episodes, steps, seed)

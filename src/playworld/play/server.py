@@ -17,7 +17,6 @@ import contextlib
 import ipaddress
 import itertools
 import logging
-import os
 import secrets
 import threading
 import time
@@ -33,6 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from rich.console import Console
 
+from playworld.compute import set_threads
 from playworld.errors import PlayworldError
 from playworld.models.interface import WorldModel
 from playworld.play.contexts import ContextSource
@@ -47,12 +47,11 @@ STATUS_EVERY_S = 1.0
 
 
 def configure_torch_threads() -> int:
-    """Use every core this process may run on for one model step (unless OMP_NUM_THREADS says otherwise)."""
-    if not os.environ.get("OMP_NUM_THREADS"):
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    """Threads for model steps: OMP_NUM_THREADS (which `--threads` sets) or the cores not already busy."""
+    threads = set_threads(None)
     with contextlib.suppress(RuntimeError):  # can only be set before inter-op work has started
         torch.set_num_interop_threads(1)
-    return torch.get_num_threads()
+    return threads
 
 
 class PlayServer:

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
+import tiny_family
 import torch
 import yaml
 from safetensors.torch import load_file
 
 import playworld
-import tiny_family
 from playworld.errors import PlayworldError
 from playworld.models.interface import WorldSpec
 from playworld.models.registry import get_family
-from playworld.spaces import ActionSpace
 from playworld.runs.checkpoints import list_checkpoints, resolve_checkpoint, weights_metadata
 from playworld.runs.load import load_world_model
+from playworld.spaces import ActionSpace
 from playworld.train.checkpoint import save_checkpoint
 from playworld.train.loop import TrainingDiverged, train
 
@@ -110,13 +111,15 @@ def test_cpu_budget_clock_counts_process_time(tmp_path, tiny_data, monkeypatch):
 
     from playworld.train import loop
 
-    ticks = itertools.count()  # a process clock that advances 10 s per reading, whatever the wall clock does
-    monkeypatch.setattr(loop.time, "process_time", lambda: 10.0 * next(ticks))
+    ticks = itertools.count()  # a process clock that advances 1 s per reading, whatever the wall clock does
+    monkeypatch.setattr(loop.time, "process_time", lambda: 1.0 * next(ticks))
+    wall = time.monotonic()
     r = train(tmp_path / "c", data=tiny_data, model=tiny_family.NAME, preset="debug", steps=10**6, minutes=1.0,
               sets=["train.budget_clock=cpu", "train.ckpt_every=100000", "train.val_every=0"], progress=False)
-    assert r.reason == "time" and 2 <= r.step <= 8  # ~6 readings of 10 s fill one minute
+    assert r.reason == "time" and r.step >= 2
+    assert time.monotonic() - wall < 30  # a minute of (fake) CPU time, far less of wall time
     end = [json.loads(x) for x in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines() if '"end"' in x][-1]
-    assert end["clock"] == "cpu" and end["minutes"] >= 1.0
+    assert end["clock"] == "cpu" and 0.5 <= end["minutes"] <= 1.1  # the budget, ending included, on the CPU clock
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_data, cli):

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
 class MetricsLog:
@@ -25,7 +25,7 @@ class MetricsLog:
         self._file = self.path.open("a")
         self._tb = None
         if tensorboard:
-            try:  # only when asked for: tensorboard is an optional dependency
+            try:  # when installed (pip install 'playworld[tb]'): tensorboard is an optional dependency
                 from torch.utils.tensorboard import SummaryWriter
 
                 self._tb = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
@@ -61,11 +61,12 @@ def _step_of(line: str) -> int:
 
 
 def progress_bar(enabled: bool) -> Progress:
-    """Steps done / total, elapsed and remaining time, then the latest loss and samples/s."""
+    """Where training is (the step, and the minutes of a time budget), elapsed and remaining time, then the
+    latest loss and samples/s. The bar counts steps, or seconds under a time budget."""
     return Progress(
         TextColumn("[bold]train"),
-        BarColumn(bar_width=24),
-        MofNCompleteColumn(),
+        BarColumn(bar_width=20),
+        TextColumn("{task.fields[where]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),

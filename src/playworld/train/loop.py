@@ -25,13 +25,14 @@ from torch.optim import AdamW
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from playworld.compute import budget_clock
+from playworld.compute import budget_clock, precision_warning
 from playworld.data.windows import dataset_windows, make_loader
 from playworld.errors import PlayworldError
 from playworld.media import write_comparison
 from playworld.models.rollout import rollout
 from playworld.runs.checkpoints import build_from_checkpoint, load_training_state, weights_metadata
 from playworld.train import distributed
+from playworld.train.budget import TimeBudget
 from playworld.train.checkpoint import save_checkpoint
 from playworld.train.logging import MetricsLog, progress_bar
 from playworld.train.regimes import RegimeSchedule
@@ -65,17 +66,23 @@ def train(
     device: str | None = None, progress: bool = True,
 ) -> TrainResult:
     """Train (or, with `resume`, continue) the run in `out`. See `playworld train --help`."""
+    started = {"wall": time.monotonic(), "cpu": time.process_time()}  # set-up counts against --minutes too
     d = distributed.setup(device)
     try:
-        return _train(d, Path(out), data, model, preset, sets, steps, minutes, resume, progress)
+        return _train(d, Path(out), data, model, preset, sets, steps, minutes, resume, progress, started)
     finally:
         distributed.cleanup(d)
 
 
-def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progress) -> TrainResult:
+def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progress, started) -> TrainResult:
     plan = prepare_run(run_dir, data, model, preset, sets, steps, minutes, resume)
     family, mcfg, cfg, dataset, spec = plan.family, plan.model_config, plan.train_config, plan.dataset, plan.spec
     dev = d.device
+    warning = precision_warning(cfg.precision, dev)
+    if warning and d.is_main:
+        warnings.warn(warning, stacklevel=3)
+    clock = budget_clock(cfg.budget_clock)
+    budget = TimeBudget(cfg.minutes, clock, started[cfg.budget_clock], cfg.val_batches, cfg.media_horizon, cfg.batch_size)
 
     # -- the network, its EMA copy, the optimiser with linear warm-up ------------------------------
     torch.manual_seed(cfg.seed)
@@ -115,8 +122,10 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
     def save() -> None:
         nonlocal saved_step, checkpoint
         if d.is_main and saved_step != step:
+            t0 = clock()
             state = _training_state(step, optimizer, scheduler, ema, cfg, d)
             checkpoint = save_checkpoint(run_dir, step, {**meta, "step": str(step)}, ema.module, net, state, cfg.keep_checkpoints)
+            budget.measured("save", clock() - t0)
         saved_step = step
 
     done = {"val": -1, "media": -1}  # the step each was last done at, so the final pass does not repeat it
@@ -132,19 +141,25 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             wm = family.world_model(ema.module, mcfg, spec)
             if want_val:
+                t0 = clock()
                 val_psnr, done["val"] = teacher_forced_psnr(wm, val_windows, cfg.batch_size, seed=cfg.seed), step
                 log.write(step, "val", {"psnr": val_psnr})
+                budget.measured("val", clock() - t0)
             if want_media:
+                t0 = clock()
                 _write_media(wm, dataset, k, cfg.media_horizon, run_dir / "media" / f"{step:08d}", seed=cfg.seed)
                 done["media"] = step
+                budget.measured("media", clock() - t0)
 
     # -- the loop ----------------------------------------------------------------------------------
-    clock = budget_clock(cfg.budget_clock)
-    started, reason, first_step = clock(), "steps", step
+    reason, first_step = "steps", step
     window = _Window()
     with progress_bar(progress and d.is_main) as bar, _StopOnSignal() as stop:
-        task = bar.add_task("train", total=cfg.steps if cfg.steps < OPEN_ENDED_STEPS else None, completed=step, info="")
+        # under a time budget the bar counts time (the step total then means little); else steps
+        total = budget.seconds if budget.limited else (cfg.steps if cfg.steps < OPEN_ENDED_STEPS else None)
+        task = bar.add_task("train", total=total, completed=budget.spent() if budget.limited else step, info="", where="")
         while step < cfg.steps:
+            step_started = clock()
             try:
                 batch = next(batches).to(dev, non_blocking=True)
             except RuntimeError:  # a loader worker killed by the same Ctrl-C
@@ -156,7 +171,7 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
             if batch is not None:
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                     loss, logs = objective(batch, step, generator)
-            out_of_time = cfg.minutes > 0 and clock() - started >= cfg.minutes * 60
+            out_of_time = budget.over()
             diverged, interrupted, out_of_time = distributed.any_rank(
                 [not bool(torch.isfinite(loss.detach())), stop.requested, out_of_time], d
             )
@@ -181,11 +196,13 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
                         p_ema.detach().copy_(p.detach())
             step += 1
 
+            budget.step_took(clock() - step_started)
             window.add(float(loss.detach()), float(grad_norm), logs, cfg.batch_size * d.world_size)
-            info = window.describe()
-            if cfg.minutes > 0:  # under a time budget the bar's own estimate (from --steps) means little
-                info += f"  {max(0.0, cfg.minutes - (clock() - started) / 60):.1f} of {cfg.minutes:.1f} min left"
-            bar.update(task, completed=step, info=info)
+            if budget.limited:
+                where = f"step {step}  {budget.spent() / 60:.1f} of {cfg.minutes:g} min ({cfg.budget_clock})"
+                bar.update(task, completed=min(budget.spent(), budget.seconds), info=window.describe(), where=where)
+            else:
+                bar.update(task, completed=step, info=window.describe(), where=f"step {step}")
             if d.is_main and step % cfg.log_every == 0:
                 log.write(step, "train", {**window.means(), "lr": lr})
                 window = _Window()
@@ -198,7 +215,7 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
         validate_and_media(final=True)
     save()
     if log is not None:
-        log.write(step, "end", {"reason": reason, "minutes": (clock() - started) / 60, "clock": cfg.budget_clock})
+        log.write(step, "end", {"reason": reason, "minutes": budget.spent() / 60, "clock": cfg.budget_clock})
         log.close()
     return TrainResult(run_dir, step, checkpoint if d.is_main else None, reason, val_psnr)
 

@@ -41,7 +41,7 @@ def collect_cmd(
     if ood:
         options["ood"] = True
     ds = collect(env, out, episodes, policy=policy, seed=seed, resolution=resolution, steps=steps,
-                 world_options=options or None, progress=True)
+                 world_options=options or None, progress=True, warn=lambda m: typer.echo(f"warning: {m}", err=True))
     typer.echo(f"{ds.path}: {len(ds)} episodes, {ds.num_frames} frames of {ds.world} at {ds.resolution}x{ds.resolution}")
     typer.echo(f"next: playworld data verify {ds.path}   then   playworld train --data {ds.path} --model diffusion")
 

@@ -47,6 +47,10 @@ class World:
     """frames per second of the world's clock (physics: 10, i.e. 0.1 s per frame)"""
     max_steps: int | None = None
     """natural episode length in steps (physics clips: 31 steps = 32 frames); None = unbounded"""
+    ends_itself: bool = False
+    """whether episodes end on their own (a game over, a time limit): collection warns when its step cap cuts them"""
+    native_frame: np.ndarray | None = None
+    """the newest frame as the world rendered it before resizing, where it resizes (Gymnasium worlds)"""
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         raise NotImplementedError

@@ -95,6 +95,8 @@ def _action_space(env: Any, env_id: str) -> ActionSpace:
 class GymWorld(World):
     """A Gymnasium env seen through its rendered frames."""
 
+    ends_itself = True
+
     def __init__(self, env_id: str, resolution: int = 64, **make_kwargs: Any):
 
         self.resolution = check_resolution(resolution)
@@ -140,6 +142,7 @@ class GymWorld(World):
 
     def _frame(self) -> np.ndarray:
         rgb = np.asarray(self.env.render())[..., :3]
+        self.native_frame = rgb
         if rgb.shape[:2] == (self.resolution, self.resolution):
             return np.ascontiguousarray(rgb, dtype=np.uint8)
         img = Image.fromarray(rgb.astype(np.uint8)).resize((self.resolution, self.resolution), Image.BILINEAR)

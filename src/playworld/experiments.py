@@ -83,7 +83,6 @@ def regimes_experiment(
 
 
 def _dataset(path: Path, world: str, episodes: int, steps: int, resolution: int, seed: int, progress: bool):
-
     if (path / "manifest.json").is_file():
         return Dataset(path)
     return collect(world, path, episodes=episodes, steps=steps, resolution=resolution, seed=seed, progress=progress)
@@ -167,7 +166,6 @@ def markdown_table(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-
     matplotlib.use("Agg")
 
     worlds = list(results["worlds"])

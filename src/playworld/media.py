@@ -43,7 +43,6 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 18)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     if suffix == ".gif":
-
         # GIF delays are in whole milliseconds; loop=0 repeats forever.
         iio.imwrite(path, frames, extension=".gif", duration=int(round(1000 / fps)), loop=0)
         return path

@@ -69,7 +69,6 @@ def contact_sheet(dataset: Dataset | str | Path, out_png: str | Path, n: int = 1
     ds = _as_dataset(dataset)
     ids = ds.episode_ids()
     if not ids:
-
         raise PlayworldError(f"dataset {ds.path} has no episodes", "collect some first with `playworld collect`")
     rng = np.random.default_rng(seed)
     picks = [ids[i * len(ids) // n] for i in range(n)]  # episodes spread evenly (repeated when n > episodes)

@@ -196,7 +196,6 @@ class EvalContext:
         return torch.cat(outs, 0)
 
     def _world_oracle(self, windows: Windows, actions: Tensor) -> Tensor:
-
         world = self.dataset.world
         try:
             can = make_world(world, resolution=self.spec.resolution).can_restore

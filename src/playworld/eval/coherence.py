@@ -56,7 +56,6 @@ class _RealWorld:
     """The dataset's world, restorable and never truncated (paths may outlast recorded episodes)."""
 
     def __init__(self, ctx: EvalContext):
-
         options = dict(ctx.dataset.manifest.get("world_options") or {})
         options["max_steps"] = 10**9
         self.world = make_world(ctx.dataset.world, resolution=ctx.spec.resolution, **options)

@@ -133,7 +133,6 @@ def _start(world, seed: int, context: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def real_return(world, policy: Policy, seed: int, context: int, steps: int) -> float:
-
     frame, state = world.reset(seed=seed)
     noop = world.action_space.noop()
     for _ in range(context - 1):
@@ -165,7 +164,6 @@ def model_returns(model, reward_fn, policies: list[Policy], frames: np.ndarray, 
 
 
 def _reward_fn(model, ctx: EvalContext):
-
     if has_reward_head(model):
         return make_reward_fn(model)
     key = ("policy_rank.reward_fn", ctx.dataset.fingerprint)  # one reward model for every baseline
@@ -195,7 +193,6 @@ def policy_makers(model, ctx: EvalContext, world_name: str, reward_fn) -> dict[s
 
 @register_group("policy_rank")
 def policy_rank(model: Any, ctx: EvalContext) -> GroupResult:
-
     if isinstance(model, DatasetOracle):
         raise Skip("the oracle is the real world: its returns are the real ones (the floor: correlation 1, error 0)")
     if ctx.spec.action_space.kind == "none":

@@ -145,7 +145,6 @@ def _skipped(results: dict) -> list[str]:
 
 # -- media ---------------------------------------------------------------------------------------
 def _curve_png(title: str, by_model: dict[str, list]) -> str:
-
     matplotlib.use("Agg")
 
     fig, ax = plt.subplots(figsize=(5.6, 3.2), dpi=100)
@@ -164,7 +163,6 @@ def _curve_png(title: str, by_model: dict[str, list]) -> str:
 
 
 def _mp4_base64(frames: np.ndarray, fps: float) -> str:
-
     with tempfile.TemporaryDirectory() as d:
         path = write_video(Path(d) / "clip.mp4", np.ascontiguousarray(frames, np.uint8), fps=fps)
         return base64.b64encode(path.read_bytes()).decode("ascii")

@@ -200,7 +200,6 @@ def _json_default(o):
 
 
 def _check_match(spec: WorldSpec, dataset) -> None:
-
     check_dataset_matches(spec, dataset, what="the model")
 
 

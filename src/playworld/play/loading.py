@@ -76,7 +76,6 @@ def _run_config(run: Path) -> dict:
 
 
 def _world_options(data: str | Path | None) -> dict:
-
     if data and Path(data).is_dir():
         try:
             return dict(Dataset(data).manifest.get("world_options") or {})
@@ -112,7 +111,6 @@ def load_target(run: str, context_from: str | None = None, resolution: int = 64,
         if kind == "oracle":
             model: WorldModel = PlayOracle(world, resolution=resolution, device=device)
         else:
-
             probe = make_world(world, resolution=resolution)
             spec = WorldSpec(resolution=resolution, action_space=probe.action_space, context=1, fps=float(probe.fps), world=world)
             probe.close()

@@ -70,7 +70,6 @@ def _register_plugin(env_id: str) -> None:
 
 
 def _action_space(env: Any, env_id: str) -> ActionSpace:
-
     space = env.action_space
     if isinstance(space, spaces.Discrete):
         n = int(space.n)
@@ -98,7 +97,6 @@ class GymWorld(World):
     ends_itself = True
 
     def __init__(self, env_id: str, resolution: int = 64, **make_kwargs: Any):
-
         self.resolution = check_resolution(resolution)
         self.name = f"gym:{env_id}"
         _register_plugin(env_id)
@@ -118,7 +116,6 @@ class GymWorld(World):
         self._state_kind = self._choose_state_kind()
 
     def _choose_state_kind(self) -> str:
-
         unwrapped = self.env.unwrapped
         if hasattr(unwrapped, "ale"):
             return "ram"

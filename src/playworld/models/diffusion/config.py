@@ -65,7 +65,6 @@ class DiffusionConfig:
     """Karras schedule curvature"""
 
     def __post_init__(self) -> None:
-
         # YAML gives lists; keep tuples so configs compare and hash cleanly
         self.channels = tuple(int(c) for c in self.channels)
         self.depths = tuple(int(d) for d in self.depths)

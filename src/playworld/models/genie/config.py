@@ -73,7 +73,6 @@ class GenieConfig:
     """weight of the dynamics' cross-entropy on masked tokens"""
 
     def __post_init__(self) -> None:
-
         # YAML gives lists; keep tuples so configs compare and hash cleanly
         self.levels = tuple(int(v) for v in self.levels)
         self.tok_channels = tuple(int(v) for v in self.tok_channels)

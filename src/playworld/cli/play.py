@@ -19,7 +19,8 @@ def play_cmd(
                                                "`env` (the real world, fresh seeds) or a dataset folder (its val "
                                                "split). Default: env when the run's world can be built, else the "
                                                "run's dataset."),
-    fps: float = typer.Option(15.0, "--fps", help="Model steps per second (a slower model runs as fast as it can)."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Model steps per second (default: what the model sustains, "
+                                        "measured at start, at most 30; a slower model runs as fast as it can)."),
     max_sessions: int = typer.Option(4, "--max-sessions", help="Players at once; the next one is told the server is busy."),
     resolution: int = typer.Option(64, "--resolution", help="Frame size for oracle:/copy-last: pseudo-runs "
                                    "(a trained run uses its own)."),

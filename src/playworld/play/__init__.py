@@ -15,10 +15,16 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 from playworld.play.loading import load_target
+from playworld.play.session import PlaySession
 from playworld.play.server import PlayServer, configure_torch_threads, serve
+
+MAX_FPS = 30.0
+"""the tick rate `playworld play` never exceeds on its own (a browser draws 60; a world's clock is 10-30)"""
 
 
 def resolve_device(device: str) -> str:
@@ -27,14 +33,31 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def make_server(run: str, context_from: str | None = None, fps: float = 15.0, max_sessions: int = 4,
+def make_server(run: str, context_from: str | None = None, fps: float | None = None, max_sessions: int = 4,
                 resolution: int = 64, device: str = "cpu", seed: int = 0):
-    """RUN -> a ready `PlayServer` (its FastAPI app is `.app`). PlayworldError when RUN cannot be played."""
+    """RUN -> a ready `PlayServer` (its FastAPI app is `.app`). PlayworldError when RUN cannot be played.
+    `fps` None: what the model sustains (`sustained_fps`)."""
     target = load_target(run, context_from=context_from, resolution=resolution, device=resolve_device(device))
+    if fps is None:
+        fps = sustained_fps(target.model, target.contexts, seed=seed)
     return PlayServer(target.model, target.contexts, fps=fps, max_sessions=max_sessions, seed=seed, title=target.title)
 
 
-def play(run: str, port: int = 8765, host: str = "127.0.0.1", context_from: str | None = None, fps: float = 15.0,
+def sustained_fps(model, contexts, seed: int = 0, steps: int = 6, top: float = MAX_FPS) -> float:
+    """Steps per second the model keeps up for one player (90% of its measured median rate, 2 to `top`):
+    the tick rate `playworld play` uses when --fps is not given, so the page is not capped below it."""
+    session = PlaySession(model, contexts, seed=seed)
+    session.reset()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        session.step()
+        times.append(time.perf_counter() - start)
+    median = sorted(times[1:])[len(times[1:]) // 2]  # the first step warms up
+    return float(max(2.0, min(top, round(0.9 / max(median, 1e-6)))))
+
+
+def play(run: str, port: int = 8765, host: str = "127.0.0.1", context_from: str | None = None, fps: float | None = None,
          max_sessions: int = 4, resolution: int = 64, device: str = "auto", seed: int = 0) -> None:
     """Serve RUN in the browser until interrupted (the `playworld play` command)."""
     configure_torch_threads()
@@ -42,4 +65,4 @@ def play(run: str, port: int = 8765, host: str = "127.0.0.1", context_from: str 
     serve(server, host=host, port=port)
 
 
-__all__ = ["play", "make_server"]
+__all__ = ["play", "make_server", "sustained_fps"]

@@ -297,7 +297,7 @@ def serve(server: PlayServer, host: str = "127.0.0.1", port: int = 8765, log_lev
         console.print(f"[bold yellow]warning:[/] serving on {host}: anyone who can reach this address can play "
                       "and use this machine's CPU; there is no authentication.")
     console.print(f"playworld play: open [bold]http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}[/] "
-                  f"({server.title}; {server.max_sessions} sessions at most; Ctrl-C stops)")
+                  f"({server.title}; {server.fps:g} steps/s; {server.max_sessions} sessions at most; Ctrl-C stops)")
     try:
         uvicorn.Server(_uvicorn_config(server.app, host, port, log_level)).run()
     finally:

@@ -16,12 +16,48 @@ import numpy as np
 import torch
 
 from playworld.errors import PlayworldError
+from playworld.metrics import psnr
 from playworld.models.interface import DebugState, TunableSampler, WorldModel, WorldReplay, model_device
 from playworld.play.contexts import ContextSource
 from playworld.play.controls import Agent, KeyMap, list_agents, make_agent
 from playworld.play.protocol import FLAG_AGENT, FLAG_PAUSED, FLAG_REAL_DONE, FLAG_RECORDING, to_jsonable
 
 MAX_RECORD_FRAMES = 1800  # 2 minutes at 15 fps: caps a recording's memory (~22 MiB per view at 64x64)
+DRIFT_PSNR_DB = 16.0
+"""below this PSNR against the real world's view, play says the model has drifted"""
+DRIFT_TEXTURE = (0.5, 2.0)
+"""outside this ratio of the model frame's edge energy to the starting real frame's, play says it has drifted
+(colour noise raises it, a smeared-out world lowers it)"""
+
+
+def texture(frame: np.ndarray) -> float:
+    """Mean absolute difference between neighbouring pixels of an (H, W, 3) uint8 frame: its edge energy."""
+    f = frame.astype(np.float32)
+    return float(np.abs(np.diff(f, axis=0)).mean() + np.abs(np.diff(f, axis=1)).mean())
+
+
+def drift_report(model_frame: np.ndarray, start_texture: float, real_frame: np.ndarray | None) -> dict:
+    """How far the model's newest frame has wandered: PSNR against the real world's view (when shown) and
+    its edge energy against the starting real frame's, with a hint for the player when it has drifted."""
+    psnr_db = None if real_frame is None else float(psnr(model_frame[None], real_frame[None], channels_first=False)[0])
+    ratio = texture(model_frame) / max(start_texture, 1e-6)
+    why = []
+    if psnr_db is not None and psnr_db < DRIFT_PSNR_DB:
+        why.append(f"{psnr_db:.1f} dB from the real view")
+    if not DRIFT_TEXTURE[0] <= ratio <= DRIFT_TEXTURE[1]:
+        why.append(f"{'noisier' if ratio > 1 else 'smoother'} than the real world ({ratio:.1f}x its edges)")
+    hint = f"the model has drifted ({'; '.join(why)}): press R for a new real start" if why else None
+    return {"psnr_vs_real": psnr_db, "texture_ratio": round(ratio, 3), "drifted": bool(why), "hint": hint}
+
+
+def describe_source(source: dict) -> str:
+    """Where a context came from, in words for the page (a `Context.source` dict)."""
+    seed = f", seed {source['seed']}" if "seed" in source else ""
+    if source.get("from") == "env":
+        return f"new start in the real {source.get('world', 'world')}{seed}"
+    if source.get("from") == "data":
+        return f"new start from {source.get('path')}, episode {source.get('episode')} at step {source.get('t')}{seed}"
+    return "new start" + seed
 
 
 @dataclass
@@ -77,6 +113,10 @@ class PlaySession:
         self.t = 0
         self.source: dict = {}
         self.last_step_ms = 0.0
+        self.last_action: Any = None  # the action the last step took, and whether the agent chose it
+        self.last_by_agent = False
+        self.start_texture = 1.0  # edge energy of the real frame the model started from
+        self.drift: dict | None = None
 
     # -- controls (event loop) -----------------------------------------------------------------
     def set_keys(self, down: list[str], seq: int) -> None:
@@ -130,6 +170,7 @@ class PlaySession:
             else:
                 self.state = self.model.reset(frames, actions, seed=seed)
         self.frame = ctx.frames[-1]
+        self.start_texture, self.drift, self.last_action = texture(self.frame), None, None
         self.real, self.real_state, self.real_done = ctx.real, ctx.world_state, False
         self.real_frame = ctx.frames[-1] if ctx.real is not None else None
         self.source, self.t = {**ctx.source, "seed": seed}, 0
@@ -167,6 +208,8 @@ class PlaySession:
             self.real_frame, self.real_state = res.frame, res.state
             self.real_done = bool(res.terminated or res.truncated)
         self.t += 1
+        self.last_action, self.last_by_agent = to_jsonable(action), by_agent
+        self.drift = drift_report(self.frame, self.start_texture, self.real_frame if self.real is not None else None)
         views = [self.frame] + ([self.real_frame] if self.real is not None else [])
         if self.recording is not None and not self.recording.full:
             self.recording.frames.append(self.frame)
@@ -201,7 +244,9 @@ class PlaySession:
             "recording": None if self.recording is None else len(self.recording.frames),
             "record_full": bool(self.recording is not None and self.recording.full),
             "step_ms": round(self.last_step_ms, 3), "key_seq": self._keys[1], "keys": list(self._keys[0]),
-            "action": self.current_action()[0] if self.agent is None else None,
+            "action": self.current_action()[0] if self.agent is None else self.last_action,
+            "action_by": "agent" if self.agent is not None else "keys", "drift": self.drift,
+            "start": describe_source(self.source) if self.source else None,
             "sampling_steps": sampling_steps_of(self.model), "source": self.source,
             "has_real": self.real is not None, "real_done": self.real_done,
             "real_state": self.real_state if self.real is not None else None,

@@ -79,9 +79,19 @@ function onStatus(msg) {
   if (msg.record_full) message("recording is full; stopping it", true);
   if (msg.sampling_steps !== null && document.activeElement !== $("sampling-steps")) $("sampling-steps").value = msg.sampling_steps;
   $("agent").value = msg.agent || "";
-  if (msg.event === "reset") message(`new context: ${JSON.stringify(msg.source)}`, true);
+  if (msg.event === "reset") { pw.driftWarned = false; message(msg.start || "new start", true); }
+  showDrift(msg.drift);
   const waiters = pw.statusWaiters.splice(0);
   waiters.forEach((w) => w(msg));
+}
+
+// The drift indicator: PSNR against the real view (or the edge-energy ratio without one); a hint once per start.
+function showDrift(d) {
+  const el = $("drift");
+  if (!d) { el.textContent = "–"; el.className = ""; return; }
+  el.textContent = d.psnr_vs_real !== null ? `${d.psnr_vs_real.toFixed(1)} dB` : `${d.texture_ratio.toFixed(2)}× edges`;
+  el.className = d.drifted ? "bad" : "ok";
+  if (d.drifted && !pw.driftWarned) { pw.driftWarned = true; message(d.hint); }
 }
 
 function onRecording(msg) {
@@ -134,7 +144,8 @@ setInterval(() => {
   const st = pw.lastStatus;
   if (st && st.action !== null && st.action !== undefined) {
     const names = pw.hello ? pw.hello.action_names : [];
-    $("action").textContent = typeof st.action === "number" && names[st.action] ? names[st.action] : JSON.stringify(st.action);
+    const move = typeof st.action === "number" && names[st.action] ? names[st.action] : JSON.stringify(st.action);
+    $("action").textContent = st.action_by === "agent" ? `${move} (agent ${st.agent})` : move;
   } else if (st) $("action").textContent = st.agent ? `agent ${st.agent}` : "–";
 }, 250);
 

@@ -23,6 +23,8 @@ def eval_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write eval/<step>.json and report.html (default: the run directory; for a pseudo-run runs/<name>-<dataset>)."),
     context: int = typer.Option(4, "--context", help="Pseudo-runs only: context length K the oracle/copy-last are given."),
     device: str = typer.Option("cpu", "--device", help="Torch device for the model, e.g. cpu or cuda."),
+    full: bool = typer.Option(False, "--full", help="The long evaluation: every group at its full size (more windows, "
+                              "longer loops, the planner among the ranked policies); tens of minutes on a laptop CPU."),
     threads: Optional[int] = threads_option(),
 ) -> None:
     """Evaluate a trained world model against the calibration baselines and write an HTML report.
@@ -39,7 +41,7 @@ def eval_cmd(
         out = Path("runs") / f"{run}-{Path(data).resolve().name}"
     groups = [g for g in suite.split(",")] if suite else None
     results = run_suite(model, dataset, run_dir=run_dir, groups=groups, episodes=episodes, horizon=horizon, seed=seed,
-                        device=device, baselines=baselines, out_dir=out, label=label)
+                        device=device, baselines=baselines, out_dir=out, label=label, full=full)
     _print_summary(results)
 
 

@@ -153,6 +153,15 @@ class EvalContext:
     options: dict[str, Any] = field(default_factory=dict)
     """per-group settings by group name, e.g. {"fidelity": {"psnr_threshold": 25.0}} (a dict of the
     group's config fields, or its config object); groups use their defaults for what is not given"""
+    full: bool = False
+    """the long evaluation (`playworld eval --full`): groups use their full-size settings, not the quick ones"""
+    on_step: Callable[[str, int, int], None] | None = field(default=None, repr=False, compare=False)
+    """called as on_step(what, done, total) while a rollout runs (the suite's per-rollout progress bar)"""
+
+    def progress(self, what: str, done: int, total: int) -> None:
+        """Tell the suite's bar how far the current rollout is (groups with rollouts of their own call it too)."""
+        if self.on_step is not None:
+            self.on_step(what, done, total)
 
     def windows(self, horizon: int | None = None, n: int | None = None, split: str | None = None) -> Windows:
         """Deterministic evaluation windows: up to `n` windows of K context + `horizon` future frames."""
@@ -184,14 +193,17 @@ class EvalContext:
                 return batch.future_frames
             return self._world_oracle(windows, acts)
         seed = self.seed if seed is None else seed
-        outs = []
+        outs, steps = [], acts.shape[1]
+        total = steps * -(-len(windows) // self.batch_size)
+        what = f"{len(windows)} rollouts x {steps} steps"
         for s in range(0, len(windows), self.batch_size):
             sl = slice(s, s + self.batch_size)
             state = model.reset(batch.context_frames[sl].to(self.device), batch.context_actions[sl].to(self.device), seed=seed + s)
             frames = []
-            for j in range(acts.shape[1]):
+            for j in range(steps):
                 state, frame = model.step(state, acts[sl, j].to(self.device))
                 frames.append(frame.cpu())
+                self.progress(what, (s // self.batch_size) * steps + j + 1, total)
             outs.append(torch.stack(frames, 1))
         return torch.cat(outs, 0)
 

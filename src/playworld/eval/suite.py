@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from playworld.data.store import Dataset
 from playworld.errors import PlayworldError
@@ -55,7 +55,7 @@ def run_suite(
     model: Any, dataset: Any, run_dir: str | Path | None = None, groups: list[str] | None = None,
     episodes: int = 16, horizon: int = 64, seed: int = 0, device: str = "cpu", baselines: bool = True,
     progress: bool = True, step: int | None = None, out_dir: str | Path | None = None, label: str | None = None,
-    strict: bool | None = None,
+    strict: bool | None = None, full: bool = False,
 ) -> dict:
     """Evaluate `model` (a WorldModel, or a DatasetOracle) on `dataset` (a Dataset or its path).
 
@@ -63,7 +63,9 @@ def run_suite(
     is given) turns a group's "not applicable here" and "too few episodes" into a PlayworldError
     instead of a skipped entry: asking for physics on explorer by name is a user error.
     Writes <out>/eval/<step>.json and <out>/report.html when `run_dir` or `out_dir` is given (out
-    defaults to the run; step defaults to the run's newest checkpoint).
+    defaults to the run; step defaults to the run's newest checkpoint). Each group's results are written
+    as soon as it finishes, so an interrupted evaluation keeps them (the JSON says `"complete": false`).
+    full: the groups' long settings (`playworld eval --full`) instead of the quick defaults.
     """
 
     dataset = dataset if hasattr(dataset, "episode_ids") else Dataset(dataset)
@@ -92,7 +94,7 @@ def run_suite(
         raise _as_user_error(g, NotApplicable(why), dataset)
 
     ctx = EvalContext(dataset=dataset, spec=spec, split="test", episodes=int(episodes), horizon=int(horizon),
-                      seed=int(seed), device=device,
+                      seed=int(seed), device=device, full=bool(full),
                       cache_dir=Path(run_dir) / "eval" / "cache" if run_dir is not None else None)
     models: dict[str, Any] = {MODEL: model}
     if baselines:
@@ -110,54 +112,75 @@ def run_suite(
                     "distribution": "ood" if (dataset.manifest.get("world_options") or {}).get("ood") else "id",
                     "fingerprint": getattr(dataset, "fingerprint", None), "test_episodes": len(test_eps)},
         "settings": {"groups": names, "episodes": episodes, "horizon": horizon, "seed": seed, "device": device,
-                     "context": spec.context},
+                     "context": spec.context, "full": bool(full)},
+        "complete": False,
         "spec": spec.to_dict(), "models": list(models), "warnings": [], "groups": {},
     }
     if spec.world and spec.world != dataset.world:
         results["warnings"].append(f"the model was trained on {spec.world!r}, the dataset holds {dataset.world!r}")
     videos: dict[str, np.ndarray] = {}
-    with _progress(progress) as bar:
-        task = bar.add_task("evaluating", total=len(names) * len(models))
-        for g in names:
-            entry = results["groups"][g] = {"skipped": None, "metrics": {}, "skipped_metrics": {}, "curves": {},
-                                            "extra": {}, "seconds": {}}
-            if g in not_here:
-                entry["skipped"] = not_here[g]
-                bar.advance(task, len(models))
-                continue
-            for who, m in models.items():
-                bar.update(task, description=f"{g} · {who}")
-                t0 = time.perf_counter()
-                try:
-                    res = registry[g](m, ctx)
-                except Skip as e:
-                    if explicit and isinstance(e, (NotApplicable, TooFewEpisodes)):
-                        raise _as_user_error(g, e, dataset) from None
-                    if who == MODEL:  # the whole group cannot run here: no baseline can either
-                        entry["skipped"] = str(e)
-                        bar.advance(task, len(models))
-                        break
-                    res = GroupResult(skipped={"*": str(e)})
-                entry["seconds"][who] = round(time.perf_counter() - t0, 3)
-                _merge(entry, who, res)
-                if who == MODEL:
-                    videos.update({f"{g}: {k}": v for k, v in res.videos.items()})
-                bar.advance(task)
     out = Path(out_dir) if out_dir is not None else (Path(run_dir) if run_dir is not None else None)
+    with _progress(progress) as bar:
+        task = bar.add_task("evaluating", total=len(names) * len(models), what="")
+        rollouts = bar.add_task("  rollout", total=None, what="")
+        ctx.on_step = lambda what, done, total: bar.update(rollouts, completed=done, total=total, what=what)
+        try:
+            for g in names:
+                _run_group(g, registry, not_here, models, ctx, explicit, dataset, results, videos, bar, task)
+                if out is not None:  # a finished group is kept, even if a later one is interrupted
+                    write_json(results, out)
+        except KeyboardInterrupt:
+            if out is not None:
+                results["warnings"].append(f"interrupted: only {', '.join(results['groups']) or 'no group'} evaluated")
+                results["paths"] = write_results(results, videos, out, fps=spec.fps)
+            raise
+    results["complete"] = True
     if out is not None:
         results["paths"] = write_results(results, videos, out, fps=spec.fps)
     return results
 
 
-def write_results(results: dict, videos: dict[str, np.ndarray], out: Path, fps: float = 10.0) -> dict[str, str]:
-    """Write out/eval/<step>.json and out/report.html; returns their paths."""
+def _run_group(g, registry, not_here, models, ctx, explicit, dataset, results, videos, bar, task) -> None:
+    """Group `g` on the model, then on each baseline, into results["groups"][g]."""
+    entry = results["groups"][g] = {"skipped": None, "metrics": {}, "skipped_metrics": {}, "curves": {},
+                                    "extra": {}, "seconds": {}}
+    if g in not_here:
+        entry["skipped"] = not_here[g]
+        bar.advance(task, len(models))
+        return
+    for i, (who, m) in enumerate(models.items()):
+        bar.update(task, description=f"{g} · {who}")
+        t0 = time.perf_counter()
+        try:
+            res = registry[g](m, ctx)
+        except Skip as e:
+            if explicit and isinstance(e, (NotApplicable, TooFewEpisodes)):
+                raise _as_user_error(g, e, dataset) from None
+            if who == MODEL:  # the whole group cannot run here: no baseline can either
+                entry["skipped"] = str(e)
+                bar.advance(task, len(models))
+                return
+            res = GroupResult(skipped={"*": str(e)})
+        entry["seconds"][who] = round(time.perf_counter() - t0, 3)
+        _merge(entry, who, res)
+        if who == MODEL:
+            videos.update({f"{g}: {k}": v for k, v in res.videos.items()})
+        bar.advance(task)
 
-    out = Path(out)
-    (out / "eval").mkdir(parents=True, exist_ok=True)
-    json_path = out / "eval" / f"{results['step']}.json"
+
+def write_json(results: dict, out: Path) -> Path:
+    """out/eval/<step>.json, atomically."""
+    (Path(out) / "eval").mkdir(parents=True, exist_ok=True)
+    json_path = Path(out) / "eval" / f"{results['step']}.json"
     tmp = json_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=1, default=_json_default, allow_nan=False))
     tmp.replace(json_path)
+    return json_path
+
+
+def write_results(results: dict, videos: dict[str, np.ndarray], out: Path, fps: float = 10.0) -> dict[str, str]:
+    """Write out/eval/<step>.json and out/report.html; returns their paths."""
+    json_path = write_json(results, out)
     html_path = write_report(results, videos, out / "report.html", fps=fps)
     return {"json": str(json_path), "report": str(html_path)}
 
@@ -240,8 +263,9 @@ class _Silent:
 
 
 def _progress(enabled: bool):
+    """Two bars: the groups x models done, and the rollout running now (with its ETA)."""
     if not enabled:
         return _Silent()
-
-    return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    return Progress(TextColumn("{task.description:<28}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[what]}"),
                     console=Console(stderr=True), transient=False)

@@ -1,25 +1,23 @@
 """Training regimes (train/regimes.py): each builds its batches as claimed, schedules switch on time,
-unsupported regimes fail cleanly, and resume equivalence holds with a schedule on."""
+unsupported regimes fail cleanly, and a run resumed mid-schedule continues it (and a restart fails that check)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import tiny_family
 from playworld.data.batch import Batch
 from playworld.errors import PlayworldError
 from playworld.models import get_family
 from playworld.models.interface import WorldSpec
-from playworld.spaces import ActionSpace
-from playworld.runs.checkpoints import resolve_checkpoint
-from playworld.train.config import TrainConfig
 from playworld.runs.presets import load_preset, make_model_config
+from playworld.spaces import ActionSpace
+from playworld.train import loop
+from playworld.train.config import TrainConfig
 from playworld.train.loop import train
 from playworld.train.regimes import RegimeSchedule, RegimeStep, first_futures
+from resume_checks import resume_failures, train_rows
 
 K, R, RES, B = 2, 3, 16, 2
 
@@ -161,21 +159,22 @@ def test_a_family_without_the_regime_raises_a_playworld_error(regime, tmp_path, 
             get_family(name).check_regime(config, regime)
 
 
-def test_resume_equivalence_with_a_schedule_into_self_forcing(tmp_path, tiny_data):
-    sets = ["train.regime=self_forcing", "train.regime_from=teacher_forcing", "train.regime_switch_step=1",
+SCHEDULE = ["train.regime=self_forcing", "train.regime_from=teacher_forcing", "train.regime_switch_step=1",
             "train.regime_ramp_steps=2", "train.rollout=2", "train.rollout_grad_steps=1", "train.ckpt_every=1000",
-            "train.val_every=0", "train.media_every=0", "train.val_batches=1", "train.batch_size=2", "train.log_every=1"]
-    common = dict(data=tiny_data, model="diffusion", preset="debug", sets=sets, progress=False)
-    straight = train(tmp_path / "straight", steps=4, **common)
-    train(tmp_path / "resumed", steps=2, **common)
-    resumed = train(tmp_path / "resumed", resume=True, steps=4, sets=sets, progress=False)
-    assert straight.step == resumed.step == 4
-    for weights in ("raw", "model"):
-        a = load_file(resolve_checkpoint(tmp_path / "straight") / f"{weights}.safetensors")
-        b = load_file(resolve_checkpoint(tmp_path / "resumed") / f"{weights}.safetensors")
-        for key in a:
-            torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=f"{weights}:{key}")
-    lines = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
-    used = {x["step"]: x["regime_self_forcing"] for x in lines if x.get("kind", x.get("split")) == "train"
-            and "regime_self_forcing" in x}
+            "train.val_every=0", "train.media_every=0", "train.val_batches=1", "train.batch_size=2",
+            "train.warmup_steps=4"]
+
+
+def test_resume_with_a_schedule_into_self_forcing_begins_at_step_n_plus_1(tmp_path, tiny_data, monkeypatch):
+    """Resume mid-schedule: the resumed invocation starts at step 3 with the saved optimiser, schedule
+    and EMA (resume_checks.py), draws the straight run's regimes and ends with its weights."""
+    assert resume_failures(tmp_path, monkeypatch, tiny_data, "diffusion", SCHEDULE, n=2) == {}
+    used = {s: r["regime_self_forcing"] for s, r in train_rows(tmp_path / "straight").items()}
     assert used[1] == 0.0 and used[3] == 1.0 and used[4] == 1.0  # step 1 (index 0) before the switch
+    assert {s: r["regime_self_forcing"] for s, r in train_rows(tmp_path / "resumed").items()} == used
+
+
+def test_the_schedule_resume_check_fails_on_a_trainer_that_restarts_instead(tmp_path, tiny_data, monkeypatch):
+    monkeypatch.setattr(loop, "_restore", lambda *args, **kwargs: 0)  # restore nothing, start at step 0
+    failed = resume_failures(tmp_path, monkeypatch, tiny_data, "diffusion", SCHEDULE, n=2)
+    assert "weights" not in failed and {"steps", "optimizer", "lr", "ema", "metrics", "meta"} <= failed.keys(), failed

@@ -27,7 +27,7 @@ def test_debug_run_writes_the_documented_layout(trained_run):
     # config.yaml: resolved, every TrainConfig field, the family's section
     config = yaml.safe_load((trained_run / "config.yaml").read_text())
     assert config["train"]["steps"] == 6 and config["train"]["batch_size"] == 4
-    assert config["model"] == {"tiny-test": {"width": 8, "nan_at_step": -1}} and config["context"] == 2
+    assert config["model"] == {"tiny-test": {"width": 8, "nan_at_step": -1, "noise": 0.01}} and config["context"] == 2
     meta = json.loads((trained_run / "meta.json").read_text())
     assert meta["family"] == "tiny-test" and meta["versions"]["torch"] == torch.__version__
     assert len(meta["data"]["fingerprint"]) == 16 and len(meta["data"]["manifest_sha256"]) == 64

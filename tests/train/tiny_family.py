@@ -1,7 +1,8 @@
 """A tiny model family for the trainer's tests: a conv net that predicts the next frame with MSE.
 
 It goes through exactly the `Family` API the real families use, so the loop, checkpoints, resume and
-the CLI are tested without depending on any real family. `nan_at_step` makes the loss NaN on purpose.
+the CLI are tested without depending on any real family. `nan_at_step` makes the loss NaN on purpose;
+`noise=0` makes the loss deterministic, so runs with different noise seeds (ranks) can be compared.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class TinyConfig:
     """hidden channels"""
     nan_at_step: int = -1
     """from this training step on the loss is NaN (-1 = never)"""
+    noise: float = 0.01
+    """std of the seeded noise added to the context in the loss (0: the loss is a deterministic function of the batch)"""
 
 
 class TinyNet(nn.Module):
@@ -68,7 +71,7 @@ class Tiny(Family):
         context = frames_to_unit(batch.context_frames)  # K = spec.context, cut by the loader
         target = frames_to_unit(batch.future_frames[:, 0])
         # a little seeded noise on the context, so the generator's state matters for resume
-        noise = torch.randn(context.shape, generator=generator, device=context.device) * 0.01
+        noise = torch.randn(context.shape, generator=generator, device=context.device) * config.noise
         loss = F.mse_loss(net(context + noise, batch.future_actions[:, 0]), target)
         if 0 <= config.nan_at_step <= step:
             loss = loss * float("nan")

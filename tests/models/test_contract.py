@@ -13,8 +13,9 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from playworld.data.batch import Batch
-from playworld.models import get_family, list_families
 from playworld.errors import PlayworldError
+from playworld.models import get_family, list_families
+from playworld.models.baselines import IgnoreActions
 from playworld.models.interface import CAPABILITIES, WorldModel, WorldSpec, model_device
 from playworld.runs.presets import load_preset, make_model_config, resolve_context
 from playworld.spaces import ActionSpace
@@ -201,3 +202,107 @@ def test_each_claimed_ability_works(family_name, kind):
         assert not torch.equal(one, three)  # the dial changes the sampler
         with pytest.raises(PlayworldError):
             model.set_sampling_steps(model.max_sampling_steps + 1)
+
+
+# -- generation follows the actions: a briefly trained model's frames differ by action ---------------
+# The loss gradient above shows action parameters are trained, not that generation uses them: a sampler
+# that dropped the action would pass it. Here each family trains for a few seconds on a shifter world
+# (a white square that each action moves by one square) and rolls out from the same contexts and seed
+# under different action sequences: the frames must differ, by a fair share of what the real shifter
+# shows, while identical actions give identical frames. An action-blind model gives 0 and must fail.
+
+SHIFT_RES, SQUARE, SHIFT_H = 16, 4, 2
+SHIFTS = {0: (0, 0), 1: (-1, 0), 2: (1, 0), 3: (0, -1), 4: (0, 1)}  # noop, up, down, left, right (in squares)
+
+
+def _shifter(start: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """start (b, 2) square positions in pixels, actions (b, t) -> frames (b, t, 3, R, R) uint8: the square
+    after each action (wrapping at the edges)."""
+    b, t = actions.shape
+    frames = torch.zeros(b, t, 3, SHIFT_RES, SHIFT_RES, dtype=torch.uint8)
+    for i in range(b):
+        y, x = (int(v) for v in start[i])
+        for j in range(t):
+            dy, dx = SHIFTS[int(actions[i, j])]
+            y, x = (y + dy * SQUARE) % SHIFT_RES, (x + dx * SQUARE) % SHIFT_RES
+            frames[i, j, :, y : y + SQUARE, x : x + SQUARE] = 255
+    return frames
+
+
+def _shifter_batch(k: int, f: int, b: int, g: torch.Generator) -> Batch:
+    actions = torch.randint(5, (b, k + f), generator=g)
+    frames = _shifter(torch.randint(0, SHIFT_RES // SQUARE, (b, 2), generator=g) * SQUARE, actions)
+    return Batch(context_frames=frames[:, :k], context_actions=actions[:, :k], future_actions=actions[:, k:],
+                 future_frames=frames[:, k:], future_rewards=torch.zeros(b, f), future_terminated=torch.zeros(b, f, dtype=torch.bool))
+
+
+def _takes_actions(family_name: str) -> bool:
+    family = get_family(family_name)
+    config = make_model_config(family, load_preset("debug"))
+    spec = WorldSpec(resolution=SHIFT_RES, action_space=ActionSpace.discrete(5), context=DEBUG_K)
+    return family.world_model(family.build(config, spec), config, spec).spec.action_space == spec.action_space
+
+
+@pytest.fixture(scope="module", params=[f for f in list_families() if _takes_actions(f)])
+def shifter_model(request) -> WorldModel:
+    """The family's debug model after 200 Adam steps (seconds at one thread) on the shifter."""
+    family = get_family(request.param)
+    config = make_model_config(family, load_preset("debug"))
+    spec = WorldSpec(resolution=SHIFT_RES, action_space=ActionSpace.discrete(5), context=DEBUG_K)
+    torch.manual_seed(0)
+    net = family.build(config, spec)
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    for step in range(200):
+        batch = _shifter_batch(spec.context, family.future_length(config), 8, g)
+        loss, _ = family.loss(net, batch, config, step, torch.Generator().manual_seed(step))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return family.world_model(net.eval(), config, spec)
+
+
+def _action_effect(model: WorldModel, seed: int = 0) -> tuple[float, float, float]:
+    """From 4 shifter contexts, SHIFT_H steps of each move (up, down, left, right) with one seed ->
+    (mean |frame difference| between different moves, between two rollouts of the same move, between
+    the real shifter's frames of different moves), in grey levels."""
+    start = torch.tensor([[0, 0], [4, 8], [8, 4], [12, 12]])
+    context_actions = torch.zeros(len(start), DEBUG_K, dtype=torch.long)
+    context = _shifter(start, context_actions)
+
+    def generated(a: int) -> torch.Tensor:
+        state, frames = model.reset(context, context_actions, seed=seed), []
+        for _ in range(SHIFT_H):
+            state, frame = model.step(state, torch.full((len(start),), a))
+            frames.append(frame.float())
+        return torch.stack(frames, 1)
+
+    def real(a: int) -> torch.Tensor:  # the real shifter continues from the context's last position
+        return _shifter(start, torch.cat([context_actions, torch.full((len(start), SHIFT_H), a)], 1))[:, DEBUG_K:].float()
+
+    def mean_pair_difference(rollouts: dict[int, torch.Tensor]) -> float:
+        pairs = [(a, b) for a in rollouts for b in rollouts if a < b]
+        return sum(float((rollouts[a] - rollouts[b]).abs().mean()) for a, b in pairs) / len(pairs)
+
+    moves = (1, 2, 3, 4)
+    rollouts = {a: generated(a) for a in moves}
+    same = float((generated(1) - rollouts[1]).abs().mean())
+    return mean_pair_difference(rollouts), same, mean_pair_difference({a: real(a) for a in moves})
+
+
+def assert_generation_follows_actions(model: WorldModel) -> None:
+    differ, same, real = _action_effect(model)
+    assert same == 0.0, f"identical actions and seed gave frames {same:.3f} grey levels apart"
+    assert differ > 0.05 * real, f"frames differ by {differ:.3f} grey levels between actions (the real shifter: {real:.1f})"
+
+
+@pytest.mark.slow
+def test_a_briefly_trained_model_generates_different_frames_for_different_actions(shifter_model):
+    assert_generation_follows_actions(shifter_model)
+
+
+@pytest.mark.slow
+def test_the_action_check_fails_on_an_action_blind_model(shifter_model):
+    blind = IgnoreActions(shifter_model, mode="noop")  # the same model, every action replaced by the no-op
+    with pytest.raises(AssertionError, match="differ by 0.000 grey levels"):
+        assert_generation_follows_actions(blind)

@@ -2,7 +2,40 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+from pathlib import Path
+
 import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's chromium, which the browser tests drive through Playwright (`make test` installs it)"""
+
+
+def need_browser(chromium: Path = CHROMIUM) -> str:
+    """`chromium`'s path when it and Playwright are there. When either is missing the browser tests skip
+    on a developer's machine, but fail under CI=true (set by CI), where a skip would hide that they never ran."""
+    missing = [f"{chromium} (`make test` installs Debian's chromium)"] if not Path(chromium).exists() else []
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("Playwright (pip install -e '.[test]')")
+    if missing:
+        message = f"the browser tests need {' and '.join(missing)}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message}; under CI=true a missing browser is a failure, not a skip", pytrace=False)
+        pytest.skip(message)
+    return str(chromium)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The path of the chromium the browser tests launch (see `need_browser` for when it is missing)."""
+    return need_browser()
+
+
+@pytest.fixture(scope="session")
+def browser_check():
+    """`need_browser` itself, for the test of what a missing browser does (conftest is not importable)."""
+    return need_browser
 
 
 @pytest.fixture(autouse=True)

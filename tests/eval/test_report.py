@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from playworld.eval.report import write_report
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 
@@ -62,13 +60,12 @@ def test_report_is_self_contained(tmp_path):
 
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium (`make test` installs it)")
-def test_report_renders_in_chromium(tmp_path):
-    from playwright.sync_api import sync_playwright
+def test_report_renders_in_chromium(tmp_path, chromium):
+    from playwright.sync_api import sync_playwright  # only once `chromium` found Playwright installed
 
     path = write_report(_results(), {"fidelity: real | generated": _video()}, tmp_path / "report.html")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             errors: list[str] = []

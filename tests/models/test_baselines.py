@@ -133,7 +133,6 @@ def test_world_oracle_replays_the_real_world(dot_world):
 
 def test_world_oracle_matches_builtin_worlds():
     """On a real built-in world, restoring a recorded state and stepping reproduces the recording."""
-    pytest.importorskip("playworld.worlds.explorer")
     world = worlds_base.make_world("explorer", resolution=64)
     frame, st = world.reset(seed=1)
     rng = np.random.default_rng(0)

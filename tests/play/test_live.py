@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,6 @@ from playworld.play.server import PlayServer, ServerThread
 
 from .conftest import DotModel, FakeContexts, free_port
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
@@ -54,14 +52,22 @@ def test_malformed_messages_and_many_connections_leave_the_server_serving():
 
 # -- the page in a browser ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+def browser(chromium):
+    from playwright.sync_api import sync_playwright  # only once `chromium` found Playwright installed
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+def test_a_missing_browser_skips_locally_and_fails_under_ci(browser_check, tmp_path, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no-chromium"):
+        browser_check(tmp_path / "no-chromium")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        browser_check(tmp_path / "no-chromium")
 
 
 def status(page) -> dict:
@@ -140,26 +146,45 @@ def test_play_a_debug_diffusion_run_in_chromium(browser, debug_run, tmp_path):
     from playworld.play.loading import load_target
 
     target = load_target(str(debug_run), context_from=None)
-    model, received = target.model, []
-    real_step = model.step
+    model, received, denoiser_calls = target.model, [], []
+    real_step, real_denoise = model.step, model.net.denoise
+    calls = [0]
+
+    def denoise(*args):  # a spy on the network: how many evaluations the sampler really makes
+        calls[0] += 1
+        return real_denoise(*args)
 
     def step(state, action):  # a spy on the real model: keeps the actions that reached it
         received.append(int(action[0]))
-        return real_step(state, action)
+        calls[0] = 0
+        out = real_step(state, action)
+        denoiser_calls.append(calls[0])
+        return out
 
-    model.step = step
+    model.step, model.net.denoise = step, denoise
     server = PlayServer(model, target.contexts, fps=15, title=target.title)
     with ServerThread(server.app, free_port()) as url:
         page = browser.new_page()
         page.goto(url)
         until(page, "window.pw && pw.frames > 2", 30_000)
         hello = page.evaluate("pw.hello")
-        assert hello["spec"]["world"] == "explorer" and hello["has_real"] and hello["sampling_steps"] is not None
+        assert hello["spec"]["world"] == "explorer" and hello["has_real"] and hello["sampling_steps"] == model.sampling_steps
         hold(page, "ArrowLeft", 500)
         assert 3 in received  # 'left' reached the model
-        page.fill("#sampling-steps", "1")
+        wanted = model.sampling_steps + 2  # the debug preset samples with 1 step; the page asks for 3
+        page.fill("#sampling-steps", str(wanted))
         page.dispatch_event("#sampling-steps", "change")
-        until(page, "pw.lastStatus && pw.lastStatus.sampling_steps === 1")
+        until(page, f"pw.lastStatus && pw.lastStatus.sampling_steps === {wanted}")
+        # what the model uses, not only what the server reports: its dial, its schedule (the levels and
+        # the final 0) and the network evaluations of the next frame it generates
+        assert model.sampling_steps == wanted and len(model.sigmas) == wanted + 1
+        calls_per_frame = wanted if model.config.sampler == "euler" else 2 * wanted - 1  # heun: one call on the last level
+        generated = len(denoiser_calls)
+        for _ in range(100):  # the page plays on: wait for a frame generated after the change
+            if len(denoiser_calls) > generated:
+                break
+            page.wait_for_timeout(100)
+        assert len(denoiser_calls) > generated and denoiser_calls[-1] == calls_per_frame
         page.screenshot(path=str(tmp_path / "play-diffusion.png"))
         page.close()
     server.close()

@@ -1,4 +1,4 @@
-"""`playworld rollout` and the rollout library: autoregressive frames beside ground truth, mp4 and gif."""
+"""`playworld rollout` and the rollout library: the real world beside autoregressive frames, mp4 and gif."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from playworld.data.store import Dataset  # noqa: E402
 from playworld.media import read_video  # noqa: E402
 from playworld.models.baselines import CopyLast  # noqa: E402
 from playworld.models.interface import WorldSpec  # noqa: E402
-from playworld.media import comparison_frames  # noqa: E402
+from playworld.media import comparison_frames, split_comparison  # noqa: E402
 from playworld.data.windows import dataset_windows  # noqa: E402
 from playworld.models.rollout import rollout  # noqa: E402
 
@@ -68,7 +68,10 @@ def test_rollout_feeds_back_its_own_frames(data):
     assert generated.shape == (3, 6, 3, 32, 32) and generated.dtype == torch.uint8
     assert torch.equal(generated, b.context_frames[:, -1:].expand(-1, 6, -1, -1, -1))
     video = comparison_frames(generated, b.future_frames, scale=2)
-    assert video.shape == (6, 3 * 64 + 2 * 2, 2 * 64 + 2, 3)
+    strip = 7 + 2 * 2  # the label strip: 7 px glyphs and a 2 px margin above and below
+    assert video.shape == (6, strip + 3 * 64 + 2 * 2, 2 * 64 + 2, 3)
+    real, gen = split_comparison(video, 32)[::-1]
+    assert torch.equal(torch.from_numpy(real), b.future_frames) and torch.equal(torch.from_numpy(gen), generated)
 
 
 def test_rollout_cli_writes_mp4_and_gif(run, data, tmp_path, capsys):
@@ -79,9 +82,11 @@ def test_rollout_cli_writes_mp4_and_gif(run, data, tmp_path, capsys):
             main(["rollout", str(run), "--data", str(data), "--horizon", "5", "--episodes", "2", "--out", str(tmp_path / name)])
         assert e.value.code == 0
         frames, _ = read_video(tmp_path / name)
-        # 5 frames; 2 rows of 32x32 upscaled 8x, generated | ground truth
-        assert frames.shape[0] == 5 and frames.shape[1] == 2 * 256 + 2 and frames.shape[2] >= 2 * 256
-    assert "left generated, right ground truth" in capsys.readouterr().out
+        # 5 frames; 2 rows of 32x32 real | model under a label strip, upscaled 8x in mp4, 2x in GIF (64 px:
+        # just room for "model" and "5/5")
+        scale, strip = (8, 2 * 7 + 2 * 3) if name.endswith(".mp4") else (2, 7 + 2 * 2)
+        assert frames.shape == (5, strip + 2 * 32 * scale + 2, 2 * 32 * scale + 2, 3)
+    assert "left: real, right: model" in capsys.readouterr().out
     # the same seed gives the same video
     shutil.copy(tmp_path / "r.gif", tmp_path / "first.gif")
     with pytest.raises(SystemExit):

@@ -4,7 +4,19 @@ import pytest
 from playworld.data.store import Dataset
 from playworld.data.video import export_videos, import_videos
 from playworld.errors import PlayworldError
-from playworld.media import read_video, side_by_side, upscale_nearest, write_video
+from playworld.media import (
+    GAP,
+    TEXT_COLOR,
+    comparison_frames,
+    labelled_panels,
+    read_video,
+    side_by_side,
+    split_comparison,
+    text_mask,
+    upscale_nearest,
+    write_comparison,
+    write_video,
+)
 
 
 def _clip(t=12, h=48, w=48):
@@ -58,6 +70,59 @@ def test_side_by_side_and_upscale():
     assert u.shape == (12, 120, 90, 3) and (u[:, ::3, ::3] == a).all()
     with pytest.raises(ValueError):
         side_by_side(a, a[:5])
+
+
+def has_text(frame: np.ndarray, text: str, x: int, right: bool = False) -> bool:
+    """Does `frame`'s label strip show `text` in the built-in font starting at x (ending at x if right)?"""
+    for size in (1, 2, 3, 4):
+        mask = text_mask(text, size)
+        x0 = x - mask.shape[1] if right else x
+        box = frame[size + 1:size + 1 + mask.shape[0], x0:x0 + mask.shape[1]]
+        if box.shape[:2] == mask.shape and ((box == TEXT_COLOR).all(-1) == mask).all():
+            return True
+    return False
+
+
+def _pair(b=2, t=5, res=16):
+    rng = np.random.default_rng(0)
+    truth = (rng.integers(0, 4, (b, t, 3, res, res)) * 80).astype(np.uint8)  # 64 colours, like a flat world
+    return truth // 2, truth  # generated: darker, so the panels differ
+
+
+def test_comparison_puts_real_left_and_labels_both_panels():
+    generated, truth = _pair()
+    video = comparison_frames(generated, truth, scale=4)  # 16 px frames -> 64 px panels
+    gen_back, real_back = split_comparison(video, 16)
+    np.testing.assert_array_equal(real_back, truth)  # the left panel is the real world
+    np.testing.assert_array_equal(gen_back, generated)
+    top = video.shape[1] - (2 * 64 + GAP)  # the label strip above the two rows
+    assert top > 0
+    left = np.moveaxis(truth[0], 1, -1)  # (T, H, W, 3)
+    np.testing.assert_array_equal(video[:, top:top + 64, :64], upscale_nearest(left, 4))
+    for t, frame in enumerate(video):
+        assert has_text(frame, "real", 2) and has_text(frame, "model", 64 + GAP + 2)
+        assert has_text(frame, f"{t + 1}/5", video.shape[2] - 2, right=True)  # the frame counter
+    assert not np.array_equal(video[0, :top], video[1, :top])  # the counter changes per frame
+
+
+def test_labels_fit_small_frames_and_a_single_panel():
+    rng = np.random.default_rng(1)
+    clip = rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    video = labelled_panels({"model": clip}, scale=1)  # 8 px: the scale grows until "model" and "3/3" fit
+    assert video.shape[2] % 8 == 0 and video.shape[2] >= 8 * 6
+    assert has_text(video[0], "model", 2) and has_text(video[2], "3/3", video.shape[2] - 2, right=True)
+    with pytest.raises(ValueError, match="no glyph"):
+        text_mask("Real!")
+
+
+def test_gif_comparison_is_small_and_reads_back(tmp_path):
+    generated, truth = _pair(b=4, t=8, res=32)
+    gif = write_comparison(generated, truth, tmp_path / "c.gif", fps=10)
+    mp4 = write_comparison(generated, truth, tmp_path / "c.mp4", fps=10)
+    frames, fps = read_video(gif)
+    assert frames.shape[0] == 8 and fps == pytest.approx(10)
+    assert frames.shape[2] < read_video(mp4)[0].shape[2] / 2  # a GIF is upscaled at most 2x (the mp4 8x)
+    np.testing.assert_array_equal(split_comparison(frames, 32)[1], truth)  # one palette: few colours stay exact
 
 
 def test_import_export_round_trip(tmp_path, synthetic):

@@ -15,6 +15,7 @@ from playworld import metrics as M
 from playworld.eval.api import GroupResult, Skip, get_groups
 from playworld.eval.features import EncoderConfig
 from playworld.eval.fidelity import FidelityConfig, flicker, group_config, reference_clips, reference_positions, rollout_windows
+from playworld.media import GAP, TEXT_COLOR, split_comparison, text_mask
 from playworld.models.baselines import CopyLast
 
 _threads = pytest.fixture(scope="module", autouse=True)(single_thread)
@@ -73,8 +74,25 @@ def test_results_are_json_and_carry_a_video(results):
         values = {k: m.value for k, m in res.metrics.items()}
         json.dumps({"values": values, "curves": res.curves, "extra": res.extra}, allow_nan=False)
         assert all(isinstance(v, float) for v in values.values())
-    video = results["copy-last"].videos["rollout_real_vs_generated"]
-    assert video.dtype == np.uint8 and video.shape[0] == HORIZON and video.shape[2] == 2 * 32 and video.shape[3] == 3
+    video = results["copy-last"].videos["rollouts: real | model"]
+    assert video.dtype == np.uint8 and video.shape[0] == HORIZON and video.shape[3] == 3
+
+
+@pytest.mark.slow
+def test_the_report_video_shows_real_left_and_model_right_labelled():
+    ds = tiny_explorer()
+    ctx = make_ctx(ds, options={"fidelity": {"teacher_forced_windows": 4, "min_clips": 10**6}})  # FD skipped
+    video = get_groups()["fidelity"](CopyLast(spec_of(ds)), ctx).videos["rollouts: real | model"]
+    gen, real = split_comparison(video, 32)
+    batch = rollout_windows(ctx, HORIZON, ctx.episodes).batch()
+    k = len(real)
+    assert k == FidelityConfig().video_windows and torch.equal(torch.from_numpy(real), batch.future_frames[:k])
+    assert torch.equal(torch.from_numpy(gen), batch.context_frames[:k, -1:].expand(-1, HORIZON, -1, -1, -1))  # copy-last
+    panel = (video.shape[2] - GAP) // 2
+    for label, x in (("real", 2), ("model", panel + GAP + 2)):  # the strip above: a 2 px margin, 7 px glyphs
+        mask = text_mask(label)
+        assert ((video[:, 2:9, x:x + mask.shape[1]] == TEXT_COLOR).all(-1) == mask).all()
+    assert all(not np.array_equal(a[:11], b[:11]) for a, b in zip(video, video[1:]))  # the frame counter moves
 
 
 @pytest.mark.slow

@@ -66,7 +66,7 @@ def rollout_cmd(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     threads: Optional[int] = threads_option(),
 ) -> None:
-    """Generate frames autoregressively from real contexts with the real actions; generated (left) beside ground truth (right)."""
+    """Generate frames autoregressively from real contexts with the real actions; the real world (left) beside the model (right)."""
     import yaml
 
     from playworld.data.windows import dataset_windows
@@ -96,7 +96,7 @@ def rollout_cmd(
         typer.echo(f"note: horizon shortened to {windows.future_frames.shape[1]} frames (the episodes are not longer)")
     generated = rollout(model, windows, horizon, seed=seed)
     write_comparison(generated, windows.future_frames, out, fps=dataset.fps)
-    typer.echo(f"wrote {out}: {generated.shape[0]} rollouts x {generated.shape[1]} frames (left generated, right ground truth)")
+    typer.echo(f"wrote {out}: {generated.shape[0]} rollouts x {generated.shape[1]} frames (left: real, right: model)")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,7 @@
 
 1. collect the default explorer dataset (if absent) and verify it;
 2. train the `small` diffusion world model within what is left of the time budget;
-3. write rollout videos (generated beside ground truth) into the run;
+3. write rollout videos (the real world left, the model right, labelled) into the run;
 4. print the next commands (eval, play) with the run's path.
 """
 
@@ -86,9 +86,9 @@ def quickstart_cmd(
             typer.echo(f"interrupted; continue with: playworld train --out {out} --resume")
             raise typer.Exit(130)
 
-    # -- rollout videos: generated beside ground truth ---------------------------------------------
+    # -- rollout videos: the real world beside the model ------------------------------------------
     videos = rollout_videos(out, ds, seed, device or "cpu")
-    typer.echo(f"rollouts (left generated, right ground truth): {videos[0]}  {videos[1]}")
+    typer.echo(f"rollouts (left: real, right: model): {videos[0]}  {videos[1]}")
     typer.echo(f"done in {(time.monotonic() - started) / 60:.1f} minutes")
     typer.echo("")
     typer.echo("next:")
@@ -109,7 +109,7 @@ def rollout_videos(run: Path, ds, seed: int, device: str) -> list[Path]:
     import shutil
 
     from playworld.data.windows import dataset_windows
-    from playworld.media import read_video, write_comparison, write_video
+    from playworld.media import read_video, split_comparison, write_comparison
     from playworld.models.rollout import rollout
     from playworld.runs.checkpoints import resolve_checkpoint
     from playworld.runs.load import load_world_model
@@ -119,7 +119,8 @@ def rollout_videos(run: Path, ds, seed: int, device: str) -> list[Path]:
     made = run / "media" / resolve_checkpoint(run).name / "rollout.mp4"
     if made.is_file():
         shutil.copyfile(made, folder / "rollout.mp4")
-        write_video(folder / "rollout.gif", read_video(made)[0], fps=ds.fps)
+        # the GIF re-drawn from the mp4's frames at GIF scale (a GIF of the mp4's 256 px rows weighed megabytes)
+        write_comparison(*split_comparison(read_video(made)[0], ds.resolution), folder / "rollout.gif", fps=ds.fps)
         return [folder / "rollout.mp4", folder / "rollout.gif"]
     model = load_world_model(run, device=device)
     windows = dataset_windows(ds, model.spec.context, horizon=32, episodes=4, split="val", seed=seed)

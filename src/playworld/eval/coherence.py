@@ -39,6 +39,7 @@ from playworld.eval.api import (
     Windows,
     register_group,
 )
+from playworld.media import labelled_panels
 from playworld.metrics import psnr
 from playworld.worlds.base import make_world
 
@@ -202,7 +203,7 @@ def coherence_group(model, ctx: EvalContext) -> GroupResult:
         result.extra[f"loop_self_psnr@{gap}"] = float(psnr(gen_revisit, gen_first, channels_first=False).mean())
         per_gap[gap] = (float(loop.mean()), float(np.mean(err)))
         if gap == max(GAPS) and not isinstance(model, DatasetOracle):
-            result.videos[f"loop closure, gap {gap}: real | generated"] = _side_by_side(paths["frames"][0], gen[0])
+            result.videos[f"loop closure, gap {gap}: real | model"] = _side_by_side(paths["frames"][0], gen[0])
     for where, gaps in (("inside", [g for g in GAPS if g <= K]), ("beyond", [g for g in GAPS if g > K])):
         if not gaps:
             reason = f"no gap of {list(GAPS)} is {'within' if where == 'inside' else 'beyond'} the model's context K={K}"
@@ -246,10 +247,9 @@ def _drift(model, ctx: EvalContext, real: _RealWorld, windows: Windows, result: 
         float(std_gap[last].mean()), False, 0.0, "grey levels",
         f"|pixel std of generated - real| over steps {DRIFT_STEPS - 31}..{DRIFT_STEPS} (contrast drift)")
     if not isinstance(model, DatasetOracle):
-        result.videos[f"drift over {DRIFT_STEPS} steps: real | generated"] = _side_by_side(truth[0], gen[0])
+        result.videos[f"drift over {DRIFT_STEPS} steps: real | model"] = _side_by_side(truth[0], gen[0])
 
 
 def _side_by_side(real: np.ndarray, gen: np.ndarray) -> np.ndarray:
-    """(S, H, W, 3) twice -> (S, H, 2W + 2, 3) u8 with a grey divider."""
-    gap = np.full((*real.shape[:2], 2, 3), 128, np.uint8)
-    return np.concatenate([real, gap, gen], axis=2)
+    """(S, H, W, 3) twice -> (S, H', W', 3) u8: real left, model right, labelled (playworld.media)."""
+    return labelled_panels({"real": real, "model": gen}, scale=1)

@@ -29,6 +29,7 @@ from playworld import metrics as M
 from playworld.errors import PlayworldError
 from playworld.eval.api import EvalContext, GroupResult, Metric, Skip, TooFewEpisodes, Windows, register_group
 from playworld.eval.features import EncoderConfig, cut_clips, domain_encoder, embed, shuffle_frames
+from playworld.media import labelled_panels
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class FidelityConfig:
     static_min_transitions: int = 2
     """a static segment spans at least this many consecutive static transitions (3 frames)"""
     video_windows: int = 4
-    """rollouts shown side by side (real | generated) in the report video"""
+    """rollouts shown in the report video, one row each (real left, model right, labelled)"""
 
 
 def group_config(ctx: EvalContext, name: str, cls: type) -> Any:
@@ -192,9 +193,9 @@ def autoregressive(model: Any, ctx: EvalContext, cfg: FidelityConfig, res: Group
     res.extra["rollout"] = {"windows": len(w), "horizon": H, "requested_horizon": ctx.horizon,
                             "psnr_threshold_db": cfg.psnr_threshold}
     k = min(cfg.video_windows, len(w))
-    if k:  # (H, k*res, 2*res, 3): rows are rollouts, left real, right generated
-        pair = torch.cat([real[:k], gen[:k]], dim=-1)  # (k, H, 3, res, 2res)
-        res.videos["rollout_real_vs_generated"] = pair.permute(1, 0, 3, 4, 2).reshape(H, -1, pair.shape[-1], 3).numpy()
+    if k:  # (H, H', W', 3): rows are rollouts, real left, model right, as small as the labels allow
+        res.videos["rollouts: real | model"] = labelled_panels(
+            {"real": real[:k].permute(0, 1, 3, 4, 2).numpy(), "model": gen[:k].permute(0, 1, 3, 4, 2).numpy()}, scale=1)
     return w, last, real, gen
 
 

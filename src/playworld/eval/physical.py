@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from playworld.eval.api import EvalContext, GroupResult, Metric, NotApplicable, Skip, TooFewEpisodes, Windows, register_group
+from playworld.media import labelled_panels
 from playworld.worlds.physics import DT, WORLD_SIZE, pixel_to_world
 
 PAPER_FLOORS = {"physics/uniform": 0.0099, "physics/collision": 0.0117, "physics/parabola": 0.0210}
@@ -202,7 +203,7 @@ def physics_group(model, ctx: EvalContext) -> GroupResult:
     steps = cat["model"]["velocity_step"]
     result.curves["velocity_error_by_step"] = [
         float(cat["model"]["velocity"][steps == j].mean()) if (steps == j).any() else float("nan") for j in range(H)]
-    result.videos["real | generated"] = _side_by_side(windows, generated[: 4])
+    result.videos["real | model"] = _side_by_side(windows, generated[: 4])
     return result
 
 
@@ -214,9 +215,7 @@ def _mean(a: np.ndarray) -> float | None:
 
 
 def _side_by_side(windows: Windows, generated: np.ndarray) -> np.ndarray:
-    """Up to 4 clips stacked vertically, each real | generated: (H, 4*res, 2*res + 2, 3) uint8."""
+    """Up to 4 clips stacked vertically, real left, model right, labelled (playworld.media): (H, H', W', 3) u8."""
     batch = windows.batch()
     real = batch.future_frames[: len(generated)].numpy().transpose(0, 1, 3, 4, 2)
-    gap = np.full((*real.shape[:3], 2, 3), 128, np.uint8)
-    rows = np.concatenate([real, gap, generated], axis=3)  # (n, H, res, 2res+2, 3)
-    return np.concatenate(list(rows), axis=1)
+    return labelled_panels({"real": real, "model": np.ascontiguousarray(generated)}, scale=1)

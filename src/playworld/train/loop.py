@@ -277,7 +277,7 @@ def _restore(ckpt: Path, net, ema, optimizer, scheduler, cfg, dev) -> int:
 
 
 def _write_media(wm, dataset, context: int, horizon: int, folder: Path, seed: int) -> None:
-    """media/<step>/rollout.mp4: generated (left) beside ground truth (right), a few val episodes."""
+    """media/<step>/rollout.mp4: the real world (left) beside the model (right), a few val episodes."""
     split = "val" if dataset.episode_ids("val") else "train"
     try:
         windows = dataset_windows(dataset, context, horizon, episodes=4, split=split, seed=seed)

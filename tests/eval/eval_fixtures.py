@@ -53,14 +53,14 @@ class LookupOracle:
     world driven by random actions, the ignore-actions baseline of a perfect simulator.
     """
 
-    def __init__(self, ds, split: str = "test"):
+    def __init__(self, ds, split: str = "test", world_options: dict | None = None):
         self.spec = spec_of(ds)
         self.states: dict[bytes, dict] = {}
         for ep in ds.episode_ids(split):
             e = ds.load_episode(ep)
             for t in range(len(e)):
                 self.states.setdefault(np.asarray(e.frames[t]).tobytes(), {k: np.asarray(v[t]) for k, v in e.state.items()})
-        self.world = WorldOracle(ds.world, resolution=ds.resolution, context=CONTEXT)
+        self.world = WorldOracle(ds.world, resolution=ds.resolution, world_options=world_options, context=CONTEXT)
 
     def reset(self, frames: torch.Tensor, actions: torch.Tensor, seed=None):
         last = frames[:, -1].permute(0, 2, 3, 1).contiguous().numpy()  # (B, H, W, 3)

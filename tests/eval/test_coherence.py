@@ -1,14 +1,17 @@
-"""Loop closure and drift on explorer: the real world closes its loops, copy-last does not."""
+"""Loop closure and drift on explorer: the real world closes its loops, as the oracle and as an ordinary
+WorldModel; copy-last and ignore-actions do not."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from eval_fixtures import LookupOracle
 
 from playworld.data.collect import collect
 from playworld.eval import coherence
-from playworld.eval.api import DatasetOracle, EvalContext, NotApplicable, TooFewEpisodes
-from playworld.models.baselines import CopyLast
+from playworld.eval.api import DatasetOracle, EvalContext, GroupResult, NotApplicable, TooFewEpisodes
+from playworld.models.baselines import CopyLast, IgnoreActions
 from playworld.models.interface import WorldSpec
 
 RES = 32
@@ -21,26 +24,67 @@ def explorer_ctx(tmp_path_factory):
     return EvalContext(dataset=ds, spec=spec, split="test", episodes=3, horizon=8, seed=1)
 
 
-@pytest.mark.slow
-def test_oracle_closes_every_loop_and_copy_last_does_not(explorer_ctx):
+def _simulator(ctx: EvalContext) -> LookupOracle:
+    """The real world behind the WorldModel interface, never truncated (as the group's own reference is)."""
+    return LookupOracle(ctx.dataset, world_options={"max_steps": 10**9})
+
+
+@pytest.fixture(scope="module")
+def results(explorer_ctx) -> dict[str, GroupResult]:
+    """The group on the calibration baselines. The oracle's frames are the real ones by construction (the
+    group hands it the real frames), so the real world also plays as an ordinary WorldModel ('simulator'),
+    through the same rollout as any model; ignore-actions is that world driven by random actions."""
     ctx = explorer_ctx
-    oracle = coherence.coherence_group(DatasetOracle(ctx.dataset, ctx.spec), ctx)
-    copy = coherence.coherence_group(CopyLast(ctx.spec), ctx)
+    models = {"oracle": DatasetOracle(ctx.dataset, ctx.spec), "simulator": _simulator(ctx), "copy-last": CopyLast(ctx.spec),
+              "ignore-actions": IgnoreActions(_simulator(ctx), mode="random", seed=0)}
+    return {name: coherence.coherence_group(model, ctx) for name, model in models.items()}
+
+
+def assert_reaches_every_floor(res: GroupResult) -> None:
     for gap in coherence.GAPS:
-        o, c = oracle.metrics, copy.metrics
-        assert o[f"loop_psnr@{gap}"].value == pytest.approx(o[f"loop_psnr@{gap}"].floor)
-        assert o[f"loop_psnr@{gap}"].value > 25  # the same place; only the agent's facing or a coin may differ
-        assert o[f"loop_state_error@{gap}"].value == 0.0
-        assert c[f"loop_psnr@{gap}"].value < o[f"loop_psnr@{gap}"].value - 3
-        assert c[f"loop_state_error@{gap}"].value >= 1.0  # it still shows where the context ended
+        m = res.metrics
+        assert m[f"loop_psnr@{gap}"].value == pytest.approx(m[f"loop_psnr@{gap}"].floor)
+        assert m[f"loop_psnr@{gap}"].value > 25  # the same place; only the agent's facing or a coin may differ
+        assert m[f"loop_state_error@{gap}"].value == 0.0
+    assert len(res.curves["drift_psnr_by_step"]) == coherence.DRIFT_STEPS
+    assert min(res.curves["drift_psnr_by_step"]) == 100.0  # exact at every one of the drift steps
+    for gap in ("drift_mean_gap_last32", "drift_std_gap_last32"):  # the same frames (summed in another memory order)
+        assert res.metrics[gap].value == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.slow
+def test_the_real_world_closes_every_loop_and_action_blind_models_do_not(results):
+    for exact in ("oracle", "simulator"):
+        assert_reaches_every_floor(results[exact])
+    o = results["oracle"].metrics
+    for blind in ("copy-last", "ignore-actions"):
+        m = results[blind].metrics
+        for gap in coherence.GAPS:
+            assert m[f"loop_psnr@{gap}"].value < o[f"loop_psnr@{gap}"].value - 3, (blind, gap)
+            assert m[f"loop_state_error@{gap}"].value >= 1.0, (blind, gap)  # it shows the agent elsewhere
+        # drift: the real world is exact at every step; frozen frames and random moves fall away
+        assert m["drift_psnr_mean"].value < 30, blind
+    copy = results["copy-last"]
     # K = 8: gap 5 lies inside the context, 15..50 beyond it
     assert copy.metrics["loop_psnr_inside_context"].value == pytest.approx(copy.metrics["loop_psnr@5"].value)
     assert "loop_psnr_beyond_context" in copy.metrics
-    # drift: the oracle is exact at every step, copy-last falls away from the moving view
-    assert len(oracle.curves["drift_psnr_by_step"]) == coherence.DRIFT_STEPS
-    assert min(oracle.curves["drift_psnr_by_step"]) == 100.0
-    assert copy.metrics["drift_psnr_mean"].value < 30
     assert copy.videos and all(v.dtype == np.uint8 and v.ndim == 4 for v in copy.videos.values())
+
+
+@pytest.mark.slow
+def test_the_floor_check_fails_when_the_group_plays_a_model_other_actions(explorer_ctx, monkeypatch):
+    """A broken group that gives models each action one step late: the oracle (handed the real frames)
+    still reaches every floor, the real world behind the interface does not."""
+    rollout = coherence._rollout
+
+    def one_step_late(model, ctx, windows, actions, real_frames):
+        return rollout(model, ctx, windows, torch.cat([torch.zeros_like(actions[:, :1]), actions[:, :-1]], 1), real_frames)
+
+    monkeypatch.setattr(coherence, "_rollout", one_step_late)
+    ctx = explorer_ctx
+    assert_reaches_every_floor(coherence.coherence_group(DatasetOracle(ctx.dataset, ctx.spec), ctx))
+    with pytest.raises(AssertionError):
+        assert_reaches_every_floor(coherence.coherence_group(_simulator(ctx), ctx))
 
 
 def test_paths_return_to_the_first_visit(explorer_ctx):

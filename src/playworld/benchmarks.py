@@ -9,9 +9,11 @@ ratio) are comparable on a shared or throttled machine:
   plain square matmul of the same dtype measured in the same run (how well the network uses the
   machine, independent of how fast the machine is);
 - the same for a reference denoiser the size of DIAMOND's Atari one (4 levels of 64 channels, 2
-  blocks each, full-resolution stem, about 4.4M parameters, 3 Euler steps), and small/reference.
+  blocks each, full-resolution stem, attention in the mid block only, about 4.5M parameters, 3 Euler
+  steps), and small/reference.
 
-`playworld bench` and bench/generation.py print the result as JSON.
+`playworld bench` and bench/speed/generation.py print the result as JSON, with each model's sampling
+steps, stem patch and attention read from the network that was timed (`describe`).
 """
 
 from __future__ import annotations
@@ -99,6 +101,26 @@ class _Generator:
         return frames / (time.perf_counter() - start)
 
 
+def describe(gen: _Generator) -> dict[str, Any]:
+    """What decides a model's cost per frame, read from its config and its built U-Net: sampler and
+    steps, stem patch (hence the resolution the U-Net runs at), widths, and where it attends."""
+    unet = gen.net.unet
+    return {
+        "sampler": gen.config.sampler, "steps": int(gen.config.steps), "channels": list(gen.config.channels),
+        "patch": int(unet.patch), "unet_resolution": RESOLUTION // int(unet.patch),
+        "level_attention": [any(b.attn is not None for b in blocks) for blocks in unet.down],
+        "mid_attention": unet.mid[0].attn is not None,
+    }
+
+
+def _comparison(small: dict[str, Any], reference: dict[str, Any]) -> str:
+    """One sentence the docs can quote: steps and stem of both models."""
+    def side(name: str, e: dict[str, Any]) -> str:
+        stem = "full resolution" if e["patch"] == 1 else f"a patch-{e['patch']} stem ({e['unet_resolution']} px)"
+        return f"{name} {e['steps']} {e['sampler']} step{'s' if e['steps'] != 1 else ''} with {stem}"
+    return f"{side('small', small)}; {side('the reference', reference)}"
+
+
 def generation_benchmark(
     threads: int = 2, repeats: int = 5, frames: int = 20, dtypes: tuple[str, ...] = ("fp32", "bf16"),
     preset: str = "small", progress=None,
@@ -138,10 +160,7 @@ def generation_benchmark(
         "matmul_gflops": {d: round(v, 2) for d, v in matmul.items()},
     }
     for name, gen in models.items():
-        entry: dict[str, Any] = {
-            "params_millions": round(gen.params / 1e6, 3), "sampler": gen.config.sampler, "steps": int(gen.config.steps),
-            "channels": list(gen.config.channels), "patch": int(gen.config.patch),
-        }
+        entry: dict[str, Any] = {"params_millions": round(gen.params / 1e6, 3), **describe(gen)}
         for d in dtypes:
             f = statistics.median(fps[(name, d)])
             achieved = flops[(name, d)] * f / 1e9
@@ -152,6 +171,7 @@ def generation_benchmark(
                 "frames_per_s_all_repeats": [round(x, 2) for x in fps[(name, d)]],
             }
         out[name] = entry
+    out["small_vs_reference"] = _comparison(out["small"], out["reference"])
     out["ratio_small_over_reference"] = {
         d: round(out["small"][d]["frames_per_s"] / out["reference"][d]["frames_per_s"], 2) for d in dtypes
     }

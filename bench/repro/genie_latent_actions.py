@@ -1,6 +1,6 @@
 """Latent-action quality of genie on unlabeled video, printed as JSON (issue 6's benchmark).
 
-    .venv/bin/python bench/genie_latent_actions.py --out bench_runs/genie_latent [--episodes 64 --steps-per-episode 100]
+    python bench/repro/genie_latent_actions.py --out bench_runs/genie_latent [--episodes 64 --steps-per-episode 100]
         [--preset small] [--train-steps 1200 | --minutes 20] [--resolution 32] [--recipe staged | preset]
 
 The default recipe is the measured one (README): on top of the preset, cell-aligned tokens
@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +40,13 @@ import playworld
 from playworld.data.collect import collect
 from playworld.data.store import Dataset
 from playworld.data.video import export_videos, import_videos
+from playworld.metrics import psnr
 from playworld.models.interface import frames_to_unit
 from playworld.runs.checkpoints import list_checkpoints
 from playworld.train.loop import train
-from playworld.metrics import psnr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the repo root, for bench.common
+from bench import common
 
 HORIZON = 4  # Genie's delta-PSNR is taken 4 frames ahead; --horizon changes it (the keys then say so)
 
@@ -53,33 +55,11 @@ def _episodes(ds: Dataset) -> list[int]:
     return sorted(ds.episode_ids())
 
 
-def _frames(ds: Dataset, ep: int) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(ds.load_episode(ep).frames).transpose(0, 3, 1, 2).copy())  # (T, 3, H, W) u8
-
-
 @torch.no_grad()
 def latent_actions(model, frames: torch.Tensor) -> torch.Tensor:
     """The LAM's latent action of every transition of one episode (T,) (index 0: unknown)."""
-    net = model.net
     x = frames_to_unit(frames)[None].to(model.device)
-    return net.infer_actions(x)[0].cpu()
-
-
-def confusion(codes: np.ndarray, actions: np.ndarray, codebook: int, n_actions: int) -> np.ndarray:
-    """(codebook, n_actions) counts of how often each latent code coincides with each true action."""
-    counts = np.zeros((codebook, n_actions), np.int64)
-    np.add.at(counts, (codes, actions), 1)
-    return counts
-
-
-def score_mapping(train: np.ndarray, val: np.ndarray) -> dict:
-    """Majority mapping latent -> true action fitted on the `train` confusion, scored on `val`."""
-    mapping = train.argmax(1)
-    acc = float(val[np.arange(len(val)), mapping].sum() / max(1, val.sum()))
-    oracle = float(val.max(1).sum() / max(1, val.sum()))  # mapping fitted on val itself
-    return {"accuracy_val": acc, "accuracy_val_mapping_fitted_on_val": oracle, "mapping": mapping.tolist(),
-            "latent_usage_val": val.sum(1).tolist(), "val_transitions": int(val.sum()),
-            "confusion_val": val.tolist()}
+    return model.net.infer_actions(x)[0].cpu()
 
 
 def majority_mapping(model, video: Dataset, labelled: Dataset, pairs: dict[str, list[tuple[int, int]]]) -> dict:
@@ -88,10 +68,10 @@ def majority_mapping(model, video: Dataset, labelled: Dataset, pairs: dict[str, 
     counts = {s: np.zeros((codebook, n_true), np.int64) for s in pairs}
     for split, eps in pairs.items():
         for vid_ep, lab_ep in eps:
-            z = latent_actions(model, _frames(video, vid_ep))[1:].numpy()  # transitions t-1 -> t, t >= 1
+            z = latent_actions(model, common.episode_frames(video, vid_ep))[1:].numpy()  # transitions t-1 -> t, t >= 1
             a = np.asarray(labelled.load_episode(lab_ep).actions)[1 : 1 + len(z)]
-            counts[split] += confusion(z, a, codebook, n_true)
-    return score_mapping(counts["train"], counts["val"])
+            counts[split] += common.confusion(z, a, codebook, n_true)
+    return common.score_mapping(counts["train"], counts["val"])
 
 
 @torch.no_grad()
@@ -101,7 +81,7 @@ def delta_psnr(model, ds: Dataset, eps: list[int], latent: bool, windows_per_epi
     rng = np.random.default_rng(seed)
     real, rand, copy = [], [], []
     for ep in eps:
-        frames = _frames(ds, ep)
+        frames = common.episode_frames(ds, ep)
         actions = torch.from_numpy(np.asarray(ds.load_episode(ep).actions))
         if latent:
             actions = latent_actions(model, frames).clamp_max(space.n - 1)  # index 0 ('unknown') is never used below
@@ -135,7 +115,7 @@ def token_accuracy(model, ds: Dataset, eps: list[int], latent: bool, every: int 
     net, k, n_act = model.net, model.spec.context, model.spec.action_space.n
     dyn, rng, rows = net.dynamics, np.random.default_rng(seed), []
     for ep in eps:
-        frames = _frames(ds, ep)
+        frames = common.episode_frames(ds, ep)
         actions = latent_actions(model, frames) if latent else torch.from_numpy(np.asarray(ds.load_episode(ep).actions))
         actions = actions.long().to(model.device)
         tokens = net.tokenizer.encode(frames_to_unit(frames).to(model.device)).view(len(frames), -1)  # (T, N)
@@ -164,9 +144,46 @@ def token_accuracy(model, ds: Dataset, eps: list[int], latent: bool, every: int 
 STAGED = ["model.tok_channels=[32,64]", "model.levels=[5,5,5]", "model.tokenizer_steps=300", "model.lam_warmup=300"]
 
 
+def paired_datasets(out: Path, episodes: int, steps: int, resolution: int) -> tuple[Dataset, Dataset, dict]:
+    """The labelled explorer episodes, the same episodes as imported video (no actions), and the
+    (video episode, labelled episode) pairs per split."""
+    labelled_path, video_dir, video_path = out / "explorer", out / "mp4", out / "explorer_video"
+    if not labelled_path.exists():
+        collect("explorer", labelled_path, episodes=episodes, policy="random", seed=0, resolution=resolution, steps=steps,
+                progress=False)
+    if not video_path.exists():
+        export_videos(labelled_path, video_dir, progress=False)
+        import_videos(video_dir, video_path, resolution=resolution, progress=False)
+    labelled, video = Dataset(labelled_path), Dataset(video_path)
+    assert video.action_space.kind == "none"
+    lab_eps, vid_eps = _episodes(labelled), _episodes(video)
+    lengths = [(labelled.episode_length(a), video.episode_length(b)) for a, b in zip(lab_eps, vid_eps)]
+    if len(lab_eps) != len(vid_eps) or any(a != b for a, b in lengths):
+        raise SystemExit("the imported video does not pair up with the collected episodes")
+    pairs = {s: [(v, l) for v, l in zip(vid_eps, lab_eps) if labelled.episode_split(l) == s] for s in ("train", "val")}
+    return labelled, video, pairs
+
+
+def train_runs(out: Path, labelled: Dataset, video: Dataset, args: argparse.Namespace, sets: list[str]) -> dict[str, Path]:
+    """genie with latent actions on the video and with the true actions on the labelled data (finished runs reused)."""
+    runs = {}
+    for name, data, actions in (("latent", video.path, "latent"), ("true", labelled.path, "true")):
+        run = out / f"run_{name}"
+        if not list_checkpoints(run):
+            train(run, data=data, model="genie", preset=args.preset, sets=[f"model.actions={actions}", *sets],
+                  steps=args.train_steps, minutes=args.minutes or None, progress=False)
+        runs[name] = run
+    return runs
+
+
+def last_train_log(run: Path) -> dict:
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    return ([x for x in lines if x.get("kind", x.get("phase")) == "train"] or lines)[-1]
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="bench_runs/genie_latent", help="folder for datasets, videos and runs")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[common.options(out="bench_runs/genie_latent",
+                                 out_help="folder for datasets, videos and runs (reused when the bench runs again)")])
     ap.add_argument("--episodes", type=int, default=64, help="explorer episodes to collect")
     ap.add_argument("--steps-per-episode", type=int, default=100, help="steps per episode")
     ap.add_argument("--resolution", type=int, default=32, help="frame size (the staged recipe's tokens are one cell at 32)")
@@ -181,55 +198,36 @@ def main() -> None:
                     "(default: the runs' own; 0 = argmax)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="extra --set overrides for both runs")
     args = ap.parse_args()
-    out = Path(args.out)
-    started, cpu0 = time.perf_counter(), os.times()
+    common.start(args)
+    stages = common.Stages()
 
-    labelled_path, video_dir, video_path = out / "explorer", out / "mp4", out / "explorer_video"
-    if not labelled_path.exists():
-        collect("explorer", labelled_path, episodes=args.episodes, policy="random", seed=0,
-                resolution=args.resolution, steps=args.steps_per_episode, progress=False)
-    if not video_path.exists():
-        export_videos(labelled_path, video_dir, progress=False)
-        import_videos(video_dir, video_path, resolution=args.resolution, progress=False)
-    labelled, video = Dataset(labelled_path), Dataset(video_path)
-    assert video.action_space.kind == "none"
-    lab_eps, vid_eps = _episodes(labelled), _episodes(video)
-    if len(lab_eps) != len(vid_eps) or any(labelled.episode_length(a) != video.episode_length(b) for a, b in zip(lab_eps, vid_eps)):
-        raise SystemExit("the imported video does not pair up with the collected episodes")
-    pairs = {s: [(v, l) for v, l in zip(vid_eps, lab_eps) if labelled.episode_split(l) == s] for s in ("train", "val")}
-
+    labelled, video, pairs = stages.run("data", lambda: paired_datasets(args.out, args.episodes, args.steps_per_episode,
+                                                                        args.resolution))
     sets = [*(STAGED if args.recipe == "staged" else []), *args.sets]
-    runs = {}
-    for name, data, actions in (("latent", video_path, "latent"), ("true", labelled_path, "true")):
-        run = out / f"run_{name}"
-        if not list_checkpoints(run):
-            train(run, data=data, model="genie", preset=args.preset, sets=[f"model.actions={actions}", *sets],
-                  steps=args.train_steps, minutes=args.minutes, progress=False)
-        runs[name] = run
-
-    result: dict = {"bench": "genie_latent_actions", "episodes": args.episodes, "steps_per_episode": args.steps_per_episode,
-                    "resolution": args.resolution, "preset": args.preset, "train_steps": args.train_steps,
-                    "minutes": args.minutes, "recipe": args.recipe, "sets": sets}
-    latent_model = playworld.load(runs["latent"])
-    true_model = playworld.load(runs["true"])
+    runs = stages.run("train", lambda: train_runs(args.out, labelled, video, args, sets))
+    latent_model, true_model = playworld.load(runs["latent"]), playworld.load(runs["true"])
     if args.temperature is not None:
         latent_model.config.temperature = true_model.config.temperature = args.temperature
-    result.update(horizon=args.horizon, temperature=float(latent_model.config.temperature))
     val_video, val_labelled = [v for v, _ in pairs["val"]], [l for _, l in pairs["val"]]
-    result["latent"] = {"majority_mapping": majority_mapping(latent_model, video, labelled, pairs),
-                        **delta_psnr(latent_model, video, val_video, True, args.windows, seed=0, horizon=args.horizon)}
-    result["true"] = delta_psnr(true_model, labelled, val_labelled, False, args.windows, seed=0, horizon=args.horizon)
-    result["latent"]["next_token_accuracy"] = token_accuracy(latent_model, video, val_video[:8], True)
-    result["true"]["next_token_accuracy"] = token_accuracy(true_model, labelled, val_labelled[:8], False)
-    for name, run in runs.items():
-        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-        last = [x for x in lines if x.get("kind", x.get("phase")) == "train"] or lines
-        result[name]["last_train_log"] = last[-1]
-    t = os.times()
-    result["wall_s"] = time.perf_counter() - started
-    result["cpu_s"] = (t.user + t.system) - (cpu0.user + cpu0.system)
-    result["targets"] = {"accuracy_val": ">= 0.9", "delta_psnr_4_latent": "> 0"}
-    print(json.dumps(result, indent=2))
+
+    def evaluate():
+        latent = {"majority_mapping": majority_mapping(latent_model, video, labelled, pairs),
+                  **delta_psnr(latent_model, video, val_video, True, args.windows, seed=0, horizon=args.horizon),
+                  "next_token_accuracy": token_accuracy(latent_model, video, val_video[:8], True)}
+        true = {**delta_psnr(true_model, labelled, val_labelled, False, args.windows, seed=0, horizon=args.horizon),
+                "next_token_accuracy": token_accuracy(true_model, labelled, val_labelled[:8], False)}
+        return latent, true
+
+    latent, true = stages.run("evaluate", evaluate)
+    common.report("genie_latent_actions", {
+        "episodes": args.episodes, "steps_per_episode": args.steps_per_episode, "resolution": args.resolution,
+        "preset": args.preset, "train_steps": args.train_steps, "minutes": args.minutes, "recipe": args.recipe, "sets": sets,
+        "horizon": args.horizon, "temperature": float(latent_model.config.temperature),
+        "latent": latent | {"last_train_log": last_train_log(runs["latent"])},
+        "true": true | {"last_train_log": last_train_log(runs["true"])},
+        "wall_s": round(sum(stages.seconds.values()), 1), "cpu_s": round(sum(stages.cpu_seconds.values()), 1),
+        "targets": {"accuracy_val": ">= 0.9", "delta_psnr_4_latent": "> 0"},
+    }, args)
 
 
 if __name__ == "__main__":

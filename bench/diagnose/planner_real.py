@@ -1,9 +1,9 @@
 """Benchmark: a CEM / MPPI planner inside a trained world model, scored in the real world, printed as JSON.
 
-    python bench/planner_real.py RUN [--episodes 5] [--population 128 --horizon 15 --iterations 3]
+    python bench/diagnose/planner_real.py RUN [--episodes 5] [--population 128 --horizon 15 --iterations 3]
 
 RUN is a trained run whose model can score returns (a reward head, e.g. rssm; or pass --data to
-learn a reward model from the dataset), e.g. the `run` folder that bench/dream_cartpole.py writes.
+learn a reward model from the dataset), e.g. the `run` folder that bench/repro/dream_cartpole.py writes.
 The planner replans at every real step (agents/planner.py); the random policy plays the same
 episode seeds (10000 + i, as the dream benches evaluate). Prints the returns of both, their means,
 and the planner's CPU seconds per real step.
@@ -12,15 +12,24 @@ and the planner's CPU seconds per real step.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from playworld.agents.agent import make_real_world, world_returns
+from playworld.agents.planner import Planner
+from playworld.runs.load import load_world_model
+from playworld.worlds.base import parse_world_options
+from playworld.worlds.policies import RandomPolicy
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the repo root, for bench.common
+from bench import common
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[common.options(threads=1, seed=0)])
     ap.add_argument("run", type=Path, help="trained run folder")
     ap.add_argument("--data", type=Path, default=None, help="dataset to learn rewards from (models without reward heads)")
     ap.add_argument("--method", default="cem", choices=["cem", "mppi"])
@@ -31,19 +40,8 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=None, help="cap on real steps per episode (default: the world's)")
     ap.add_argument("--world-option", action="append", default=[], metavar="KEY=VALUE",
                     help="option of the real world, e.g. map_size=64 (repeatable; JSON values where they parse)")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-
-    import torch
-
-    from playworld.agents.planner import Planner
-    from playworld.agents.agent import make_real_world, world_returns
-    from playworld.runs.load import load_world_model
-    from playworld.worlds.base import parse_world_options
-    from playworld.worlds.policies import RandomPolicy
-
-    torch.set_num_threads(args.threads)
+    common.start(args)
     options = parse_world_options(args.world_option)
     model = load_world_model(args.run)
     planner = Planner(model, args.method, horizon=args.horizon, population=args.population,
@@ -57,7 +55,7 @@ def main() -> None:
     rand = world_returns(world, RandomPolicy(model.spec.action_space, seed=seed), args.episodes, seed=seed,
                          max_steps=args.max_steps)
     world.close()
-    print(json.dumps({
+    common.report("planner_real", {
         "run": str(args.run), "world": model.spec.world, "world_options": options,
         "planner": {"method": args.method, "population": args.population, "horizon": args.horizon,
                     "iterations": args.iterations},
@@ -65,8 +63,7 @@ def main() -> None:
         "planner_returns": planned, "planner_mean": float(np.mean(planned)),
         "random_returns": rand, "random_mean": float(np.mean(rand)),
         "planner_cpu_s_per_step": round(cpu / max(planner.calls, 1), 3), "planner_steps": planner.calls,
-        "torch_threads": torch.get_num_threads(),
-    }, indent=1))
+    }, args)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from playworld.models.nn import symexp, symlog
 
 # 2000 steps of width 32 (about 35 CPU-seconds at 32 px): on explorer's coin task the move this model
 # rewards most takes the coin next to the agent 78-88% of the time on real frames (chance 25%; the
-# datasets of bench/dream_explorer.py seeds 0-4, measured by bench/reward_pickups.py's adjacent_coin_real_frames)
+# datasets of bench/repro/dream_explorer.py seeds 0-4, measured by bench/diagnose/reward_pickups.py's adjacent_coin_real_frames)
 REWARD_STEPS, REWARD_CHANNELS = 2000, 32
 
 

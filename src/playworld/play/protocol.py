@@ -13,11 +13,16 @@ Client -> server: JSON text messages of at most 4 KiB, each an object with a "ty
 Anything else (not JSON, not an object, over 4 KiB, binary, an unknown type or a bad field) is
 answered with {"type": "error", "message": ...} and otherwise ignored.
 
+Each session has a budget of messages (play/fair.py: a burst of 60, then 30 a second). Beyond it a
+"keys" message still sets the held keys (the newest key state wins) but anything else is dropped,
+counted and answered by at most one {"type": "error", "about": "rate"} a second, and the server
+reads that client's messages more slowly, so a flooding client costs the others little.
+
 Server -> client: JSON text ("hello", "status", "recording", "error", "busy") and binary frames:
 a 24-byte little-endian header, then `views` raw RGB images of height x width x 3 bytes (the model
 first, then the real world when shown). Raw RGB beats PNG here: 12 KiB per 64x64 view costs nothing
 on a local socket, while PNG costs encode time on the server and an async decode in the browser
-(bench/play_latency.py measures both).
+(bench/speed/play_latency.py measures both).
 """
 
 from __future__ import annotations
@@ -58,9 +63,15 @@ def _bool(msg: dict, name: str) -> bool:
     return v
 
 
+def _key_code(k: Any) -> bool:
+    """A KeyboardEvent.code ('ArrowUp', 'KeyW'): short printable ASCII. (Status messages echo the held keys, so
+    a lone surrogate from a JSON escape would make the reply unencodable and end the session.)"""
+    return isinstance(k, str) and 0 < len(k) <= MAX_KEY_LEN and k.isascii() and k.isprintable()
+
+
 def _keys(msg: dict) -> list[str]:
     v = msg.get("down")
-    if not isinstance(v, list) or len(v) > MAX_KEYS or not all(isinstance(k, str) and 0 < len(k) <= MAX_KEY_LEN for k in v):
+    if not isinstance(v, list) or len(v) > MAX_KEYS or not all(_key_code(k) for k in v):
         raise ProtocolError(f"'keys' needs 'down' as a list of at most {MAX_KEYS} key codes")
     return list(dict.fromkeys(v))  # drop repeats, keep press order
 

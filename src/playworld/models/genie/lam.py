@@ -19,7 +19,7 @@ the signal reaching the encoder through the decoder):
 - for the first `warmup` steps the latent goes to the decoder unquantized (a plain conditional
   autoencoder, which finds the action directions quickly), then the codebook is initialised by
   k-means on a batch of latents and quantization starts.
-`bench/genie_lam_alone.py` trains this model by itself and prints its mapping to the true actions
+`bench/repro/genie_lam_alone.py` trains this model by itself and prints its mapping to the true actions
 over training (`--warmup 0` and `--channels` show what the warm-up and the width buy).
 
 Shapes: frames (B, 3, H, W) in [-1, 1]; latent vectors (B, lam_dim); latent actions (B,) int64.

@@ -101,7 +101,7 @@ def _train(run: Path, data, variant: str, minutes: float, steps: int | None, pre
             # of a run of the same preset (the first variant trained), else from --steps
             overrides.append(f"train.regime_switch_step={_switch_step(run.parent, steps, switch_fraction)}")
         train(run, data=data.path, model="diffusion", preset=preset, sets=overrides, steps=steps or OPEN_ENDED_STEPS,
-              minutes=minutes, progress=progress)
+              minutes=minutes if minutes > 0 else None, progress=progress)  # no time budget: --steps alone
     else:
         ends = [x for x in _metrics(run) if x.get("kind") == "end"]
         if not any(x.get("reason") in ("time", "steps") for x in ends):  # cut short: train the rest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -42,6 +43,10 @@ def eval_cmd(
     groups = [g for g in suite.split(",")] if suite else None
     results = run_suite(model, dataset, run_dir=run_dir, groups=groups, episodes=episodes, horizon=horizon, seed=seed,
                         device=device, baselines=baselines, out_dir=out, label=label, full=full)
+    if run_dir is not None:  # the verdict reads the training curves (is validation PSNR still rising?)
+        from playworld.eval.verdict import read_training
+
+        results.setdefault("training", read_training(run_dir))
     _print_summary(results)
 
 
@@ -70,28 +75,72 @@ def _load(run: str, dataset, context: int, device: str):
     return playworld.load(run, device=device), Path(run), None
 
 
-def _print_summary(results: dict) -> None:
+def _print_summary(results: dict, console=None) -> None:
+    """One table per metric group, narrow enough for 80 columns (metric names wrap at '_'), then the
+    sanity checks and the verdict (eval/verdict.py) in a few plain lines."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
-    console = Console()
-    models = results["models"]
-    table = Table(title=f"{results['label']} on {results['dataset']['world']} (step {results['step']})")
-    table.add_column("metric", justify="left", no_wrap=True)
-    for col in ("", "floor", *models):
-        table.add_column(col, justify="right")
+    from playworld.eval import verdict as V
+
+    console = console or Console()
+    console.print(f"{results['label']} on {results['dataset']['world']} (step {results['step']})", highlight=False)
     for g, entry in results["groups"].items():
         if entry["skipped"]:
-            table.add_row(f"[dim]{g}: skipped ({entry['skipped']})[/]")
+            console.print(f"{g}: skipped ({entry['skipped']})", style="dim", highlight=False, markup=False)
             continue
-        for name, row in entry["metrics"].items():
-            vals = [_fmt(row["values"].get(m)) for m in models]
-            table.add_row(f"{g}/{name}", "↑" if row["higher_is_better"] else "↓", _fmt(row["floor"], "-"), *vals)
-    console.print(table)
+        console.print(_group_table(g, entry, results["models"], console.width), highlight=False)
     for w in results.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {escape(w)}")
+    for line in V.verdict_lines(V.verdict(results), width=console.width):
+        console.print(line, highlight=False, markup=False)
     if "paths" in results:
-        console.print(f"results: {results['paths']['json']}\nreport:  {results['paths']['report']}")
+        console.print(f"results: {results['paths']['json']}\nreport:  {results['paths']['report']}", highlight=False, markup=False)
+
+
+SHORT = {"copy-last": "copy\nlast", "ignore-actions": "ignore\nactions"}
+
+
+def _group_table(group: str, entry: dict, models: list[str], width: int):
+    """The group's metrics as a rich Table: metric, direction, best possible, then one column per model."""
+    from rich import box
+    from rich.table import Table
+
+    from playworld.eval import verdict as V
+
+    rows = []
+    for name, row in entry["metrics"].items():
+        if V.is_sanity(group, name):
+            continue
+        best = row["floor"]
+        rows.append((V.display_name(name), "↑" if row["higher_is_better"] else "↓",
+                     _fmt(V.display(name, best), "-") + ("*" if V.is_capped(best) else ""),
+                     *(_fmt(V.display(name, row["values"].get(m))) for m in models)))
+    heads = ["best\npossible", *(SHORT.get(m, m) for m in models)]
+    value_widths = [max([len(line) for line in h.split("\n")] + [len(r[2 + i]) for r in rows]) for i, h in enumerate(heads)]
+    n = len(heads) + 2  # + the metric and the arrow (1 wide); per column 2 of padding (none at the edges), 1 between
+    name_width = max(12, width - sum(value_widths) - 1 - (2 * n - 2) - (n - 1))
+    table = Table(title=group, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("metric", justify="left", overflow="fold", max_width=name_width)
+    table.add_column("", no_wrap=True)
+    for h in heads:
+        table.add_column(h, justify="right", no_wrap=True)
+    for r in rows:
+        table.add_row(_wrap_name(r[0], name_width), *r[1:])
+    if any(V.is_capped(entry["metrics"][n]["floor"]) for n in entry["metrics"]):
+        table.caption, table.caption_justify = f"* the PSNR cap of exact frames ({V.PSNR_CAP:g} dB): a ceiling no model nears", "left"
+    return table
+
+
+def _wrap_name(name: str, width: int) -> str:
+    """Break a metric name after its underscores so each line fits `width` (a part longer than that stays whole)."""
+    lines, line = [], ""
+    for part in re.split(r"(?<=_)", name):
+        if line and len(line) + len(part) > width:
+            lines.append(line)
+            line = ""
+        line += part
+    return "\n".join([*lines, line])
 
 
 def _fmt(v, missing: str = "skipped") -> str:

@@ -69,7 +69,7 @@ class GroupResult:
     skipped: dict[str, str] = field(default_factory=dict)
     """metric name -> why it could not be computed"""
     videos: dict[str, np.ndarray] = field(default_factory=dict)
-    """name -> (T, H, W, 3) uint8 clip for the report (e.g. real | generated side by side)"""
+    """name -> (T, H, W, 3) uint8 clip for the report: the real world left, the model right (media.labelled_panels)"""
     extra: dict[str, Any] = field(default_factory=dict)
     """any other JSON-able detail"""
 

@@ -3,6 +3,8 @@ WorldModel; copy-last and ignore-actions do not."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -21,7 +23,7 @@ RES = 32
 def explorer_ctx(tmp_path_factory):
     ds = collect("explorer", tmp_path_factory.mktemp("eval") / "explorer", episodes=3, steps=24, resolution=RES, progress=False)
     spec = WorldSpec(resolution=RES, action_space=ds.action_space, context=8, world=ds.world)
-    return EvalContext(dataset=ds, spec=spec, split="test", episodes=3, horizon=8, seed=1)
+    return EvalContext(dataset=ds, spec=spec, split="test", episodes=3, horizon=8, seed=1, full=True)  # every gap
 
 
 def _simulator(ctx: EvalContext) -> LookupOracle:
@@ -46,7 +48,7 @@ def assert_reaches_every_floor(res: GroupResult) -> None:
         assert m[f"loop_psnr@{gap}"].value == pytest.approx(m[f"loop_psnr@{gap}"].floor)
         assert m[f"loop_psnr@{gap}"].value > 25  # the same place; only the agent's facing or a coin may differ
         assert m[f"loop_state_error@{gap}"].value == 0.0
-    assert len(res.curves["drift_psnr_by_step"]) == coherence.DRIFT_STEPS
+    assert len(res.curves["drift_psnr_by_step"]) == coherence.DRIFT_STEPS  # --full's 256
     assert min(res.curves["drift_psnr_by_step"]) == 100.0  # exact at every one of the drift steps
     for gap in ("drift_mean_gap_last32", "drift_std_gap_last32"):  # the same frames (summed in another memory order)
         assert res.metrics[gap].value == pytest.approx(0.0, abs=1e-9)
@@ -119,3 +121,13 @@ def test_not_applicable_outside_explorer():
     ctx = EvalContext(dataset=Fake(), spec=WorldSpec(resolution=RES, action_space=None, context=2))
     with pytest.raises(NotApplicable, match="needs an explorer dataset"):
         coherence.coherence_group(None, ctx)
+
+
+def test_the_quick_default_measures_fewer_gaps_and_a_shorter_drift(explorer_ctx):
+    quick = dataclasses.replace(explorer_ctx, full=False, cache={})
+    assert coherence.sizes(quick) == (coherence.QUICK_GAPS, coherence.QUICK_DRIFT_STEPS, min(3, coherence.QUICK_WINDOWS))
+    res = coherence.coherence_group(CopyLast(quick.spec), quick)
+    assert res.extra["gaps"] == list(coherence.QUICK_GAPS) and not res.extra["full"]
+    assert {f"loop_psnr@{g}" for g in coherence.QUICK_GAPS} <= set(res.metrics)
+    assert "loop_psnr@15" not in res.metrics
+    assert len(res.curves["drift_psnr_by_step"]) == coherence.QUICK_DRIFT_STEPS

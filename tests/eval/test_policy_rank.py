@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -70,7 +72,7 @@ class LineModel:
 def line_ctx(tmp_path_factory):
     ds = collect("test/rank-line", tmp_path_factory.mktemp("rank") / "line", episodes=3, steps=30, resolution=RES,
                  policy=lambda frame: 2, progress=False)  # walks right: the data sees rewards
-    return EvalContext(dataset=ds, spec=LineModel().spec, episodes=3, horizon=10, seed=0)
+    return EvalContext(dataset=ds, spec=LineModel().spec, episodes=3, horizon=10, seed=0, full=True)  # the planner too
 
 
 
@@ -103,6 +105,11 @@ def test_exact_model_ranks_policies_like_the_real_world(line_ctx):
     assert wrong.extra["real_returns"]["planner"] < real["planner"]
     assert wrong.metrics["return_mae"].value > 0.5
     assert wrong.metrics["spearman"].value < 1.0 or "spearman" in wrong.skipped
+
+
+def test_the_quick_default_ranks_without_the_planner(line_ctx):
+    quick = dataclasses.replace(line_ctx, full=False, cache={})
+    assert set(policy_rank(LineModel(), quick).extra["real_returns"]) == {"random", "sticky"}
 
 
 def test_skips_without_rewards_real_env_or_for_the_oracle(tmp_path, line_ctx):

@@ -44,11 +44,26 @@ from playworld.metrics import psnr
 from playworld.worlds.base import make_world
 
 GAPS = (5, 15, 30, 50)
+"""loop gaps of `playworld eval --full`"""
+QUICK_GAPS = (5, 30)
+"""loop gaps of the quick default: one inside a small-preset context (K=4 sees 4 frames back, the lead-in
+walks 4 more), one well beyond it"""
 LEAD_IN = 4
 """moves from the end of the real context to the first visit of A"""
 SEARCH = 4
 """cells searched on each side of the true revisit cell for the state estimate"""
 DRIFT_STEPS = 256
+"""drift moves of `--full` (25 s of play at 10 fps)"""
+QUICK_DRIFT_STEPS = 128
+QUICK_WINDOWS = 8
+"""starting contexts of the quick default (`--full`: ctx.episodes)"""
+
+
+def sizes(ctx: EvalContext) -> tuple[tuple[int, ...], int, int]:
+    """(loop gaps, drift steps, windows) for this evaluation: the full set with ctx.full, else the quick one."""
+    if ctx.full:
+        return GAPS, DRIFT_STEPS, ctx.episodes
+    return QUICK_GAPS, QUICK_DRIFT_STEPS, min(ctx.episodes, QUICK_WINDOWS)
 DIRECTIONS = ("up", "down", "left", "right")
 INVERSE = {"up": "down", "down": "up", "left": "right", "right": "left"}
 
@@ -137,17 +152,17 @@ def _loop_paths(ctx: EvalContext, real: _RealWorld, windows: Windows, gap: int) 
     return out
 
 
-def _drift_paths(ctx: EvalContext, real: _RealWorld, windows: Windows) -> dict:
+def _drift_paths(ctx: EvalContext, real: _RealWorld, windows: Windows, steps: int) -> dict:
     """Sticky random moves (repeat with probability 0.8) and the real frames they lead to."""
-    key = ("coherence-drift", ctx.seed, tuple(windows.index))
+    key = ("coherence-drift", ctx.seed, tuple(windows.index), steps)
     if key in ctx.cache:
         return ctx.cache[key]
-    rng = np.random.default_rng([ctx.seed, DRIFT_STEPS])
+    rng = np.random.default_rng([ctx.seed, steps])
     n_actions = ctx.spec.action_space.n
     actions, frames = [], []
     for start in windows.world_states():
         seq, a = [], int(rng.integers(n_actions))
-        for _ in range(DRIFT_STEPS):
+        for _ in range(steps):
             a = a if rng.random() < 0.8 else int(rng.integers(n_actions))
             seq.append(a)
         actions.append(seq)
@@ -175,16 +190,17 @@ def coherence_group(model, ctx: EvalContext) -> GroupResult:
         raise NotApplicable(why)
     real = _RealWorld(ctx)
     K = ctx.spec.context
+    gaps, drift_steps, n_windows = sizes(ctx)
     try:
-        windows = ctx.windows(horizon=1)  # only the contexts are recorded; the paths are played in the real world
+        windows = ctx.windows(horizon=1, n=n_windows)  # only the contexts are recorded; the paths are played in the real world
     except Skip:
         lengths = [ctx.dataset.episode_length(e) for e in ctx.dataset.episode_ids(ctx.split)]
         raise TooFewEpisodes("loop_psnr", f"a {ctx.split} episode of at least {K + 1} frames (K={K} context + 1)",
                              f"{len(lengths)} {ctx.split} episodes, longest {max(lengths, default=0)} frames") from None
-    result = GroupResult(extra={"context": K, "gaps": list(GAPS), "lead_in": LEAD_IN, "search_cells": SEARCH,
-                                "windows": len(windows), "drift_steps": DRIFT_STEPS})
+    result = GroupResult(extra={"context": K, "gaps": list(gaps), "lead_in": LEAD_IN, "search_cells": SEARCH,
+                                "windows": len(windows), "drift_steps": drift_steps, "full": ctx.full})
     per_gap: dict[int, tuple[float, float]] = {}
-    for gap in GAPS:
+    for gap in gaps:
         paths = _loop_paths(ctx, real, windows, gap)
         gen = _rollout(model, ctx, windows, paths["actions"], paths["frames"])  # (N, L+gap, H, W, 3)
         gen_revisit, gen_first = gen[:, -1], gen[:, LEAD_IN - 1]
@@ -202,30 +218,30 @@ def coherence_group(model, ctx: EvalContext) -> GroupResult:
         )
         result.extra[f"loop_self_psnr@{gap}"] = float(psnr(gen_revisit, gen_first, channels_first=False).mean())
         per_gap[gap] = (float(loop.mean()), float(np.mean(err)))
-        if gap == max(GAPS) and not isinstance(model, DatasetOracle):
+        if gap == max(gaps) and not isinstance(model, DatasetOracle):
             result.videos[f"loop closure, gap {gap}: real | model"] = _side_by_side(paths["frames"][0], gen[0])
-    for where, gaps in (("inside", [g for g in GAPS if g <= K]), ("beyond", [g for g in GAPS if g > K])):
-        if not gaps:
-            reason = f"no gap of {list(GAPS)} is {'within' if where == 'inside' else 'beyond'} the model's context K={K}"
+    for where, these in (("inside", [g for g in gaps if g <= K]), ("beyond", [g for g in gaps if g > K])):
+        if not these:
+            reason = f"no gap of {list(gaps)} is {'within' if where == 'inside' else 'beyond'} the model's context K={K}"
             result.skipped[f"loop_psnr_{where}_context"] = reason
             result.skipped[f"loop_state_error_{where}_context"] = reason
             continue
-        floors = [result.metrics[f"loop_psnr@{g}"].floor for g in gaps]
+        floors = [result.metrics[f"loop_psnr@{g}"].floor for g in these]
         result.metrics[f"loop_psnr_{where}_context"] = Metric(
-            float(np.mean([per_gap[g][0] for g in gaps])), True, float(np.mean(floors)), "dB",
-            f"loop-closure PSNR averaged over gaps {gaps} ({where} the K={K} context)")
+            float(np.mean([per_gap[g][0] for g in these])), True, float(np.mean(floors)), "dB",
+            f"loop-closure PSNR averaged over gaps {these} ({where} the K={K} context)")
         result.metrics[f"loop_state_error_{where}_context"] = Metric(
-            float(np.mean([per_gap[g][1] for g in gaps])), False, 0.0, "cells",
-            f"loop-closure state error averaged over gaps {gaps} ({where} the K={K} context)")
-    _drift(model, ctx, real, windows, result)
+            float(np.mean([per_gap[g][1] for g in these])), False, 0.0, "cells",
+            f"loop-closure state error averaged over gaps {these} ({where} the K={K} context)")
+    _drift(model, ctx, real, windows, result, drift_steps)
     return result
 
 
 coherence_group.requires = requires
 
 
-def _drift(model, ctx: EvalContext, real: _RealWorld, windows: Windows, result: GroupResult) -> None:
-    paths = _drift_paths(ctx, real, windows)
+def _drift(model, ctx: EvalContext, real: _RealWorld, windows: Windows, result: GroupResult, steps: int) -> None:
+    paths = _drift_paths(ctx, real, windows, steps)
     truth = paths["frames"]
     gen = _rollout(model, ctx, windows, paths["actions"], truth)
     by_step = psnr(gen, truth, channels_first=False).mean(0)  # (S,)
@@ -237,17 +253,17 @@ def _drift(model, ctx: EvalContext, real: _RealWorld, windows: Windows, result: 
     result.curves["drift_std_gap_by_step"] = std_gap.tolist()
     last = slice(-32, None)
     result.metrics["drift_psnr_mean"] = Metric(
-        float(by_step.mean()), True, None, "dB", f"per-step PSNR against the real world over {DRIFT_STEPS} steps, averaged")
+        float(by_step.mean()), True, None, "dB", f"per-step PSNR against the real world over {steps} steps, averaged")
     result.metrics["drift_psnr_last32"] = Metric(
-        float(by_step[last].mean()), True, None, "dB", f"per-step PSNR over steps {DRIFT_STEPS - 31}..{DRIFT_STEPS}")
+        float(by_step[last].mean()), True, None, "dB", f"per-step PSNR over steps {steps - 31}..{steps}")
     result.metrics["drift_mean_gap_last32"] = Metric(
         float(mean_gap[last].mean()), False, 0.0, "grey levels",
-        f"|mean pixel value of generated - real| over steps {DRIFT_STEPS - 31}..{DRIFT_STEPS} (brightness drift)")
+        f"|mean pixel value of generated - real| over steps {steps - 31}..{steps} (brightness drift)")
     result.metrics["drift_std_gap_last32"] = Metric(
         float(std_gap[last].mean()), False, 0.0, "grey levels",
-        f"|pixel std of generated - real| over steps {DRIFT_STEPS - 31}..{DRIFT_STEPS} (contrast drift)")
+        f"|pixel std of generated - real| over steps {steps - 31}..{steps} (contrast drift)")
     if not isinstance(model, DatasetOracle):
-        result.videos[f"drift over {DRIFT_STEPS} steps: real | model"] = _side_by_side(truth[0], gen[0])
+        result.videos[f"drift over {steps} steps: real | model"] = _side_by_side(truth[0], gen[0])
 
 
 def _side_by_side(real: np.ndarray, gen: np.ndarray) -> np.ndarray:

@@ -180,8 +180,9 @@ def policy_makers(model, ctx: EvalContext, world_name: str, reward_fn) -> dict[s
     makers: dict[str, Callable[[int], Any]] = {
         "random": lambda s: RandomPolicy(space, seed=s),
         "sticky": lambda s: StickyPolicy(space, seed=s, p=0.9),
-        "planner": lambda s: Planner(model, reward_fn=reward_fn, seed=s, **PLANNER),
     }
+    if ctx.full:  # planning in the model at every real step costs more than all the rest of the suite
+        makers["planner"] = lambda s: Planner(model, reward_fn=reward_fn, seed=s, **PLANNER)
     if world_name in SCRIPTED:
         makers["scripted"] = lambda s: SCRIPTED[world_name](space, seed=s)
     for path in ctx.cache.get("agents", []):

@@ -58,14 +58,14 @@ def test_suite_end_to_end_writes_json_and_report(explorer, tmp_path):
     assert list(saved["groups"]) == ["fidelity", "physics", "coherence"]
     assert saved["groups"]["physics"]["skipped"].startswith("needs a physics/* dataset")
     assert saved["groups"]["physics"]["metrics"] == {}  # skipped, never 0
-    loop = saved["groups"]["coherence"]["metrics"]["loop_state_error@15"]["values"]
+    loop = saved["groups"]["coherence"]["metrics"]["loop_state_error@30"]["values"]  # a quick-evaluation gap
     assert loop["oracle"] == 0.0 and loop["copy-last"] > 0 and loop["model"] > 0
     for entry in saved["groups"].values():
         for name, row in entry["metrics"].items():
             for who, v in row["values"].items():  # every value is a number, or skipped with a reason
                 assert isinstance(v, float) or entry["skipped_metrics"][name][who]
     html = (tmp_path / "report.html").read_text()
-    assert "loop_psnr@50" in html and "data:video/mp4;base64," in html and "data:image/png;base64," in html
+    assert "loop_psnr@30" in html and saved["complete"] and "data:video/mp4;base64," in html and "data:image/png;base64," in html
 
 
 def test_physics_suite_on_oracle_pseudo_run(uniform, tmp_path, capsys):
@@ -116,3 +116,29 @@ def test_a_dataset_without_test_episodes(tmp_path):
     ds = collect("physics/uniform", tmp_path / "two", episodes=2, resolution=RES, progress=False)  # train + val only
     with pytest.raises(PlayworldError, match="no test episodes"):
         run_suite(DatasetOracle(ds, _spec(ds)), ds, progress=False)
+
+
+def test_an_interrupted_evaluation_keeps_the_groups_it_finished(explorer, tmp_path, monkeypatch):
+    from playworld.eval import coherence
+
+    def interrupted(model, ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(coherence.coherence_group.__globals__, "_RealWorld", lambda ctx: interrupted(None, ctx))
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(Noisy(_spec(explorer)), explorer, out_dir=tmp_path, groups=["fidelity", "coherence"], baselines=False,
+                  strict=False, episodes=3, horizon=8, seed=0, progress=False, step=3)
+    saved = json.loads((tmp_path / "eval" / "3.json").read_text())
+    assert saved["complete"] is False and saved["groups"]["fidelity"]["metrics"]["psnr_auc"]["values"]["model"] > 0
+    assert any("interrupted" in w for w in saved["warnings"]) and (tmp_path / "report.html").is_file()
+
+
+def test_rollouts_report_their_progress(explorer):
+    from playworld.eval.api import EvalContext
+
+    seen = []
+    ctx = EvalContext(dataset=explorer, spec=_spec(explorer), episodes=3, horizon=5, batch_size=2,
+                      on_step=lambda what, done, total: seen.append((what, done, total)))
+    ctx.generate(Noisy(ctx.spec), ctx.windows())
+    assert [d for _, d, _ in seen] == list(range(1, 11)) and {t for _, _, t in seen} == {10}  # 2 batches x 5 steps
+    assert seen[0][0] == "3 rollouts x 5 steps"

@@ -43,10 +43,6 @@ def eval_cmd(
     groups = [g for g in suite.split(",")] if suite else None
     results = run_suite(model, dataset, run_dir=run_dir, groups=groups, episodes=episodes, horizon=horizon, seed=seed,
                         device=device, baselines=baselines, out_dir=out, label=label, full=full)
-    if run_dir is not None:  # the verdict reads the training curves (is validation PSNR still rising?)
-        from playworld.eval.verdict import read_training
-
-        results.setdefault("training", read_training(run_dir))
     _print_summary(results)
 
 

@@ -43,6 +43,7 @@ from playworld.eval.api import (
     get_groups,
 )
 from playworld.eval.report import write_report
+from playworld.eval.verdict import read_training
 from playworld.models.interface import WorldSpec
 from playworld.runs.checkpoints import list_checkpoints, resolve_checkpoint
 from playworld.runs.load import check_dataset_matches
@@ -115,6 +116,7 @@ def run_suite(
                      "context": spec.context, "full": bool(full)},
         "complete": False,
         "spec": spec.to_dict(), "models": list(models), "warnings": [], "groups": {},
+        "training": read_training(run_dir),  # loss and val PSNR by step, for the report and the verdict
     }
     if spec.world and spec.world != dataset.world:
         results["warnings"].append(f"the model was trained on {spec.world!r}, the dataset holds {dataset.world!r}")

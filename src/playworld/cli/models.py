@@ -16,9 +16,10 @@ def train_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset to train on (a `playworld collect` folder). On --resume, defaults to the run's."),
     model: Optional[str] = typer.Option(None, "--model", help=f"Model family to train: {', '.join(family_names())} (default: diffusion)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Preset: debug (seconds), small (CPU minutes; the default), base (GPU), or a .yaml file."),
-    minutes: Optional[float] = typer.Option(None, "--minutes", help="Stop after this many minutes (whichever of --minutes/--steps comes first); wall-clock, or CPU time of this process with --set train.budget_clock=cpu."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Stop after this many minutes, above 0 (whichever of --minutes/--steps comes first); wall-clock, or CPU time of this process with --set train.budget_clock=cpu. Leave it out for no time limit."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Stop after this many optimiser steps in total (alone, without --minutes, it replaces the preset's time budget)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint, exactly where it stopped."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", metavar="STEP", help="With --resume: continue from this saved step instead of the last (the checkpoints after it are deleted)."),
     sets: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Override one option, e.g. --set train.lr=3e-4 --set model.steps=2 --set model.context=8 (repeatable; every option: docs/configuration.md)."),
     regime: Optional[str] = typer.Option(
         None, "--regime",
@@ -40,7 +41,7 @@ def train_cmd(
     if regime is not None:
         sets = [*(sets or []), f"train.regime={regime}"]
     result = train(out, data=data, model=model, preset=preset, sets=sets, steps=steps, minutes=minutes,
-                   resume=resume, device=device, progress=progress)
+                   resume=resume, device=device, progress=progress, checkpoint=checkpoint)
     if int(os.environ.get("RANK", "0")) != 0:
         return
     why = {"steps": "step budget reached", "time": "time budget reached", "interrupted": "interrupted"}[result.reason]
@@ -67,12 +68,14 @@ def rollout_cmd(
     threads: Optional[int] = threads_option(),
 ) -> None:
     """Generate frames autoregressively from real contexts with the real actions; the real world (left) beside the model (right)."""
-    import yaml
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from playworld.data.windows import dataset_windows
     from playworld.media import write_comparison
     from playworld.models.rollout import rollout
     from playworld.runs.checkpoints import check_run_dir
+    from playworld.runs.files import read_run_config
     from playworld.runs.load import check_dataset_matches, load_world_model, open_dataset
     from playworld.train.distributed import pick_device
 
@@ -84,17 +87,20 @@ def rollout_cmd(
     if horizon < 1 or episodes < 1:
         raise PlayworldError("--horizon and --episodes must be at least 1", "pass e.g. --horizon 64 --episodes 4")
     if data is None:
-        config = run / "config.yaml"
-        if not config.is_file():
+        config = read_run_config(run)
+        if config is None:
             raise PlayworldError(f"{run} has no config.yaml naming its dataset", "pass --data DATA")
-        data = Path((yaml.safe_load(config.read_text()) or {}).get("data", ""))
+        data = Path(config["data"])
     model = load_world_model(run, device=pick_device(device), checkpoint=checkpoint)
     dataset = open_dataset(data)
     check_dataset_matches(model.spec, dataset, f"run {run}")
     windows = dataset_windows(dataset, model.spec.context, horizon, episodes, split, seed)
     if windows.future_frames.shape[1] < horizon:
         typer.echo(f"note: horizon shortened to {windows.future_frames.shape[1]} frames (the episodes are not longer)")
-    generated = rollout(model, windows, horizon, seed=seed)
+    with Progress(TextColumn("rollout"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("rollout", total=min(horizon, windows.future_frames.shape[1]))
+        generated = rollout(model, windows, horizon, seed=seed, on_step=lambda done, total: bar.update(task, completed=done))
     write_comparison(generated, windows.future_frames, out, fps=dataset.fps)
     typer.echo(f"wrote {out}: {generated.shape[0]} rollouts x {generated.shape[1]} frames (left: real, right: model)")
 

@@ -10,6 +10,8 @@ compound the way they do when a person plays it. Used by `playworld rollout`, tr
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
@@ -22,11 +24,13 @@ from playworld.models.interface import WorldModel
 @torch.no_grad()
 def rollout(
     model: WorldModel, batch_or_dataset, horizon: int, episodes: int = 4, seed: int = 0, split: str = "val",
+    on_step: Callable[[int, int], None] | None = None,
 ) -> Tensor:
     """Generate `horizon` frames per window, feeding back the model's own frames -> (B, T, 3, H, W) uint8.
 
     `batch_or_dataset` is a Batch (its context and its future actions are used; T = min(horizon,
-    F)) or a Dataset (windows from `dataset_windows(..., episodes, split, seed)`).
+    F)) or a Dataset (windows from `dataset_windows(..., episodes, split, seed)`). `on_step(done, total)`
+    hears each generated step (a progress bar).
     """
     if isinstance(batch_or_dataset, Batch):
         batch = batch_or_dataset
@@ -43,4 +47,6 @@ def rollout(
     for t in range(horizon):
         state, frame = model.step(state, batch.future_actions[:, t])  # frame (B, 3, H, W) uint8
         generated.append(frame.cpu())
+        if on_step is not None:
+            on_step(t + 1, horizon)
     return torch.stack(generated, dim=1)

@@ -28,7 +28,7 @@ from scipy import stats
 from playworld.agents.agent import check_same_space, load_policy, play_episode
 from playworld.agents.dream import dataset_has_rewards
 from playworld.agents.planner import Planner
-from playworld.agents.reward import has_reward_head, make_reward_fn
+from playworld.agents.reward import REWARD_STEPS, has_reward_head, make_reward_fn
 from playworld.errors import PlayworldError
 from playworld.eval.api import DatasetOracle, EvalContext, GroupResult, Metric, NotApplicable, Skip, register_group
 from playworld.worlds.base import make_world
@@ -36,6 +36,8 @@ from playworld.worlds.explorer import COIN_COLOR, coin_pixels
 from playworld.worlds.policies import Policy, RandomPolicy, StickyPolicy
 
 MAX_EPISODES, MAX_STEPS = 4, 30
+QUICK_REWARD_STEPS = 500
+"""training steps of the learned reward model in the quick evaluation (--full: the dream's REWARD_STEPS)"""
 PLANNER = dict(method="cem", horizon=4, population=12, elites=3, iterations=1)
 
 
@@ -169,7 +171,8 @@ def _reward_fn(model, ctx: EvalContext):
     key = ("policy_rank.reward_fn", ctx.dataset.fingerprint)  # one reward model for every baseline
     if key not in ctx.cache:
         cache = ctx.cache_dir / "reward_model" if ctx.cache_dir is not None else None
-        ctx.cache[key] = make_reward_fn(model, ctx.dataset, cache_dir=cache, seed=ctx.seed)
+        steps = REWARD_STEPS if ctx.full else QUICK_REWARD_STEPS
+        ctx.cache[key] = make_reward_fn(model, ctx.dataset, cache_dir=cache, seed=ctx.seed, steps=steps)
     return ctx.cache[key]
 
 

@@ -210,15 +210,16 @@ def distribution(ctx: EvalContext, cfg: FidelityConfig, w: Windows, real: Tensor
     encoder, info = domain_encoder(ctx, cfg.encoder)
     f_ref, f_gen, f_real = embed(encoder, ref), embed(encoder, gen_clips), embed(encoder, real_clips)
     f_shuf = embed(encoder, shuffle_frames(real_clips, torch.Generator().manual_seed(ctx.seed)))
-    # standardised by the reference set, so FD and KID have one scale whatever the encoder's (KID on
-    # unit-variance features is of the order papers report on Inception features; reports show it x1000)
-    mu, sd = f_ref.mean(0), f_ref.std(0) + 1e-6
-    f_ref, f_gen, f_real, f_shuf = ((f - mu) / sd for f in (f_ref, f_gen, f_real, f_shuf))
+    # one scale whatever the encoder learned: every feature divided by the same number, the reference set's
+    # RMS spread per dimension (a single factor keeps FD's ranking of models exactly; standardising each
+    # dimension apart reordered the model and ignore-actions on 16 rollouts), so KID reads as papers report it
+    scale = float(np.sqrt(f_ref.var(0).mean())) + 1e-12
+    f_ref, f_gen, f_real, f_shuf = (f / scale for f in (f_ref, f_gen, f_real, f_shuf))
     fd_floor, fd_gen, fd_shuf = M.fd(f_real, f_ref), M.fd(f_gen, f_ref), M.fd(f_shuf, f_ref)
     kw = dict(subsets=cfg.kid_subsets, subset_size=cfg.kid_subset_size, seed=ctx.seed)
     kid_gen, kid_std = M.kid(f_gen, f_ref, **kw)
     kid_floor, _ = M.kid(f_real, f_ref, **kw)
-    where = f"{len(gen_clips)} clips of {L} frames vs {len(ref)} held-out real clips, standardised domain-encoder features"
+    where = f"{len(gen_clips)} clips of {L} frames vs {len(ref)} held-out real clips, domain-encoder features (unit RMS spread)"
     res.metrics["fd"] = Metric(fd_gen, False, floor=fd_floor, description=f"Frechet distance, {where}; floor: real vs real")
     res.metrics["kid"] = Metric(kid_gen, False, floor=kid_floor,
                                 description=f"kernel distance (unbiased MMD^2, cubic kernel; std {kid_std:.3g}), {where}")

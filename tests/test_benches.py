@@ -411,3 +411,12 @@ def test_adjacent_coin_check_through_a_reward_model_on_predicted_and_real_frames
     assert runs["model"]["best_move_takes_coin"] == 1.0 and runs["real"]["best_move_takes_coin"] > 0.9
     assert runs["model"]["mean_predicted"] == {"coin_move": 1.0, "other_move": 0.0, "noop": 0.0}
     assert runs["blind"]["best_move_takes_coin"] < 0.4
+
+
+def test_threads_bench_times_each_setting_alone_and_beside_a_busy_job():
+    out = _bench("speed/threads.py", "--preset", "debug", "--steps", 2)
+    ms = out["ms_per_step"]
+    settings = sorted({1, os.cpu_count()})
+    assert set(ms) == {f"{w}_{t}_threads" for w in ("alone", "beside_one_job") for t in settings}
+    assert all(v > 0 for v in ms.values()) and len(set(ms.values())) > 1  # timed, not literals
+    assert out["default_threads_idle"] == out["cores"] and out["default_threads_beside_one_job"] == max(1, out["cores"] - 1)

@@ -11,6 +11,7 @@ one PlayworldError naming the field and the type it takes.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal
@@ -69,10 +70,15 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
     if tp in (int, float, str):
         if tp is int and isinstance(value, float) and not value.is_integer():
             raise bad
+        if tp is not str and isinstance(value, (bool, list, dict, tuple)):  # YAML true/[...] is not a number
+            raise bad
         try:
-            return tp(value)
-        except (TypeError, ValueError):
+            out = tp(value)
+        except (TypeError, ValueError, OverflowError):
             raise bad from None
+        if tp is float and not math.isfinite(out):  # nan/inf pass every range check and break the optimiser
+            raise PlayworldError(f"bad value {value!r} for {name}", f"{name} takes a finite number")
+        return out
     return value  # a type we do not know how to parse: pass YAML values through unchanged
 
 

@@ -18,7 +18,7 @@ manifest.json. Make one with `playworld collect` or `playworld data import-video
 
 
 def collect_cmd(
-    env: str = typer.Option(..., "--env", help="World to collect from: explorer, physics/uniform, physics/collision, physics/parabola, or gym:<Gymnasium id> (e.g. gym:CartPole-v1)."),
+    env: str = typer.Option(..., "--env", help="World to collect from: explorer, physics/uniform, physics/collision, physics/parabola, or gym:<Gymnasium id> (e.g. gym:CartPole-v1; gym:pkg:Env-v0 imports your module pkg first, which registers Env-v0)."),
     episodes: int = typer.Option(..., "--episodes", help="Number of episodes to collect (appended if --out already holds a dataset)."),
     out: Path = typer.Option(..., "--out", help="Dataset directory to create or append to, e.g. data/explorer."),
     policy: str = typer.Option("random", "--policy", help="Who acts: random, sticky (repeats its last action), explore (explorer: A->B->A walks), or module:function for your own obs -> action callable."),
@@ -40,6 +40,10 @@ def collect_cmd(
     options = parse_world_options(world_option)
     if ood:
         options["ood"] = True
+    if env.startswith("gym:") and env.count(":") > 1:  # gym:pkg:Env-v0, typed here: the user's own module registers it
+        from playworld.worlds.gym import import_registering_module
+
+        env = import_registering_module(env)
     ds = collect(env, out, episodes, policy=policy, seed=seed, resolution=resolution, steps=steps,
                  world_options=options or None, progress=True, warn=lambda m: typer.echo(f"warning: {m}", err=True))
     typer.echo(f"{ds.path}: {len(ds)} episodes, {ds.num_frames} frames of {ds.world} at {ds.resolution}x{ds.resolution}")

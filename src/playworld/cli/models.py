@@ -37,6 +37,9 @@ def train_cmd(
 
     from playworld.train.loop import train
 
+    if minutes is not None and not 0 < minutes < float("inf"):  # (0 would silently mean "no limit")
+        raise PlayworldError(f"--minutes {minutes:g} is not a time budget",
+                             "pass a number of minutes above 0, or leave --minutes out for no time limit")
     use_threads(threads)
     if regime is not None:
         sets = [*(sets or []), f"train.regime={regime}"]

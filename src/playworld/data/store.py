@@ -32,7 +32,7 @@ import numpy as np
 from playworld.data.progress import progress_iter
 from playworld.errors import PlayworldError
 from playworld.spaces import ActionSpace
-from playworld.worlds.base import check_resolution
+from playworld.worlds.base import check_resolution, check_world_id
 
 SCHEMA_VERSION = 1
 FORMAT = "playworld-dataset"
@@ -122,7 +122,43 @@ def _read_manifest(path: Path) -> dict:
             f"(up to {SCHEMA_VERSION})",
             "upgrade playworld (pip install -U playworld) or use the playworld version that wrote it",
         )
+    _check_manifest(manifest, mpath)
     return manifest
+
+
+def _check_manifest(m: dict, mpath: Path) -> None:
+    """The fields readers use, checked once, so a damaged or crafted manifest is one clear error."""
+    fix = "restore it from a backup or re-collect the dataset"
+    try:
+        check_world_id(m.get("world"), f"in {mpath}")
+        if type(m["resolution"]) is not int:
+            raise ValueError("bad resolution")
+        check_resolution(m["resolution"])
+        if not (isinstance(m["fps"], (int, float)) and 0 < m["fps"] < 1e6):
+            raise ValueError("bad fps")
+        space = m["action_space"]
+        if not isinstance(space, dict) or space.get("kind") not in ("discrete", "continuous", "none"):
+            raise ValueError("bad action space")
+        s = ActionSpace.from_dict(space)
+        if (s.kind == "discrete" and s.n < 1) or (s.kind == "continuous" and not (s.dim == len(s.low) == len(s.high) > 0)):
+            raise ValueError("bad action space")
+        if not all(isinstance(x, (int, float)) for x in s.low + s.high) or not all(isinstance(x, str) for x in s.names):
+            raise ValueError("bad action space")
+        if not isinstance(m["episodes"], list) or not isinstance(m.get("state", {}), dict):
+            raise ValueError("bad episodes")
+        for e in m["episodes"]:
+            files = e["files"]
+            if (type(e["id"]) is not int or type(e["length"]) is not int or e["length"] < 0 or e["split"] not in SPLITS
+                    or not isinstance(files, dict) or "frames.npy" not in files):
+                raise ValueError("bad episode entry")
+            for f in files.values():
+                if (not isinstance(f["sha256"], str) or type(f["bytes"]) is not int or not isinstance(f["dtype"], str)
+                        or not isinstance(f["shape"], list) or not all(type(n) is int for n in f["shape"])):
+                    raise ValueError("bad file entry")
+    except PlayworldError as e:
+        raise PlayworldError(f"{mpath} is damaged: {e.message}", e.fix or fix) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise PlayworldError(f"{mpath} is damaged ({type(e).__name__}: {str(e)[:80]})", fix) from None
 
 
 class Dataset:

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from playworld.data.store import Dataset
 from playworld.errors import PlayworldError
 from playworld.models.baselines import CopyLast, WorldOracle
 from playworld.models.interface import WorldModel, WorldSpec
 from playworld.play.contexts import ContextSource, DatasetContexts, EnvContexts
+from playworld.runs.files import read_run_config
 from playworld.runs.load import load_world_model
 from playworld.worlds.base import make_world
 
@@ -66,13 +65,7 @@ class PlayTarget:
 
 
 def _run_config(run: Path) -> dict:
-    path = run / "config.yaml"
-    if not path.is_file():
-        return {}
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise PlayworldError(f"{path} is not valid YAML ({e})", "restore it, or retrain the run") from None
+    return read_run_config(run) or {}
 
 
 def _world_options(data: str | Path | None) -> dict:

@@ -9,19 +9,23 @@ from typing import Any
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from playworld.atomic import write_atomic
+
 
 class MetricsLog:
     """Appends one JSON object per line to run_dir/metrics.jsonl; mirrors scalars to TensorBoard.
 
     On resume, lines logged after the checkpoint's step (by the interrupted run) are dropped so the
-    file reads as one uninterrupted run.
+    file reads as one uninterrupted run; the file is rewritten atomically, so a kill then leaves the old
+    file or the new one. Lines that do not parse (half-written by a kill, not UTF-8) are dropped too.
     """
 
     def __init__(self, run_dir: Path, resume_step: int = 0, tensorboard: bool = True):
         self.path = Path(run_dir) / "metrics.jsonl"
         if self.path.exists():
-            kept = [ln for ln in self.path.read_text().splitlines() if _step_of(ln) <= resume_step]
-            self.path.write_text("".join(ln + "\n" for ln in kept))
+            text = self.path.read_bytes().decode("utf-8", "replace")
+            kept = [ln for ln in text.splitlines() if _step_of(ln) <= resume_step]
+            write_atomic(self.path, "".join(ln + "\n" for ln in kept))
         self._file = self.path.open("a")
         self._tb = None
         if tensorboard:
@@ -55,8 +59,9 @@ def _plain(v: Any) -> Any:
 
 def _step_of(line: str) -> int:
     try:
-        return int(json.loads(line).get("step", 0))
-    except (ValueError, AttributeError):
+        step = json.loads(line).get("step", 0)
+        return step if type(step) is int else 1 << 62
+    except (ValueError, AttributeError, RecursionError):
         return 1 << 62  # unreadable (half-written) line: drop it
 
 

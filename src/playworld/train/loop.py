@@ -33,7 +33,7 @@ from playworld.models.rollout import rollout
 from playworld.runs.checkpoints import build_from_checkpoint, load_training_state, weights_metadata
 from playworld.train import distributed
 from playworld.train.budget import TimeBudget
-from playworld.train.checkpoint import save_checkpoint
+from playworld.train.checkpoint import drop_checkpoints_after, save_checkpoint
 from playworld.train.logging import MetricsLog, progress_bar
 from playworld.train.regimes import RegimeSchedule
 from playworld.train.run import capture_rng, prepare_run, restore_rng, write_run_files
@@ -63,19 +63,20 @@ class TrainResult:
 def train(
     out: str | Path, data: str | Path | None = None, model: str | None = None, preset: str | None = None,
     sets: list[str] | None = None, steps: int | None = None, minutes: float | None = None, resume: bool = False,
-    device: str | None = None, progress: bool = True,
+    device: str | None = None, progress: bool = True, checkpoint: str | int | None = None,
 ) -> TrainResult:
-    """Train (or, with `resume`, continue) the run in `out`. See `playworld train --help`."""
+    """Train (or, with `resume`, continue) the run in `out`; `checkpoint` (a step) resumes from that checkpoint
+    instead of the last and drops the ones after it. See `playworld train --help`."""
     started = {"wall": time.monotonic(), "cpu": time.process_time()}  # set-up counts against --minutes too
     d = distributed.setup(device)
     try:
-        return _train(d, Path(out), data, model, preset, sets, steps, minutes, resume, progress, started)
+        return _train(d, Path(out), data, model, preset, sets, steps, minutes, resume, progress, started, checkpoint)
     finally:
         distributed.cleanup(d)
 
 
-def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progress, started) -> TrainResult:
-    plan = prepare_run(run_dir, data, model, preset, sets, steps, minutes, resume)
+def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progress, started, checkpoint) -> TrainResult:
+    plan = prepare_run(run_dir, data, model, preset, sets, steps, minutes, resume, checkpoint)
     family, mcfg, cfg, dataset, spec = plan.family, plan.model_config, plan.train_config, plan.dataset, plan.spec
     dev = d.device
     warning = precision_warning(cfg.precision, dev)
@@ -111,6 +112,8 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
 
     # -- the run directory explains itself before step 0 -------------------------------------------
     if d.is_main:
+        if plan.resume_from is not None:  # resuming from an earlier checkpoint (--checkpoint): later ones go
+            drop_checkpoints_after(run_dir, step)
         write_run_files(plan, d, step)
     k, f = spec.context, regimes.future_length(family, mcfg)
     batches = make_loader(dataset, k, f, cfg.batch_size, "train", cfg.seed, d.rank, d.world_size, cfg.num_workers, start=step)
@@ -288,11 +291,15 @@ def _write_media(wm, dataset, context: int, horizon: int, folder: Path, seed: in
 
 
 def _diverged(run_dir: Path, step: int, what: str, checkpoint: Path | None) -> TrainingDiverged:
-    kept = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint had been saved yet"
+    remedy = "lower train.lr (--set train.lr=...), keep train.grad_clip > 0 or use precision fp32"
+    if checkpoint is None:  # nothing to resume: the same command again, with the remedy
+        return TrainingDiverged(
+            f"training stopped at step {step}: the {what} is NaN or infinite; no checkpoint had been saved yet",
+            f"{remedy}, and run the same `playworld train ... --out {run_dir}` command again (without --resume)",
+        )
     return TrainingDiverged(
-        f"training stopped at step {step}: the {what} is NaN or infinite; {kept}",
-        "lower train.lr (--set train.lr=...), keep train.grad_clip > 0 or use precision fp32, then "
-        f"`playworld train --out {run_dir} --resume`",
+        f"training stopped at step {step}: the {what} is NaN or infinite; the last good checkpoint is {checkpoint}",
+        f"{remedy}, then `playworld train --out {run_dir} --resume`",
     )
 
 

@@ -10,13 +10,19 @@ of numpy arrays whose keys and shapes do not change within a world. Worlds that 
 into a recorded state implement `restore(state) -> frame`, which the oracle baseline uses to
 replay the real world from any recorded moment.
 
-Worlds register under a name (``explorer``, ``physics/uniform``); ``gym:<id>`` names any
+Worlds register under a name (``explorer``, ``physics/uniform``); ``gym:<id>`` names a registered
 Gymnasium environment. `make_world` is the only constructor callers need.
+
+World ids arrive from files someone may have sent you (a checkpoint's ``spec.world``, a dataset's
+manifest) as well as from the command line, so every one passes `check_world_id`: a built-in name
+or ``gym:<id>`` of an environment already in Gymnasium's registry, never ``gym:module:Env``, the
+form with which ``gymnasium.make`` would import `module` (and run whatever code it holds).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -26,6 +32,10 @@ from playworld.errors import PlayworldError
 from playworld.spaces import ActionSpace
 
 MIN_RESOLUTION, MAX_RESOLUTION = 32, 256
+GYM_PREFIX = "gym:"
+MAX_WORLD_ID = 200
+_GYM_ID = re.compile(r"(?:[A-Za-z0-9_-]+/)?[A-Za-z0-9_.-]+")
+"""Gymnasium's `[namespace/]name[-vN]` without its `module:` prefix (the part gymnasium.make imports)"""
 
 
 @dataclass
@@ -122,10 +132,33 @@ def parse_world_options(items: list[str]) -> dict[str, Any]:
     return options
 
 
+def check_world_id(name: Any, where: str = "") -> str:
+    """The one check of a world id, wherever a run, a dataset or the command line names one.
+
+    Refuses what is not a short printable string, and ``gym:`` ids that name a module to import
+    (``gym:pkg:Env-v0``, ``gym:pkg:ns/Env-v0``). Names that build no world here (``video:<folder>``
+    datasets, a Gymnasium id whose package is not installed) pass: `make_world` refuses them when
+    a world is asked for, and it builds ``gym:`` worlds only from ids already in Gymnasium's registry.
+    """
+    of = f" ({where})" if where else ""
+    if not isinstance(name, str) or not name or len(name) > MAX_WORLD_ID or not name.isprintable():
+        raise PlayworldError(f"world id {str(name)[:60]!r}{of} is not a world name",
+                             "use a built-in world (playworld collect --help lists them) or gym:<id>")
+    if name.startswith(GYM_PREFIX) and not _GYM_ID.fullmatch(name[len(GYM_PREFIX):]):
+        raise PlayworldError(
+            f"world id {name!r}{of} names a module for Gymnasium to import; playworld never imports code a "
+            "world id names", "use gym:<id> of an environment Gymnasium has registered (e.g. gym:CartPole-v1); "
+            "for your own environment, register it in your Python code before calling playworld",
+        )
+    return name
+
+
 def make_world(name: str, resolution: int = 64, **options: Any) -> World:
-    """Build a world by name: a built-in (``explorer``, ``physics/parabola``) or ``gym:<id>``."""
+    """Build a world by name: a built-in (``explorer``, ``physics/parabola``) or ``gym:<id>`` of a
+    registered Gymnasium environment (checked by `check_world_id`)."""
+    check_world_id(name)
     check_resolution(resolution)
-    if name.startswith("gym:"):
+    if name.startswith(GYM_PREFIX):
         from playworld.worlds.gym import make_gym_world  # gym.py imports this module: not at the top
 
         return make_gym_world(name[len("gym:"):], resolution=resolution, **options)

@@ -32,7 +32,7 @@ from PIL import Image
 
 from playworld.errors import PlayworldError
 from playworld.spaces import ActionSpace
-from playworld.worlds.base import StepResult, World, check_resolution
+from playworld.worlds.base import GYM_PREFIX, StepResult, World, check_resolution, check_world_id
 
 MAX_STATE_OBS = 64  # flat observations up to this many numbers are stored as state
 _PLUGINS = {  # id prefix -> (module that registers the envs, the extra that installs it)
@@ -98,14 +98,18 @@ class GymWorld(World):
 
     def __init__(self, env_id: str, resolution: int = 64, **make_kwargs: Any):
         self.resolution = check_resolution(resolution)
-        self.name = f"gym:{env_id}"
+        self.name = check_world_id(f"{GYM_PREFIX}{env_id}")  # never gym:module:Env (gym.make would import module)
         _register_plugin(env_id)
+        hint = "check the id with `python -c \"import gymnasium; gymnasium.pprint_registry()\"`"
+        if env_id.startswith(("ALE/", "MiniGrid-", "BabyAI-")):
+            hint += "; ALE and MiniGrid ids come with pip install 'playworld[gym]'"
+        if env_id not in gym.registry:  # only registered ids reach gym.make, which then imports nothing new
+            versions = sorted(k for k in gym.registry if k.rsplit("-v", 1)[0] == env_id)
+            raise PlayworldError(f"unknown Gymnasium id {env_id!r}: no registered environment has it",
+                                 f"use one of {', '.join(versions)}" if versions else hint)
         try:
             self.env = gym.make(env_id, render_mode="rgb_array", **make_kwargs)
         except gym.error.Error as e:
-            hint = "check the id with `python -c \"import gymnasium; gymnasium.pprint_registry()\"`"
-            if env_id.startswith(("ALE/", "MiniGrid-", "BabyAI-")):
-                hint += "; ALE and MiniGrid ids come with pip install 'playworld[gym]'"
             raise PlayworldError(f"unknown Gymnasium id {env_id!r}: {e}", hint) from None
         except TypeError as e:
             raise PlayworldError(f"bad options for Gymnasium env {env_id!r}: {e}", "check the option names") from None
@@ -165,3 +169,19 @@ class GymWorld(World):
 def make_gym_world(env_id: str, resolution: int = 64, **options: Any) -> GymWorld:
     """``gym:<id>`` -> World; `options` go to ``gymnasium.make`` (e.g. frameskip=4)."""
     return GymWorld(env_id, resolution=resolution, **options)
+
+
+def import_registering_module(world: str) -> str:
+    """``gym:pkg:Env-v0`` typed on the command line -> ``gym:Env-v0``, after importing ``pkg`` so it registers
+    the environment: the user's own code, named by the user (as ``--policy module:function`` is). Only the
+    command line calls this; a world id read from a file (a checkpoint, a manifest) never imports anything,
+    and the dataset stores the id without the module."""
+    module, sep, env_id = world[len(GYM_PREFIX):].partition(":")
+    if not sep or not module or not env_id:
+        return world
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        raise PlayworldError(f"cannot import {module!r} to register {env_id!r} ({e})",
+                             "check that the module is on PYTHONPATH (or installed)") from None
+    return check_world_id(f"{GYM_PREFIX}{env_id}")

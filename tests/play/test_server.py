@@ -44,7 +44,7 @@ def json_of(ws, kind: str, pred=lambda m: True) -> dict:
 
 
 def test_hello_frames_and_held_keys_move_the_dot(dot_server):
-    with TestClient(dot_server.app) as client, client.websocket_connect("/ws") as ws:
+    with TestClient(dot_server.app, base_url="http://127.0.0.1") as client, client.websocket_connect("ws://127.0.0.1/ws") as ws:
         hello = recv(ws)
         assert hello["type"] == "hello" and hello["spec"]["resolution"] == 16 and not hello["has_real"]
         assert {"keys": ["→", "D"], "codes": ["ArrowRight", "KeyD"], "does": "right"} in hello["legend"]
@@ -69,7 +69,7 @@ def test_hello_frames_and_held_keys_move_the_dot(dot_server):
 
 
 def test_reset_pause_and_single_step(dot_server):
-    with TestClient(dot_server.app) as client, client.websocket_connect("/ws") as ws:
+    with TestClient(dot_server.app, base_url="http://127.0.0.1") as client, client.websocket_connect("ws://127.0.0.1/ws") as ws:
         recv(ws)
         next_frame(ws, lambda f: f["step"] >= 3)
         ws.send_text(json.dumps({"type": "reset", "seed": 77}))
@@ -91,7 +91,7 @@ def test_reset_pause_and_single_step(dot_server):
 
 
 def test_bad_messages_get_errors_and_the_session_goes_on(dot_server):
-    with TestClient(dot_server.app) as client, client.websocket_connect("/ws") as ws:
+    with TestClient(dot_server.app, base_url="http://127.0.0.1") as client, client.websocket_connect("ws://127.0.0.1/ws") as ws:
         recv(ws)
         for bad, says in [
             ("{oops", "not JSON"), (json.dumps({"type": "fly"}), "unknown message type"),
@@ -110,11 +110,11 @@ def test_bad_messages_get_errors_and_the_session_goes_on(dot_server):
 
 
 def test_busy_beyond_max_sessions_and_freed_on_disconnect(dot_server):
-    with TestClient(dot_server.app) as client:
-        a = client.websocket_connect("/ws").__enter__()
-        b = client.websocket_connect("/ws").__enter__()
+    with TestClient(dot_server.app, base_url="http://127.0.0.1") as client:
+        a = client.websocket_connect("ws://127.0.0.1/ws").__enter__()
+        b = client.websocket_connect("ws://127.0.0.1/ws").__enter__()
         assert recv(a)["type"] == "hello" and recv(b)["type"] == "hello"
-        with client.websocket_connect("/ws") as c:
+        with client.websocket_connect("ws://127.0.0.1/ws") as c:
             msg = recv(c)
             assert msg["type"] == "busy" and "2" in msg["message"]
             with pytest.raises(WebSocketDisconnect) as e:
@@ -126,14 +126,14 @@ def test_busy_beyond_max_sessions_and_freed_on_disconnect(dot_server):
             if client.get("/api/info").json()["sessions"] == 1:
                 break
         assert client.get("/api/info").json()["sessions"] == 1
-        with client.websocket_connect("/ws") as d:
+        with client.websocket_connect("ws://127.0.0.1/ws") as d:
             assert recv(d)["type"] == "hello"
             next_frame(d)
         b.__exit__(None, None, None)
 
 
 def test_agent_mode_and_recording_download(dot_server):
-    with TestClient(dot_server.app) as client, client.websocket_connect("/ws") as ws:
+    with TestClient(dot_server.app, base_url="http://127.0.0.1") as client, client.websocket_connect("ws://127.0.0.1/ws") as ws:
         recv(ws)
         ws.send_text(json.dumps({"type": "record", "on": True}))
         json_of(ws, "status", lambda m: m["recording"] is not None)
@@ -154,7 +154,7 @@ def test_agent_mode_and_recording_download(dot_server):
 
 def test_sampling_steps_when_the_model_has_them():
     server = PlayServer(TunableDotModel(sampling_steps=2), FakeContexts(), fps=30)
-    with TestClient(server.app) as client, client.websocket_connect("/ws") as ws:
+    with TestClient(server.app, base_url="http://127.0.0.1") as client, client.websocket_connect("ws://127.0.0.1/ws") as ws:
         assert recv(ws)["sampling_steps"] == 2
         ws.send_text(json.dumps({"type": "sampling_steps", "value": 4}))
         assert json_of(ws, "status", lambda m: m["sampling_steps"] == 4)
@@ -165,7 +165,7 @@ def test_sampling_steps_when_the_model_has_them():
 
 def test_a_failing_model_pauses_the_session_and_the_server_stays_up():
     server = PlayServer(DotModel(fail_after=3), FakeContexts(), fps=60)
-    with TestClient(server.app) as client, client.websocket_connect("/ws") as ws:
+    with TestClient(server.app, base_url="http://127.0.0.1") as client, client.websocket_connect("ws://127.0.0.1/ws") as ws:
         recv(ws)
         assert "model exploded" in json_of(ws, "error")["message"]
         ws.send_text(json.dumps({"type": "status"}))
@@ -175,7 +175,7 @@ def test_a_failing_model_pauses_the_session_and_the_server_stays_up():
 
 
 def test_page_and_static_files_are_served(dot_server):
-    with TestClient(dot_server.app) as client:
+    with TestClient(dot_server.app, base_url="http://127.0.0.1") as client:
         page = client.get("/")
         assert page.status_code == 200 and "/static/play.js" in page.text
         assert "image-rendering: pixelated" in client.get("/static/play.css").text
@@ -188,7 +188,7 @@ def test_loopback_detection():
 
 
 def test_a_tap_between_two_ticks_still_acts_once(dot_server):
-    with TestClient(dot_server.app) as client, client.websocket_connect("/ws") as ws:
+    with TestClient(dot_server.app, base_url="http://127.0.0.1") as client, client.websocket_connect("ws://127.0.0.1/ws") as ws:
         recv(ws)
         ws.send_text(json.dumps({"type": "pause", "on": True}))
         json_of(ws, "status", lambda m: m["paused"])

@@ -26,6 +26,14 @@ def play_cmd(
                                    "(a trained run uses its own)."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, or auto (cuda when available)."),
     seed: int = typer.Option(0, "--seed", help="Seeds the contexts and the model's sampling of each session."),
+    allow_origin: Optional[List[str]] = typer.Option(None, "--allow-origin", metavar="ORIGIN", help="Also accept "
+                                                     "sessions from web pages of this origin, e.g. https://lab.example:8443 "
+                                                     "(repeatable; * for any). By default only pages on loopback may."),
+    token: Optional[str] = typer.Option(None, "--token", help="Require this token of every request (auto: a random one); "
+                                        "the URL printed at start carries it. Use it when binding beyond loopback."),
+    max_sampling_steps: Optional[int] = typer.Option(None, "--max-sampling-steps", help="The most sampling steps a "
+                                                     "player may set (default: 4 times the model's own, within its maximum).",
+                                                     min=1),
     agent: Optional[List[str]] = typer.Option(None, "--agent", help="An agent folder written by `playworld dream` "
                                               "to offer in agent mode, under its folder name (repeatable)."),
     threads: Optional[int] = threads_option(),
@@ -40,7 +48,8 @@ def play_cmd(
         for path in agent:
             register_play_agent(path)
     play(run, port=port, host=host, context_from=context_from, fps=fps, max_sessions=max_sessions,
-         resolution=resolution, device=device, seed=seed)
+         resolution=resolution, device=device, seed=seed, allowed_origins=tuple(allow_origin or ()), token=token,
+         max_sampling_steps=max_sampling_steps)
 
 
 def register(app: typer.Typer) -> None:

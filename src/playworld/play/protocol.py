@@ -78,9 +78,17 @@ def _keys(msg: dict) -> list[str]:
 
 def _agent(msg: dict) -> str | None:
     v = msg.get("name")
-    if v is not None and (not isinstance(v, str) or len(v) > 64):
+    if v is not None and (not isinstance(v, str) or len(v) > 64 or not v.isprintable() or not _encodable(v)):
         raise ProtocolError("'agent' needs 'name' as an agent name or null")
     return v
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # a lone surrogate (from a JSON escape): it could not be sent back
+        return False
 
 
 # type -> function validating the message and returning its cleaned fields

@@ -92,8 +92,17 @@ def max_sampling_steps_of(model: Any) -> int | None:
 
 
 class PlaySession:
-    def __init__(self, model: WorldModel, contexts: ContextSource, seed: int = 0, device: Any = None):
+    """`sampling_steps` (for a `TunableSampler` model) is this session's own: the shared model is set to
+    it before each of this session's steps, so one player's dial never changes another's frames or
+    speed; `max_sampling_steps` caps it (the server's per-session cap, at most the model's own maximum)."""
+
+    def __init__(self, model: WorldModel, contexts: ContextSource, seed: int = 0, device: Any = None,
+                 sampling_steps: int | None = None, max_sampling_steps: int | None = None):
         self.model, self.contexts, self.spec = model, contexts, model.spec
+        top = max_sampling_steps_of(model)
+        self.max_sampling_steps = top if top is None or max_sampling_steps is None else min(top, int(max_sampling_steps))
+        own = sampling_steps_of(model) if sampling_steps is None else int(sampling_steps)
+        self.sampling_steps = None if top is None else min(own, self.max_sampling_steps)
         self.keymap = KeyMap(self.spec.action_space)
         self.device = torch.device(device) if device is not None else model_device(model)
         self.seed, self.resets = int(seed), 0
@@ -134,13 +143,20 @@ class PlaySession:
         self.agent_name = name
 
     def set_sampling_steps(self, value: int) -> int:
-        """Changes the shared model: every session on it samples with `value` steps from the next step."""
-        if not isinstance(self.model, TunableSampler):
+        """This session samples with `value` steps from its next step on (worker thread: it sets the model)."""
+        if not isinstance(self.model, TunableSampler) or self.max_sampling_steps is None:
             raise PlayworldError("this model has no sampling steps to set", "only diffusion models have them")
-        top = int(self.model.max_sampling_steps)
-        if value > top:
-            raise PlayworldError(f"sampling steps {value} is over the maximum {top}", f"choose 1 to {top}")
-        return self.model.set_sampling_steps(int(value))
+        top = self.max_sampling_steps
+        if not 1 <= value <= top:
+            raise PlayworldError(f"sampling steps {value} is over the maximum {top} a player may set",
+                                 f"choose 1 to {top} (the server's --max-sampling-steps)")
+        self.sampling_steps = int(self.model.set_sampling_steps(int(value)))
+        return self.sampling_steps
+
+    def _use_own_sampling_steps(self) -> None:
+        own = self.sampling_steps
+        if own is not None and isinstance(self.model, TunableSampler) and int(self.model.sampling_steps) != own:
+            self.model.set_sampling_steps(own)  # another session had set its own
 
     def start_recording(self) -> None:
         self.recording = Recording(source=dict(self.source))
@@ -198,6 +214,7 @@ class PlaySession:
     def step(self) -> StepOut:
         action, seq, by_agent = self.current_action(consume=True)
         a = torch.as_tensor(action).unsqueeze(0).to(self.device)  # (1,) or (1, dim)
+        self._use_own_sampling_steps()
         t0 = time.perf_counter()
         with torch.inference_mode():
             self.state, frame = self.model.step(self.state, a)
@@ -232,8 +249,7 @@ class PlaySession:
         return {
             "type": "hello", "spec": self.spec.to_dict(), "legend": self.keymap.legend(),
             "codes": sorted(self.keymap.codes), "agents": list_agents(), "has_real": self.real is not None,
-            "sampling_steps": sampling_steps_of(self.model),
-            "max_sampling_steps": max_sampling_steps_of(self.model),
+            "sampling_steps": self.sampling_steps, "max_sampling_steps": self.max_sampling_steps,
             "action_names": list(space.names), "source": self.source,
         }
 
@@ -247,7 +263,7 @@ class PlaySession:
             "action": self.current_action()[0] if self.agent is None else self.last_action,
             "action_by": "agent" if self.agent is not None else "keys", "drift": self.drift,
             "start": describe_source(self.source) if self.source else None,
-            "sampling_steps": sampling_steps_of(self.model), "source": self.source,
+            "sampling_steps": self.sampling_steps, "source": self.source,
             "has_real": self.real is not None, "real_done": self.real_done,
             "real_state": self.real_state if self.real is not None else None,
             "model_state": self.model.debug_state(self.state) if shows_state else None,

@@ -23,7 +23,10 @@ function message(text, info = false) {
 }
 
 function connect() {
-  const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+  // a server started with --token set a cookie when this page was opened with ?token=...; pass it on as well
+  const token = new URLSearchParams(location.search).get("token");
+  const query = token ? "?token=" + encodeURIComponent(token) : "";
+  const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws" + query);
   ws.binaryType = "arraybuffer";
   pw.ws = ws;
   ws.onopen = () => { $("conn").textContent = "connected"; $("conn").className = "pill ok"; };

@@ -131,15 +131,16 @@ def _copy(src: Path, dst: Path) -> Path:
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
 def test_verify_names_bad_file(cli, explorer_data, tmp_path, damage):
     path = _copy(explorer_data, tmp_path / "copy")
-    target = path / "episodes" / "000002" / "frames.npy"
+    target = path / "episodes" / "000002" / "frames.chunks"  # the default, compressed layout
     data = target.read_bytes()
     if damage == "flip":
-        target.write_bytes(data[:1000] + bytes([data[1000] ^ 0xFF]) + data[1001:])
+        i = len(data) // 2  # inside the compressed frames (the whole file is a few KB)
+        target.write_bytes(data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:])
     elif damage == "truncate":
         target.write_bytes(data[: len(data) // 3])
     else:
         target.unlink()
-    _user_error(cli("data", "verify", path), "episodes/000002/frames.npy",
+    _user_error(cli("data", "verify", path), "episodes/000002/frames.chunks",
                 {"flip": "checksum", "truncate": "bytes", "delete": "missing"}[damage])
     if damage != "flip":  # reading the damaged episode fails cleanly too
         _user_error(cli("data", "export", path, "--out", tmp_path / "v"), "000002")

@@ -27,8 +27,9 @@ def synthetic_episode(ep: int, length: int, resolution: int = 32) -> dict:
     }
 
 
-def write_synthetic(path: Path, lengths: list[int], resolution: int = 32, world: str = "test/synthetic") -> Path:
-    with create_or_append(path, world, resolution, ActionSpace.discrete(N_ACTIONS), fps=10.0) as w:
+def write_synthetic(path: Path, lengths: list[int], resolution: int = 32, world: str = "test/synthetic",
+                    layout: str | None = None) -> Path:
+    with create_or_append(path, world, resolution, ActionSpace.discrete(N_ACTIONS), fps=10.0, layout=layout) as w:
         for length in lengths:
             w.add_episode(**synthetic_episode(w.next_id, length, resolution))
     return path

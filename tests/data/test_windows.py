@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
 import torch
+from synthetic_data import synthetic_episode
 
 from playworld.data.store import Dataset
 from playworld.data.windows import WindowSampler, make_loader
 from playworld.errors import PlayworldError
-
-from synthetic_data import synthetic_episode
 
 
 def _key(frame) -> tuple[int, int]:

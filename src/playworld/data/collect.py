@@ -73,12 +73,13 @@ def run_episode(world: World, policy: Callable, steps: int, seed: int | None,
 def collect(
     world: str, out: str | Path, episodes: int, policy: str | Callable = "random", seed: int = 0,
     resolution: int = 64, steps: int | None = None, world_options: dict | None = None, progress: bool = True,
-    warn: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None, layout: str | None = None,
 ) -> Dataset:
     """Collect `episodes` episodes of `world` into the dataset at `out` (created or appended to).
 
     `warn` hears what the data may silently lose: episodes the step cap cut before the world ended them,
-    and moving objects so small that the resize to `resolution` may erase them.
+    and moving objects so small that the resize to `resolution` may erase them. `layout` is a new
+    dataset's (`playworld.data.store.create_or_append`).
     """
 
     if episodes < 1:
@@ -92,7 +93,8 @@ def collect(
         make_policy(policy, env.action_space, seed=seed)  # a bad policy fails before the dataset is touched
         policy_name = policy if isinstance(policy, str) else getattr(policy, "__name__", "callable")
         source = {"kind": "collect", "policy": policy_name, "seed": int(seed), "steps": int(steps)}
-        with create_or_append(out, world, resolution, env.action_space, env.fps, world_options, source=source) as writer:
+        with create_or_append(out, world, resolution, env.action_space, env.fps, world_options, source=source,
+                              layout=layout) as writer:
             run_seed = collection_seed(seed, writer.next_id)
             agent = make_policy(policy, env.action_space, seed=run_seed)
             native: list[np.ndarray] = []

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from playworld.data.store import SPLITS, Dataset
+from playworld.data.layout import FRAMES_FILE
+from playworld.data.store import SPLITS, Dataset, stored_bytes
 from playworld.errors import PlayworldError
 
 
@@ -22,7 +23,7 @@ def dataset_info(dataset: Dataset | str | Path) -> dict:
     ds = _as_dataset(dataset)
     ids = ds.episode_ids()
     lengths = np.array([ds.episode_length(e) for e in ids], dtype=np.int64)
-    stored = sum(meta["bytes"] for e in ds.manifest["episodes"] for meta in e["files"].values())
+    stored = sum(stored_bytes(e) for e in ds.entries)
     on_disk = sum(p.stat().st_size for p in ds.path.rglob("*") if p.is_file())
     splits = {}
     for split in SPLITS:
@@ -52,7 +53,7 @@ def dataset_info(dataset: Dataset | str | Path) -> dict:
         "episodes": len(ids), "frames": int(lengths.sum()),
         "episode_length": {"min": int(lengths.min()), "mean": round(float(lengths.mean()), 2), "max": int(lengths.max())}
         if len(ids) else None,
-        "splits": splits, "bytes_stored": int(stored), "bytes_on_disk": int(on_disk),
+        "splits": splits, "bytes_stored": int(stored), "bytes_on_disk": int(on_disk), "storage": storage(ds),
         "state_keys": ds.state_keys, "actions": action_stats,
         "rewards": {
             "total": float(rewards_all.sum()), "mean_per_step": float(rewards_all.mean()) if len(rewards_all) else 0.0,
@@ -60,6 +61,21 @@ def dataset_info(dataset: Dataset | str | Path) -> dict:
             "max": float(rewards_all.max()) if len(rewards_all) else 0.0,
             "nonzero_steps": int(np.count_nonzero(rewards_all)),
         },
+    }
+
+
+def storage(ds: Dataset) -> dict:
+    """How the frames are stored: layout, codec, whether lossless, bytes against raw uint8."""
+    frames_file = FRAMES_FILE[ds.layout]
+    frame_bytes = sum(int(e["files"][frames_file]["bytes"]) for e in ds.entries if frames_file in e["files"])
+    raw = sum(int(e["length"]) for e in ds.entries) * ds.resolution**2 * 3
+    codec = ds.manifest.get("frames", {})
+    return {
+        "schema_version": ds.manifest["schema_version"], "layout": ds.layout,
+        "frames_codec": f"{codec['codec']}-{codec['level']}" if codec else "npy (uncompressed)",
+        "lossless": True,  # both layouts store the frames bit for bit; `data verify` checks the decoded bytes' sha256
+        "frame_bytes": frame_bytes, "raw_frame_bytes": raw,
+        "frames_smaller_than_raw": round(raw / frame_bytes, 1) if frame_bytes else None,
     }
 
 

@@ -9,7 +9,8 @@ fully inside one episode. Following the time convention of `playworld.data.batch
 
 `cut_window` is the one place that slice is written; the training loader (`make_loader`), rollouts
 (`dataset_windows`), the eval suite and play's dataset contexts all cut through it. Frames are read
-from memory-mapped episodes (no dataset-sized load); open episodes are cached.
+on access, from memory maps or by decoding the one or two compressed chunks a window spans (no
+dataset-sized load); open episodes are cached.
 
 `make_loader` is the training batch stream, resumable at any step: batch i of a rank is a pure
 function of (seed, rank, world_size, i) (a seeded permutation per epoch, dealt round-robin to
@@ -31,7 +32,9 @@ from playworld.data.batch import Batch, check_context
 from playworld.data.store import Dataset, Episode
 from playworld.errors import PlayworldError
 
-_MAX_OPEN_EPISODES = 512  # each open episode holds one mmap (and a file descriptor)
+_MAX_OPEN_EPISODES = {"raw": 512, "compressed": 8192}
+"""episodes kept open per sampler: a raw one holds a memory map (and a file descriptor); a compressed
+one holds no file, only its actions, rewards and flags and its chunk offsets (a few KB at 200 steps)"""
 
 
 def cut_window(episode: Episode, t: int, context: int, horizon: int) -> dict[str, np.ndarray]:
@@ -107,7 +110,7 @@ class WindowSampler:
         if episode is None:
             episode = self.dataset.load_episode(ep)
             self._cache[ep] = episode
-            if len(self._cache) > _MAX_OPEN_EPISODES:
+            if len(self._cache) > _MAX_OPEN_EPISODES[self.dataset.layout]:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(ep)

@@ -38,8 +38,12 @@ from playworld.agents.dream import dream, evaluate_real
 from playworld.compute import cpu_count, cpu_flags, machine_load, native_bf16, set_threads
 from playworld.data.collect import collect
 from playworld.data.store import Dataset
+from playworld.data.windows import make_loader
+from playworld.models import get_family
+from playworld.models.interface import WorldSpec
 from playworld.runs.checkpoints import resolve_checkpoint
 from playworld.runs.load import load_world_model
+from playworld.runs.presets import load_preset, make_model_config, resolve_context
 from playworld.train.loop import train
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
@@ -129,6 +133,36 @@ class Stages:
         (w1, c1) = self.clock()
         self.seconds[name], self.cpu_seconds[name] = round(w1 - w0, 1), round(c1 - c0, 1)
         return value
+
+
+# -- what a training step consumes (the loader benches) -----------------------------------------------
+
+
+def training_step_rate(ds: Dataset, preset_name: str, batch: int, horizon: int = 1, steps: int = 3) -> dict[str, Any]:
+    """Windows per second one training step of the preset's diffusion model consumes on `ds`'s windows:
+    batch / (forward + backward + optimiser step), timed over `steps` steps after one warm-up."""
+    family, preset = get_family("diffusion"), load_preset(preset_name)
+    config = make_model_config(family, preset)
+    spec = WorldSpec(resolution=ds.resolution, action_space=ds.action_space, context=resolve_context(preset), fps=ds.fps,
+                     world=ds.world)
+    net = family.build(config, spec)
+    opt = torch.optim.AdamW(net.parameters(), 1e-4)
+    generator = torch.Generator().manual_seed(0)
+    windows = next(make_loader(ds, spec.context, horizon, batch, seed=1))
+
+    def step():
+        loss, _ = family.loss(net, windows, config, 0, generator)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    dt = (time.perf_counter() - t0) / steps
+    return {"model": f"diffusion, {preset_name} preset", "params": sum(p.numel() for p in net.parameters()),
+            "context": spec.context, "step_s": round(dt, 3), "windows_per_s": round(batch / dt, 1)}
 
 
 # -- episodes and latent actions (the genie benches) --------------------------------------------------

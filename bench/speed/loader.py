@@ -3,10 +3,10 @@
     python bench/speed/loader.py [--data DATA] [--seconds 3] [--preset small] [--workers 0,2]
 
 The loader is `playworld.data.windows.make_loader`, the one training uses. Without --data it
-collects a temporary explorer dataset (40 episodes x 200 steps, 64x64 by default). The consumer is
-the registered `diffusion` family with the preset's model options and context K; its rate is
-windows/s = batch / (forward + backward + optimiser step) on this CPU. The loader should deliver at
-least 10x that (`headroom` >= 10).
+collects a temporary explorer dataset (40 episodes x 200 steps, 64x64 by default, the default
+compressed store). The consumer is the registered `diffusion` family with the preset's model
+options and context K; its rate is windows/s = batch / (forward + backward + optimiser step) on
+this CPU (`common.training_step_rate`). The loader should deliver at least 10x that (`headroom` >= 10).
 """
 
 from __future__ import annotations
@@ -17,14 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from playworld.data.collect import collect
 from playworld.data.store import Dataset
 from playworld.data.windows import make_loader
-from playworld.models import get_family
-from playworld.models.interface import WorldSpec
-from playworld.runs.presets import load_preset, make_model_config, resolve_context
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the repo root, for bench.common
 from bench import common
@@ -47,32 +42,6 @@ def loader_rate(ds: Dataset, context: int, batch: int, num_workers: int, seconds
             "windows_per_s": round(n * batch / dt, 1)}
 
 
-def consumer_rate(ds: Dataset, preset_name: str, batch: int, steps: int = 3) -> dict:
-    """Windows per second one training step of the preset's diffusion model consumes."""
-    family, preset = get_family("diffusion"), load_preset(preset_name)
-    config = make_model_config(family, preset)
-    spec = WorldSpec(resolution=ds.resolution, action_space=ds.action_space, context=resolve_context(preset), fps=ds.fps,
-                     world=ds.world)
-    net = family.build(config, spec)
-    opt = torch.optim.AdamW(net.parameters(), 1e-4)
-    generator = torch.Generator().manual_seed(0)
-    windows = next(make_loader(ds, spec.context, HORIZON, batch, seed=1))
-
-    def step():
-        loss, _ = family.loss(net, windows, config, 0, generator)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    step()  # warm-up
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    dt = (time.perf_counter() - t0) / steps
-    return {"model": f"diffusion, {preset_name} preset", "params": sum(p.numel() for p in net.parameters()),
-            "context": spec.context, "step_s": round(dt, 3), "windows_per_s": round(batch / dt, 1)}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[common.options(seed=0)])
     ap.add_argument("--data", type=Path, help="dataset to read (default: collect a temporary explorer dataset)")
@@ -89,7 +58,7 @@ def main() -> None:
         ds = Dataset(args.data) if args.data else collect(
             "explorer", Path(tmp) / "explorer", args.episodes, policy="random", seed=args.seed, resolution=args.resolution,
             steps=args.steps_per_episode, progress=False)
-        consumer = consumer_rate(ds, args.preset, args.batch)
+        consumer = common.training_step_rate(ds, args.preset, args.batch, HORIZON)
         loaders = [loader_rate(ds, consumer["context"], args.batch, int(w), args.seconds) for w in args.workers.split(",")]
         best = max(r["windows_per_s"] for r in loaders)
         common.report("loader", {

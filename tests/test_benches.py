@@ -420,3 +420,18 @@ def test_threads_bench_times_each_setting_alone_and_beside_a_busy_job():
     assert set(ms) == {f"{w}_{t}_threads" for w in ("alone", "beside_one_job") for t in settings}
     assert all(v > 0 for v in ms.values()) and len(set(ms.values())) > 1  # timed, not literals
     assert out["default_threads_idle"] == out["cores"] and out["default_threads_beside_one_job"] == max(1, out["cores"] - 1)
+
+
+def test_import_graph_counts_what_the_source_holds(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "low").mkdir(parents=True)
+    (pkg / "high").mkdir()
+    for f in ("__init__.py", "low/__init__.py", "high/__init__.py"):
+        (pkg / f).write_text("")
+    (pkg / "low" / "a.py").write_text("import os\n")
+    (pkg / "high" / "b.py").write_text("import sys\nfrom pkg.low import a\n\n\ndef f():\n    from pkg.low.a import os\n")
+    out = _bench("diagnose/import_graph.py", "--src", pkg, "--list-inner")
+    assert (out["imports"], out["inside_functions"]) == (4, 1)
+    assert out["inside_functions_list"] == ["pkg.high.b:6 -> pkg.low.a"]
+    assert {(e["from"], e["to"], e["where"], e["count"]) for e in out["between_parts"]} == {
+        ("high", "low", "top", 1), ("high", "low", "function", 1)}

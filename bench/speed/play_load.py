@@ -19,9 +19,19 @@ the frame header echoes the key sequence number). Abusive kinds, cycled over `--
     origin   connects from a foreign web page again and again (each is refused)
     churn    connects and leaves again and again
 
-It also reads the server's RSS (from /proc) when the abuse starts and ends, counts the connections the
-server refused (by the clients' own count and the server's /api/info), and the messages it dropped or
-coalesced. Loopback only; every client and the server stop by themselves after the run.
+A dropped abuser connects again (a persistent one). The abusive processes are started, and their
+imports done, before anything is measured, and get going for SETTLE_S before the abused phase starts.
+
+It also reads the server's RSS (from /proc) when the abuse starts and ends (and every 5 s), the
+server's CPU seconds per second and its model time per call of the players in each phase, the model
+time each session had (/api/info), the connections the server refused (by the clients' own count and
+by the server's) and the messages it dropped or coalesced. Loopback only; every client and the
+server stop by themselves after the run.
+
+On a machine with few cores a flooding client's own busy loop competes with the server for them,
+which a remote attacker's does not: when the players lose frames while the server's CPU per second
+falls and its model time per call rises, it is the OS starving the server, not the server spending
+itself on the flood. `--abuser-nice 19` takes the abusers' own CPU out of the measurement.
 Target (issue 22): with 4 flooding clients every normal player keeps >= 50% of its baseline FPS, and
 the server's RSS grows < 10% over the abuse.
 """
@@ -54,6 +64,8 @@ from bench import common
 
 KINDS = ("keys", "garbage", "status", "reset", "steps", "slow", "origin", "churn")
 NORMAL_PLAYERS = 4
+SETTLE_S = 3.0
+"""the abusive clients connect and get going for this long before the abused phase is measured"""
 KEYS = ["ArrowRight", "ArrowDown", "ArrowLeft", "ArrowUp"]
 
 
@@ -69,6 +81,13 @@ def rss_mib(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def quantiles(xs: list[float]) -> dict:
@@ -153,10 +172,13 @@ class Player:
             await asyncio.sleep(self.rng.uniform(0.2, 0.8))
 
 
-async def play_phases(url: str, phases: list[tuple[str, float]], on_phase) -> list[Player]:
+async def play_phases(url: str, phases: list[tuple[str, float]], on_phase, sample=None) -> list[Player]:
+    """The players through each (name, seconds) phase; `sample()` is called every 5 s meanwhile."""
     players = [Player(url, seed) for seed in range(NORMAL_PLAYERS)]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(p.run(stop)) for p in players]
+    if sample is not None:
+        tasks.append(asyncio.create_task(_every(5.0, sample, stop)))
     await asyncio.sleep(3.0)  # connected and warmed up
     for name, seconds in phases:
         on_phase(name)
@@ -166,15 +188,27 @@ async def play_phases(url: str, phases: list[tuple[str, float]], on_phase) -> li
         await asyncio.sleep(seconds)
         for p in players:
             p.frames[name + "_seconds"] = time.monotonic() - started
+    on_phase("end")
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     return players
 
 
+async def _every(seconds: float, fn, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        fn()
+        await asyncio.sleep(seconds)
+
+
 # -- abusive clients (one process each) ----------------------------------------------------------
 
 
-def abuse(kind: str, url: str, seconds: float, out: mp.Queue) -> None:
+def abuse(kind: str, url: str, seconds: float, out: mp.Queue, go, nice: int = 0) -> None:
+    """One abusive client: ready (imports done) long before the abuse starts, then `seconds` of `kind` from `go`."""
+    if nice:
+        os.nice(nice)
+    out.put("ready")
+    go.wait()
     counts = asyncio.run(_abuse(kind, url, seconds))
     out.put({"kind": kind, **counts})
 
@@ -194,24 +228,38 @@ async def _abuse(kind: str, url: str, seconds: float) -> dict:
                 counts["refused"] += 1
             await asyncio.sleep(0.01)
         return counts
-    try:
-        async with connect(url, max_size=None, open_timeout=60) as ws:
-            counts["connections"] += 1
-            hello = json.loads(await ws.recv())
-            if hello.get("type") == "busy":
-                counts["refused"] += 1
-                return counts
-            if kind != "slow":
-                reader = asyncio.create_task(_drain(ws))
-            message = {
-                "keys": lambda i: json.dumps({"type": "keys", "down": ["KeyD"] if i % 2 else [], "seq": i}),
-                "garbage": lambda i: "{not json" + "x" * (i % 64),
-                "status": lambda i: '{"type": "status"}',
-                "reset": lambda i: '{"type": "reset"}',
-            }.get(kind)
-            if kind == "steps" and hello.get("max_sampling_steps"):
-                await ws.send(json.dumps({"type": "sampling_steps", "value": hello["max_sampling_steps"]}))
-            i = 0
+    counts["closed_by_server"] = 0
+    while time.monotonic() < end:  # a persistent abuser: dropped, it connects again
+        try:
+            await _one_connection(kind, url, end, counts)
+        except InvalidStatus:
+            counts["refused"] += 1
+        except (OSError, WebSocketException, asyncio.TimeoutError):
+            if time.monotonic() < end - 0.5:
+                counts["closed_by_server"] += 1
+        await asyncio.sleep(0.05)
+    return counts
+
+
+async def _one_connection(kind: str, url: str, end: float, counts: dict) -> None:
+    async with connect(url, max_size=None, open_timeout=60) as ws:
+        counts["connections"] += 1
+        hello = json.loads(await ws.recv())
+        if hello.get("type") == "busy":
+            counts["refused"] += 1
+            await asyncio.sleep(1.0)
+            return
+        reader = asyncio.create_task(_drain(ws)) if kind != "slow" else None
+        message = {
+            "keys": lambda i: json.dumps({"type": "keys", "down": ["KeyD"] if i % 2 else [], "seq": i}),
+            "garbage": lambda i: "{not json" + "x" * (i % 64),
+            "status": lambda i: '{"type": "status"}',
+            "reset": lambda i: '{"type": "reset"}',
+        }.get(kind)
+        if kind == "steps" and hello.get("max_sampling_steps"):
+            await ws.send(json.dumps({"type": "sampling_steps", "value": hello["max_sampling_steps"]}))
+        i = 0
+        try:
             while time.monotonic() < end:
                 i += 1
                 if message is None:  # steps: plays on; slow: a key now and then, never reading
@@ -220,13 +268,9 @@ async def _abuse(kind: str, url: str, seconds: float) -> dict:
                 else:
                     await asyncio.wait_for(ws.send(message(i)), timeout=max(0.01, end - time.monotonic()))
                 counts["sent"] += 1
-            if kind != "slow":
+        finally:
+            if reader is not None:
                 reader.cancel()
-    except InvalidStatus:
-        counts["refused"] += 1
-    except (OSError, WebSocketException, asyncio.TimeoutError):
-        pass  # a flood cut short at the end of the run
-    return counts
 
 
 async def _drain(ws) -> None:
@@ -249,6 +293,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="length of the abuse")
     ap.add_argument("--baseline-seconds", type=float, default=20.0, help="the normal players alone, first")
     ap.add_argument("--fps", type=float, default=15.0, help="the server's tick")
+    ap.add_argument("--abuser-nice", type=int, default=0, help="run the abusive clients at this niceness: on a machine "
+                    "with few cores their own CPU use (a flood is a busy loop) otherwise competes with the server's, "
+                    "which a remote attacker's does not")
     args = ap.parse_args()
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     if not kinds or any(k not in KINDS for k in kinds):
@@ -259,21 +306,35 @@ def main() -> None:
     server = start_server(args, port)
     url = f"ws://127.0.0.1:{port}/ws"
     rss = {"ready": rss_mib(server.pid)}
+    series: list[float] = []  # RSS every 5 s, to tell a step (sessions made) from a leak
     ctx = mp.get_context("spawn")
     results: mp.Queue = ctx.Queue()
     abusers: list = []
 
+    during: dict = {}
+    marks: list[tuple[str, float, float, dict]] = []  # (phase, wall, server CPU s, model time per session)
+
+    go = ctx.Event()
+    for i in range(args.abusers):  # started (and their imports done) before anything is measured
+        p = ctx.Process(target=abuse, args=(kinds[i % len(kinds)], url, SETTLE_S + args.seconds + 2, results, go,
+                                            args.abuser_nice), daemon=True)
+        p.start()
+        abusers.append(p)
+    for _ in abusers:
+        assert results.get(timeout=300) == "ready"
+
     def on_phase(name: str) -> None:
-        if name == "abused":
+        marks.append((name, time.monotonic(), cpu_seconds(server.pid), info(port).get("model", {})))
+        if name == "end":  # before the players leave
+            rss["abuse_end"] = rss_mib(server.pid)
+            during.update(info(port))
+        if name == "settle":  # the abuse starts; what it does is measured from the next phase on
             rss["abuse_start"] = rss_mib(server.pid)
-            for i in range(args.abusers):
-                p = ctx.Process(target=abuse, args=(kinds[i % len(kinds)], url, args.seconds + 2, results), daemon=True)
-                p.start()
-                abusers.append(p)
+            go.set()
 
     try:
-        players = asyncio.run(play_phases(url, [("baseline", args.baseline_seconds), ("abused", args.seconds)], on_phase))
-        rss["abuse_end"] = rss_mib(server.pid)
+        phases = [("baseline", args.baseline_seconds), ("settle", SETTLE_S), ("abused", args.seconds)]
+        players = asyncio.run(play_phases(url, phases, on_phase, lambda: series.append(round(rss_mib(server.pid), 1))))
         abused = [results.get(timeout=60) for _ in abusers]
         for p in abusers:
             p.join(timeout=10)
@@ -296,13 +357,21 @@ def main() -> None:
                          "latency_ms_baseline": quantiles(p.latencies.get("baseline", [])),
                          "latency_ms_abused": quantiles(p.latencies.get("abused", [])), "errors": len(p.errors)})
     growth = (rss["abuse_end"] - rss["abuse_start"]) / rss["abuse_start"] * 100
+    server_phases = {}
+    for (name, t0, c0, m0), (_, t1, c1, m1) in zip(marks, marks[1:]):
+        normal = [str(i) for i in sorted(int(k) for k in m0)[:NORMAL_PLAYERS]]  # the first sessions are the players
+        calls = sum(m1.get(k, {}).get("calls", 0) - m0[k]["calls"] for k in normal)
+        secs = sum(m1.get(k, {}).get("seconds", 0) - m0[k]["seconds"] for k in normal)
+        server_phases[name] = {"server_cpu_per_s": round((c1 - c0) / (t1 - t0), 3),
+                               "players_model_ms_per_call": round(1000 * secs / max(calls, 1), 1)}
     common.report("play_load", {
-        "run": args.run, "tick_fps": args.fps, "abusers": [a["kind"] for a in abused], "seconds": args.seconds,
+        "run": args.run, "tick_fps": args.fps, "abusers": [a["kind"] for a in abused], "abuser_nice": args.abuser_nice,
+        "seconds": args.seconds,
         "baseline_seconds": args.baseline_seconds, "sessions": sessions,
-        "rss_mib": {k: round(v, 1) for k, v in rss.items()}, "rss_growth_pct": round(growth, 2),
+        "rss_mib": {k: round(v, 1) for k, v in rss.items()}, "rss_growth_pct": round(growth, 2), "rss_mib_every_5s": series,
         "abusive_clients": abused,
         "refused": {"by_clients": sum(a["refused"] for a in abused), "by_server": served.get("refused")},
-        "messages": served.get("messages"),
+        "messages": served.get("messages"), "model_time_by_session": during.get("model"), "server": server_phases,
         "targets": {"kept_fps": 0.5, "rss_growth_pct": 10},
         "meets_targets": bool(min(s["kept"] for s in sessions) >= 0.5 and growth < 10),
     }, args)

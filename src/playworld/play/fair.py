@@ -10,7 +10,8 @@ uses the cores for one call). Calls are not served first come first served: the 
 the session that has used the least model time so far goes next (start-time fair queueing). A
 session whose steps cost 16 times as much (more sampling steps) then gets about a sixteenth of the
 steps, not sixteen times the machine; a session coming back from a pause is lifted to the others'
-level, so it cannot spend a long idle spell as a burst.
+level, so it cannot spend a long idle spell as a burst. A call may weigh more than its time (`weight`):
+the server charges a session that is flooding it several times over, so it gets less of the model.
 
 **Message budget.** A token bucket per session: `burst` messages at once, `rate` per second after
 that. What the budget refuses is not processed: key states are coalesced (only the newest matters,
@@ -37,6 +38,7 @@ class _Job:
     fn: Callable
     args: tuple
     future: asyncio.Future
+    weight: float = 1.0
     took: float = 0.0
 
 
@@ -45,22 +47,26 @@ class FairScheduler:
 
     def __init__(self, executor: Executor):
         self.executor = executor
-        self.used: dict[int, float] = {}  # model seconds each session has had (lifted on return, see run)
+        self.used: dict[int, float] = {}  # model seconds each session has had, weighted (lifted on return, see run)
+        self.seconds: dict[int, float] = {}  # model seconds each session has really had (for /api/info)
+        self.calls: dict[int, int] = {}
         self.floor = 0.0  # the `used` of the job started last: where a returning session starts
         self._waiting: list[_Job] = []
         self._busy = False
         self._order = itertools.count()
 
-    async def run(self, who: int, fn: Callable, *args: Any) -> Any:
+    async def run(self, who: int, fn: Callable, *args: Any, weight: float = 1.0) -> Any:
+        """fn(*args) in the worker, when `who` is the least-served waiting session; its time counts `weight` times."""
         loop = asyncio.get_running_loop()
         self.used[who] = max(self.used.get(who, 0.0), self.floor - CATCH_UP_S)
-        job = _Job(who, next(self._order), fn, args, loop.create_future())
+        job = _Job(who, next(self._order), fn, args, loop.create_future(), weight)
         self._waiting.append(job)
         self._start_next(loop)
         return await job.future
 
     def forget(self, who: int) -> None:
-        self.used.pop(who, None)
+        for table in (self.used, self.seconds, self.calls):
+            table.pop(who, None)
 
     @property
     def waiting(self) -> int:
@@ -80,7 +86,9 @@ class FairScheduler:
     def _finished(self, loop: asyncio.AbstractEventLoop, job: _Job, done: asyncio.Future) -> None:
         self._busy = False
         if job.who in self.used:
-            self.used[job.who] += job.took
+            self.used[job.who] += job.took * job.weight
+        self.seconds[job.who] = self.seconds.get(job.who, 0.0) + job.took
+        self.calls[job.who] = self.calls.get(job.who, 0) + 1
         if not job.future.done():
             if done.cancelled():
                 job.future.cancel()

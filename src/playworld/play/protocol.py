@@ -13,10 +13,11 @@ Client -> server: JSON text messages of at most 4 KiB, each an object with a "ty
 Anything else (not JSON, not an object, over 4 KiB, binary, an unknown type or a bad field) is
 answered with {"type": "error", "message": ...} and otherwise ignored.
 
-Each session has a budget of messages (play/fair.py: a burst of 60, then 30 a second). Beyond it a
-"keys" message still sets the held keys (the newest key state wins) but anything else is dropped,
-counted and answered by at most one {"type": "error", "about": "rate"} a second, and the server
-reads that client's messages more slowly, so a flooding client costs the others little.
+Each session has a budget of messages (play/fair.py: a burst of 60, then 30 a second, of which a
+burst of 20 and 5 a second may be other than "keys"). Beyond it a "keys" message still sets the
+held keys (the newest key state wins) but anything else is dropped, counted and answered by at most
+one {"type": "error", "about": "rate"} a second, and the server reads that client's messages more
+slowly and charges its model time more, so a flooding client costs the others little.
 
 Server -> client: JSON text ("hello", "status", "recording", "error", "busy") and binary frames:
 a 24-byte little-endian header, then `views` raw RGB images of height x width x 3 bytes (the model

@@ -9,7 +9,8 @@ worker keeps sessions from fighting over them (and keeps non-thread-safe worlds 
 No client can take the server from the others (play/fair.py, play/guard.py):
 - model time is shared fairly: the waiting call of the least-served session goes next;
 - each session has a message budget; beyond it key states are coalesced, other messages dropped
-  and counted, and the client's messages are read more slowly;
+  and counted, the client's messages are read more slowly, and its model time is charged several
+  times over for a while;
 - each session has its own sampling steps, capped per session (`max_sampling_steps`);
 - websockets from foreign web pages (Origin), requests naming a foreign Host (DNS rebinding) and,
   with a token, requests without it are refused before any session is made.
@@ -55,8 +56,14 @@ MAX_RECORDINGS = 16  # finished recordings kept in memory for download, oldest d
 STATUS_EVERY_S = 1.0
 MESSAGE_RATE, MESSAGE_BURST = 30.0, 60
 """a session's message budget: a burst of this many, then this many a second (a player sends a few per key)"""
-OVER_BUDGET_READ_S = 1 / (4 * MESSAGE_RATE)
-"""beyond its budget a client's messages are read no faster than one per this many seconds"""
+WORK_RATE, WORK_BURST = 5.0, 20
+"""of that, the messages other than key states (each asks for model work or a status): a burst and a rate"""
+OVER_BUDGET_READ_S = 1 / MESSAGE_RATE
+"""beyond its budget a client's messages are read no faster than one per this many seconds (so a flood costs
+the server at most twice the budget's parsing; the rest waits in the client's socket)"""
+FLOODER_WEIGHT, FLOODER_MEMORY_S = 4.0, 5.0
+"""a session that went over its message budget in the last FLOODER_MEMORY_S seconds has its model time
+charged FLOODER_WEIGHT times over (play/fair.py), so flooding also costs the flooder its frames"""
 STEPS_CAP_FACTOR = 4
 """by default a player may raise the sampling steps to this many times the model's own, at most"""
 
@@ -120,7 +127,9 @@ class PlayServer:
                     "sessions": self.active, "max_sessions": self.max_sessions,
                     "max_sampling_steps": self.max_sampling_steps,
                     "refused": {**self.guard.refused, "busy": self.stats["busy"]},
-                    "messages": {"dropped": self.stats["dropped"], "coalesced": self.stats["coalesced"]}}
+                    "messages": {"dropped": self.stats["dropped"], "coalesced": self.stats["coalesced"]},
+                    "model": {str(who): {"seconds": round(t, 2), "calls": self.scheduler.calls.get(who, 0)}
+                              for who, t in self.scheduler.seconds.items()}}
 
         @app.get("/recordings/{rid}.mp4")
         def recording_mp4(rid: str) -> Response:
@@ -156,9 +165,9 @@ class PlayServer:
         finally:
             self.active -= 1
 
-    async def call(self, fn: Callable, *args: Any, who: int = -1) -> Any:
+    async def call(self, fn: Callable, *args: Any, who: int = -1, weight: float = 1.0) -> Any:
         """Run model work off the event loop, in the shared model thread, fairly between sessions (`who`)."""
-        return await self.scheduler.run(who, fn, *args)
+        return await self.scheduler.run(who, fn, *args, weight=weight)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -175,10 +184,12 @@ class _Connection:
         self.send_lock = asyncio.Lock()  # one message on the wire at a time
         self.steps_done, self.rate_t0, self.rate = 0, time.perf_counter(), 0.0
         self.budget = MessageBudget(server.message_rate, server.message_burst)
-        self.last_rate_error = 0.0
+        self.work_budget = MessageBudget(WORK_RATE, WORK_BURST)  # of it, the messages that cost model work
+        self.last_rate_error = self.flooded_at = -FLOODER_MEMORY_S
 
     async def call(self, fn: Callable, *args: Any) -> Any:
-        return await self.server.call(fn, *args, who=self.id)
+        flooding = time.monotonic() - self.flooded_at < FLOODER_MEMORY_S
+        return await self.server.call(fn, *args, who=self.id, weight=FLOODER_WEIGHT if flooding else 1.0)
 
     async def send_json(self, obj: dict) -> None:
         async with self.send_lock:
@@ -216,11 +227,19 @@ class _Connection:
                 raw = await self.ws.receive()
                 if raw["type"] == "websocket.disconnect":
                     break
-                if not self.budget.take():
-                    await self.over_budget(raw)
+                within = self.budget.take()
+                try:
+                    msg = parse_message(raw)
+                except ProtocolError as e:
+                    await (self.error(str(e)) if within else self.over_budget(None))
+                    continue
+                if within and msg.type != "keys":  # everything but keys asks for model work or a status
+                    within = self.work_budget.take()
+                if not within:
+                    await self.over_budget(msg)
                     continue
                 try:
-                    await self.handle(parse_message(raw))
+                    await self.handle(msg)
                 except (ProtocolError, PlayworldError) as e:
                     await self.error(str(e))
         except (WebSocketDisconnect, RuntimeError, OSError):
@@ -241,14 +260,12 @@ class _Connection:
             with contextlib.suppress(Exception):
                 real.close()
 
-    async def over_budget(self, raw: dict) -> None:
-        """A message beyond the budget: a key state still wins (coalesced), anything else is dropped and
-        counted; one error a second says so; the next message is read a little later (back-pressure)."""
+    async def over_budget(self, msg: Message | None) -> None:
+        """A message beyond the budget (None: a malformed one): a key state still wins (coalesced), anything
+        else is dropped and counted; one error a second says so; the next message is read a little later
+        (back-pressure), and the session's model time costs more for a while (FLOODER_WEIGHT)."""
         stats = self.server.stats
-        try:
-            msg = parse_message(raw)
-        except ProtocolError:
-            msg = None
+        self.flooded_at = time.monotonic()
         if msg is not None and msg.type == "keys":
             self.session.set_keys(msg.fields["down"], msg.fields["seq"])
             self.budget.coalesced += 1

@@ -17,12 +17,18 @@ weighted by the predicted probability of not having terminated), and refits the 
 
 Only the first action is executed; the next call replans from the new frame, warm-started from the
 previous distribution shifted by one step (model-predictive control).
+
+What a plan is worth is the planner's `objective` (an `Objective`): by default `Returns`, the
+discounted imagined return above; agents/goals.py's `GoalObjective` scores the distance to a goal
+frame's representation instead. An objective is started once per real step (`start`: the context,
+the population, the step's seed) and then scores each iteration's plans (`score`), so it may set up
+what the iterations share (a latent model's state after the context) once.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -65,14 +71,39 @@ def rollout_returns(
     return ret
 
 
+class Objective(Protocol):
+    """What the planner maximises: `start(frames, actions, n, seed)` once per real step from the context
+    (frames (K, 3, R, R) uint8, actions (K[, dim])), for `n` plans a step; `score(started, plans)` ->
+    (N,) float, higher is better, for plans (N, H) int64 or (N, H, dim) float."""
+
+    def start(self, frames: Tensor, actions: Tensor, n: int, seed: int) -> Any: ...
+
+    def score(self, started: Any, plans: Tensor) -> Tensor: ...
+
+
+class Returns:
+    """The default objective: each plan's discounted imagined return (`rollout_returns`)."""
+
+    def __init__(self, model: WorldModel, reward_fn: RewardFn, discount: float = 0.99):
+        self.model, self.reward_fn, self.discount = model, reward_fn, discount
+
+    def start(self, frames: Tensor, actions: Tensor, n: int, seed: int) -> tuple[Tensor, Tensor, int]:
+        return frames, actions, seed
+
+    def score(self, started: tuple[Tensor, Tensor, int], plans: Tensor) -> Tensor:
+        frames, actions, seed = started
+        return rollout_returns(self.model, self.reward_fn, frames, actions, plans, seed, self.discount)
+
+
 class Planner(Policy):
-    """CEM / MPPI model-predictive control over `model` (see the module doc)."""
+    """CEM / MPPI model-predictive control over `model` (see the module doc). Without an `objective` it
+    maximises returns read by `reward_fn` (default: the model's heads, else a reward model of `dataset`)."""
 
     def __init__(
         self, model: WorldModel, method: Literal["cem", "mppi"] = "cem", horizon: int = 8, population: int = 64,
         elites: int = 8, iterations: int = 3, discount: float = 0.99, temperature: float = 0.5,
         smoothing: float = 0.1, min_std: float = 0.05, reward_fn: RewardFn | None = None, dataset=None,
-        cache_dir: str | Path | None = None, seed: int = 0,
+        cache_dir: str | Path | None = None, seed: int = 0, objective: Objective | None = None,
     ):
         super().__init__(model.spec.action_space, seed)
         if method not in ("cem", "mppi"):
@@ -85,7 +116,10 @@ class Planner(Policy):
         self.model, self.method = model, method
         self.horizon, self.population, self.elites, self.iterations = horizon, population, elites, iterations
         self.discount, self.temperature, self.smoothing, self.min_std = discount, temperature, smoothing, min_std
-        self.reward_fn = reward_fn or make_reward_fn(model, dataset, cache_dir=cache_dir, seed=seed)
+        if objective is None:
+            self.reward_fn = reward_fn or make_reward_fn(model, dataset, cache_dir=cache_dir, seed=seed)
+            objective = Returns(model, self.reward_fn, discount)
+        self.objective = objective
         self.generator = torch.Generator().manual_seed(seed)
         space = self.action_space
         if space.kind == "continuous":
@@ -156,10 +190,11 @@ class Planner(Policy):
     def plan(self, frames: Tensor, actions: Tensor) -> Tensor:
         """Best first action from a context: frames (K, 3, R, R) uint8, actions (K,) or (K, dim)."""
         seed = int(torch.randint(2**31, (), generator=self.generator))
+        started = self.objective.start(frames, actions, self.population, seed)
         best_plan, best_return = None, -float("inf")
         for _ in range(self.iterations):
             plans = self._sample(self.population)
-            returns = rollout_returns(self.model, self.reward_fn, frames, actions, plans, seed, self.discount).cpu()
+            returns = self.objective.score(started, plans).cpu()
             if self.method == "cem":
                 top = returns.topk(self.elites).indices
                 weights = torch.zeros(len(returns)).index_fill_(0, top, 1.0 / self.elites)

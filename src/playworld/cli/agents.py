@@ -79,5 +79,53 @@ def dream_cmd(
     typer.echo(f"next: playworld play {run} --agent {out}")
 
 
+def plan_cmd(
+    run: Path = typer.Argument(..., help="Run directory written by `playworld train` (a family that takes actions)."),
+    goal: str = typer.Option(..., "--goal", help="IMAGE: a goal frame (.png/.jpg/.npy) at the model's resolution; or STEP: "
+                             "a goal STEP steps away (explorer: the view from a cell STEP path steps away; other worlds: "
+                             "the view after STEP random actions from the same start)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset the model was trained on: its world options, and the "
+                                        "frame encoder that families without a latent (diffusion, genie) plan with."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Real steps to act (default: 2 STEP + 2, or 20 for an image)."),
+    method: str = typer.Option("cem", "--method", help="cem or mppi."),
+    representation: str = typer.Option("auto", "--representation", help="What is compared with the goal: latent (the "
+                                       "model's own: jepa, rssm), pixels (its frames, encoded), or auto (latent if it has one)."),
+    horizon: int = typer.Option(8, "--horizon", help="Planned steps per candidate action sequence."),
+    population: int = typer.Option(64, "--population", help="Candidate sequences per iteration."),
+    iterations: int = typer.Option(3, "--iterations", help="CEM / MPPI refits per real step."),
+    within: int = typer.Option(1, "--within", help="explorer: success when the episode ends this many cells from the goal."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the real world's start (and the STEP goal) and the planner."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for plan.json, goal.png and episode.mp4 (real frames)."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Checkpoint step of the run to load (default: the last)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    threads: Optional[int] = threads_option(),
+) -> None:
+    """Reach a goal view: plan toward it inside the model (CEM / MPPI, replanning every step), act in the real world.
+
+    Example: playworld plan runs/explorer-jepa --goal 6 --out plans/six
+
+    Pixel families need the dataset (for the frame encoder): playworld plan runs/explorer-diffusion
+    --data data/explorer --goal goal.png
+    """
+    # imported here, not at the top: torch and the eval stack cost seconds that `playworld --help` must not pay
+    from playworld.eval.goals import plan_to_goal
+    from playworld.runs.checkpoints import check_run_dir
+    from playworld.runs.load import check_dataset_matches, load_world_model, open_dataset
+    from playworld.train.distributed import pick_device
+
+    use_threads(threads)
+    check_run_dir(run)
+    dataset = open_dataset(data) if data is not None else None
+    model = load_world_model(run, device=pick_device(device), checkpoint=checkpoint)
+    if dataset is not None:
+        check_dataset_matches(model.spec, dataset, f"run {run}")
+    result = plan_to_goal(model, goal, dataset=dataset, cache_dir=Path(run) / "eval" / "cache", steps=steps, method=method,
+                          representation=representation, horizon=horizon, population=population, iterations=iterations,
+                          within=within, seed=seed, out=out)
+    for line in result["lines"]:
+        typer.echo(line)
+
+
 def register(app: typer.Typer) -> None:
     app.command("dream", rich_help_panel="4. Agents")(dream_cmd)
+    app.command("plan", rich_help_panel="4. Agents")(plan_cmd)

@@ -8,6 +8,10 @@ Sections, top to bottom:
   horizon, in words and one picture; which groups pass their baselines; what to try next;
 - the summary table: metric, direction, best possible (what a perfect model scores: a floor for
   errors, a ceiling for PSNR), model, baselines, and how the model compares; KID x1000;
+- closed-loop goals (eval/goals.py), when evaluated: per task, the success, steps and planning seconds of
+  the planner in the model, in the real world and of the random policy; across families (the goals
+  bench's page, whose columns are families), and how each pixel metric ranks the families against
+  their success (Spearman);
 - sanity checks of the instruments (e.g. the frame-shuffle check), apart from the model's metrics;
 - training curves (loss and validation PSNR from the run's metrics.jsonl);
 - per-step curves, with values capped at metrics.PSNR_CAP (the oracle's exact frames) kept off the
@@ -69,7 +73,8 @@ def build_report(results: dict, videos: dict[str, np.ndarray], fps: float = 10.0
     if "training" not in results:  # the run's own log, when the results came from a run directory
         results = {**results, "training": V.read_training(results["run"]) if _is_dir(results.get("run")) else None}
     models = list(results.get("models", ["model"]))
-    columns = ["model"] + [b for b in BASELINE_ORDER if b in models] + [m for m in models if m not in BASELINE_ORDER and m != "model"]
+    columns = (["model"] if "model" in models else []) + [b for b in BASELINE_ORDER if b in models] + [
+        m for m in models if m not in BASELINE_ORDER and m != "model"]  # a page of many models (the goals bench) has no "model"
     ds = results.get("dataset", {})
     title = f"playworld eval: {results.get('label') or results.get('run') or 'model'} on {ds.get('world', '?')}"
     verdict = V.verdict(results)
@@ -86,6 +91,7 @@ def build_report(results: dict, videos: dict[str, np.ndarray], fps: float = 10.0
     parts += [f"<p class='warn'>{_e(w)}</p>" for w in results.get("warnings", [])]
     parts += _verdict(verdict, results)
     parts += _summary(results, columns, verdict)
+    parts += _goals(results, columns)
     parts += _sanity(results, verdict)
     parts += _training(results.get("training"))
     parts += _curves(results, columns)
@@ -150,6 +156,40 @@ def _summary(results: dict, columns: list[str], verdict: V.Verdict) -> list[str]
                        f"{_e(row.get('description', ''))}</div></td><td>{arrow}</td><td>{best_text}</td>{''.join(cells)}"
                        f"<td class='name'>{_e(row.get('unit', ''))}</td><td class='vs'>{_e(_vs_text(chk))}</td></tr>")
     out.append("</tbody></table>")
+    return out
+
+
+def _goals(results: dict, columns: list[str]) -> list[str]:
+    """Closed-loop goals: a row per (task, who); random is the copy-last row (planning in it acts at random)."""
+    entry = results.get("groups", {}).get("goals")
+    if not entry or entry.get("skipped"):
+        return []
+    names = {"oracle": "real world (upper bound)", "copy-last": "random (lower bound)"}
+    order = [c for c in columns if c not in names] + [c for c in columns if c in names]  # models first, then the bounds
+    who = [c for c in order if c != "ignore-actions" and (entry.get("extra") or {}).get(c)]
+    tasks = list(entry["extra"][who[0]]["tasks"]) if who else []
+    head = "".join(f"<th>{_e(t)}</th>" for t in tasks)
+    rows = []
+    for w in who:
+        got = entry["extra"][w]["tasks"]
+        cells = "".join("<td>{}</td>".format(
+            f"{got[t]['success']:.2f} &middot; {_fmt(got[t]['steps'])} steps &middot; {got[t]['plan_seconds']:.3f} s"
+            if t in got else "&ndash;") for t in tasks)
+        rows.append(f"<tr><td class='name'>{_e(names.get(w, w))}</td>{cells}</tr>")
+    out = ["<h2 id='goals'>Closed-loop goals</h2>",
+           "<p class='meta'>Planning toward a goal view inside each model (CEM, replanning every real step), acting in "
+           "the real world. Each cell: success rate &middot; mean steps to the first success &middot; planning CPU "
+           "seconds per real step. <b>real world</b>: the same planner with the real world as its model; "
+           "<b>random</b>: random actions.</p>",
+           f"<table id='goals-table'><thead><tr><th class='name'></th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"]
+    corr = results.get("goals_correlation")
+    if corr:  # the goals bench: how well each pixel metric orders the families by closed-loop success
+        body = "".join(f"<tr><td class='name'>{_e(m)}</td><td>{_fmt(c.get('spearman'))}</td><td class='name'>{_e(c.get('note', ''))}"
+                       "</td></tr>" for m, c in corr.items())
+        out.append("<p class='meta'>Do pixel metrics predict closed-loop success? Spearman rank correlation across the "
+                   "families of each metric (oriented so that better is higher) with their mean success over the tasks.</p>"
+                   f"<table id='goals-correlation'><thead><tr><th class='name'>pixel metric</th><th>Spearman</th>"
+                   f"<th class='name'></th></tr></thead><tbody>{body}</tbody></table>")
     return out
 
 

@@ -3,6 +3,8 @@ rows (the planner in the model, in the real world, random), and its place in the
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from eval_fixtures import RES, make_ctx, spec_of, tiny_explorer
@@ -11,7 +13,7 @@ from playworld.data.collect import collect
 from playworld.errors import PlayworldError
 from playworld.eval.api import DatasetOracle, NotApplicable
 from playworld.eval.goals import (
-    GoalsConfig,
+    QUICK,
     Task,
     episodes_for,
     goal_steps_away,
@@ -118,14 +120,14 @@ def test_the_group_needs_actions_and_explorer(tmp_path):
 
 def test_the_suite_writes_the_goals_beside_the_pixel_metrics(tmp_path, monkeypatch):
     ds = tiny_explorer()
-    monkeypatch.setattr("playworld.eval.goals.GoalsConfig", lambda: GoalsConfig(random_episodes=3))  # seconds, not a minute
+    monkeypatch.setattr("playworld.eval.goals.QUICK", dataclasses.replace(QUICK, random_episodes=3))  # seconds, not a minute
 
     class Still(CopyLast):  # a "model" that plans through its frames: it never moves, like copy-last
         pass
 
     res = run_suite(Still(spec_of(ds)), ds, groups=["goals"], episodes=2, progress=False, out_dir=tmp_path, baselines=False)
     entry = res["groups"]["goals"]
-    assert set(entry["metrics"]) == {"success_reach3", "success_reach6", "success_reach12", "success_coin4"}
+    assert set(entry["metrics"]) == {"success_reach3", "success_reach6"}  # the quick evaluation's tasks
     html = build_report(res, {})
     assert "id='goals-table'" in html and "<td class='name'>model</td>" in html
     assert (tmp_path / "report.html").is_file()

@@ -11,8 +11,10 @@ it also scores every step):
               gone); success: the world's own reward for that coin (its respawn count goes up), within 2N + 2 steps.
 
 Each episode starts from a real reset (seed 20000 + ctx.seed * 1000 + i) and the same K still frames.
-The model under test plans with agents/goals.py (CEM by default, receding horizon, its latent where it
-declares one, else the domain encoder's features of the frames it draws). The rows:
+The quick evaluation (`playworld eval` without --full) plays reach-3 and reach-6, 2 episodes each, with a
+smaller planner (`QUICK`); --full plays every task, --episodes episodes each. The model under test plans
+with agents/goals.py (CEM by default, receding horizon, its latent where it declares one, else the domain
+encoder's features of the frames it draws). The rows:
 
     model           the planner in the model under test
     oracle          the planner in the real world itself (agents.goals.WorldAsModel, the frame encoder's
@@ -59,7 +61,7 @@ class GoalsConfig:
     tasks: tuple[str, ...] = TASKS
     """the tasks, kind-N: reach-N (end within `within` cells of the view's cell) or coin-N (pick up that coin)"""
     episodes: int | None = None
-    """episodes per task (default: ctx.episodes with --full, else at most 4)"""
+    """episodes per task (default: ctx.episodes, `playworld eval --episodes`)"""
     random_episodes: int = 64
     """episodes per task of the random policy (the copy-last and ignore-actions rows): it plans nothing, so many"""
     within: int = 1
@@ -73,6 +75,12 @@ class GoalsConfig:
     """how a plan's per-step distances to the goal become its cost: mean, final or min"""
     encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(clip=2))
     """the domain encoder whose features compare drawn frames with the goal (a still 2-frame clip of each frame)"""
+
+
+QUICK = GoalsConfig(tasks=("reach-3", "reach-6"), episodes=2, random_episodes=32, horizon=6, population=32, elites=4,
+                    iterations=2)
+"""the quick evaluation's settings (`playworld eval` without --full and without options for the group): about a
+minute for a pixel family on a 2-core CPU; --full plays every task with ctx.episodes episodes and the full planner"""
 
 
 @dataclass(frozen=True)
@@ -228,10 +236,12 @@ def goals(model: Any, ctx: EvalContext) -> GroupResult:
     if why:
         raise NotApplicable(why)
     cfg = group_config(ctx, "goals", GoalsConfig)
+    if not ctx.full and (ctx.options or {}).get("goals") is None:
+        cfg = QUICK  # the quick evaluation: planning at every real step costs more than the rest of the suite
     tasks = [parse_task(t) for t in cfg.tasks]
     world_name = ctx.dataset.world
     world = make_world(world_name, resolution=ctx.spec.resolution, **(ctx.dataset.manifest.get("world_options") or {}))
-    n = cfg.episodes or (ctx.episodes if ctx.full else min(ctx.episodes, 4))
+    n = cfg.episodes or ctx.episodes
     planner = {"method": cfg.method, "horizon": cfg.horizon, "population": cfg.population, "elites": cfg.elites,
                "iterations": cfg.iterations, "reduce": cfg.reduce}
     try:

@@ -28,7 +28,7 @@ SPACES = {
     "continuous": ActionSpace.continuous([-1.0, -2.0], [1.0, 2.0]),
     "none": ActionSpace.none(),
 }
-EXTRA_SPACES = {"diffusion": ("continuous", "none"), "genie": ("continuous", "none"), "rssm": ("continuous", "none")}
+EXTRA_SPACES = {"clip": ("continuous", "none"), "diffusion": ("continuous", "none"), "genie": ("continuous", "none"), "rssm": ("continuous", "none")}
 CASES = [(f, "discrete") for f in list_families()] + [
     (f, kind) for f in list_families() for kind in EXTRA_SPACES.get(f, ())
 ]

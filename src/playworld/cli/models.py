@@ -21,6 +21,11 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint, exactly where it stopped."),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", metavar="STEP", help="With --resume: continue from this saved step instead of the last (the checkpoints after it are deleted)."),
     sets: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Override one option, e.g. --set train.lr=3e-4 --set model.steps=2 --set model.context=8 (repeatable; every option: docs/configuration.md)."),
+    init: Optional[Path] = typer.Option(
+        None, "--init", metavar="PATH",
+        help="Start from pretrained weights in this local folder, written by diffusers' save_pretrained (clip: a "
+             "LatteTransformer3DModel, or a pipeline folder with transformer/); the new action inputs start at zero, so "
+             "step 0 is the pretrained model. Nothing is downloaded. Same as --set train.init=PATH."),
     regime: Optional[str] = typer.Option(
         None, "--regime",
         help="Training regime against drift: teacher_forcing (default), self_forcing or diffusion_forcing "
@@ -43,6 +48,11 @@ def train_cmd(
     use_threads(threads)
     if regime is not None:
         sets = [*(sets or []), f"train.regime={regime}"]
+    if init is not None:
+        if resume:
+            raise PlayworldError("--init starts a new run from pretrained weights; --resume continues a run from its checkpoint",
+                                 "drop --init to resume, or drop --resume and pass a new --out")
+        sets = [*(sets or []), f"train.init={init.resolve()}"]
     result = train(out, data=data, model=model, preset=preset, sets=sets, steps=steps, minutes=minutes,
                    resume=resume, device=device, progress=progress, checkpoint=checkpoint)
     if int(os.environ.get("RANK", "0")) != 0:

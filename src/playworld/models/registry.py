@@ -7,7 +7,12 @@ A family is one folder under `models/` that supplies, kept apart:
 - `world_model(net, config, spec) -> WorldModel`: the sampler wrapped in the shared interface.
 - `supports_regimes` and `regime_loss(..., regime)`: the training regimes (train/regimes.py) the
   family can train under; the default is teacher forcing only, through `loss`;
-- `capabilities`: the optional abilities of models/interface.py its WorldModel declares.
+- `capabilities`: the optional abilities of models/interface.py its WorldModel declares;
+- `init_from(net, config, spec, path)`, optional: start a new run's network from pretrained weights in a
+  local folder (`playworld train --init PATH`).
+
+A family whose optional dependencies are missing calls `register_unavailable` instead: it is not
+listed, and `get_family` raises its error (which names the extra to install).
 
 The trainer, `playworld.load`, the CLI and the contract tests only ever go through this class, so a
 new family is one folder plus `@register_family` and is picked up everywhere with no other edit.
@@ -18,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -74,6 +80,16 @@ class Family:
     def world_model(self, net: nn.Module, config: Any, spec: WorldSpec) -> WorldModel:
         raise NotImplementedError
 
+    def init_from(self, net: nn.Module, config: Any, spec: WorldSpec, path: Path) -> dict:
+        """Load the pretrained weights saved (with diffusers' `save_pretrained`) in the local folder `path` into
+        the freshly built `net`, with the inputs the pretrained model lacks zeroed so the start computes what it
+        computed; returns a JSON-able account of what was loaded. `playworld train --init PATH` calls it."""
+        able = sorted(n for n, f in _FAMILIES.items() if type(f).init_from is not Family.init_from)
+        raise PlayworldError(
+            f"model family {self.name} cannot start from pretrained weights (--init)",
+            f"drop --init, or train a family that can: {', '.join(able) or 'none is installed'}",
+        )
+
     def check_regime(self, config: Any, regime: str) -> None:
         """Raise PlayworldError when this family (with this config) cannot train under `regime`."""
         if regime not in self.supports_regimes:
@@ -92,6 +108,7 @@ class Family:
 
 
 _FAMILIES: dict[str, Family] = {}
+_UNAVAILABLE: dict[str, PlayworldError] = {}
 
 
 def register_family(cls: type[Family]) -> type[Family]:
@@ -100,6 +117,12 @@ def register_family(cls: type[Family]) -> type[Family]:
         raise ValueError(f"model family {cls.name!r} registered twice")
     _FAMILIES[cls.name] = cls()
     return cls
+
+
+def register_unavailable(name: str, error: PlayworldError) -> None:
+    """A family that cannot be used here (an optional dependency is missing): left out of `list_families`,
+    and `get_family(name)` raises `error`."""
+    _UNAVAILABLE[name] = error
 
 
 def _load_builtin_families() -> None:
@@ -118,6 +141,8 @@ def list_families() -> list[str]:
 
 def get_family(name: str) -> Family:
     _load_builtin_families()
+    if name in _UNAVAILABLE and name not in _FAMILIES:
+        raise _UNAVAILABLE[name]
     if name not in _FAMILIES:
         raise PlayworldError(f"unknown model family {name!r}", f"choose one of {', '.join(sorted(_FAMILIES))}")
     return _FAMILIES[name]

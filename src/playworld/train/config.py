@@ -64,6 +64,9 @@ class TrainConfig:
     """keep only this many newest periodic checkpoints (0 = keep all)"""
     num_workers: int = 0
     """background worker processes loading training batches (0 = load in the training process)"""
+    init: Optional[str] = None
+    """a local folder of pretrained weights (diffusers' save_pretrained) a new run's network starts from, with the
+    inputs the pretrained model lacks zeroed (`playworld train --init PATH`; families that can: clip); unused on resume"""
 
     # -- training regime against exposure bias (train/regimes.py) ------------------------------
     regime: Literal["teacher_forcing", "self_forcing", "diffusion_forcing"] = "teacher_forcing"

@@ -88,6 +88,8 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
     # -- the network, its EMA copy, the optimiser with linear warm-up ------------------------------
     torch.manual_seed(cfg.seed)
     net = family.build(mcfg, spec).to(dev)
+    if cfg.init and plan.resume_from is None:  # --init: a new run starts from pretrained weights (a resume from its checkpoint)
+        family.init_from(net, mcfg, spec, Path(cfg.init))
     params = [p for p in net.parameters() if p.requires_grad]
     if not params:
         raise PlayworldError(f"model family {family.name} has no trainable parameters", "pick a trainable --model")

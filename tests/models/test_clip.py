@@ -1,0 +1,342 @@
+"""The clip family's parts: the denoiser is diffusers' Latte, chunks commit to their action, the schedulers
+solve a known case, --init loads a saved backbone, and a clip run trains, evaluates and plays in a browser.
+
+The contract itself (shapes, seeds, gradients, abilities, actions followed) is tests/models/test_contract.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from playworld.data.collect import collect
+from playworld.errors import PlayworldError
+from playworld.models import get_family, list_families
+from playworld.models.interface import WorldSpec
+from playworld.play.loading import load_target
+from playworld.play.server import PlayServer, ServerThread
+from playworld.runs.load import load_world_model
+from playworld.runs.presets import load_preset, make_model_config, resolve_context
+from playworld.spaces import ActionSpace
+from playworld.train.loop import train
+
+diffusers = pytest.importorskip("diffusers", reason="the clip family needs the video extra: pip install -e '.[video]'")
+from diffusers.models.transformers.latte_transformer_3d import LatteTransformer3DModel
+
+from play.conftest import free_port  # tests/ is on the path (its conftest.py is in no package)
+from play.test_live import CHROMIUM_ARGS, hold, until
+from playworld.models.clip.loss import training_timesteps
+from playworld.models.clip.network import transformer_config
+from playworld.models.clip.sampler import SAMPLING_SCHEDULERS, sample, training_schedule
+
+DEBUG_K = resolve_context(load_preset("debug"))
+RES = 16
+FAMILY = get_family("clip")
+
+
+def _setup(**overrides):
+    config = make_model_config(FAMILY, load_preset("debug"), {k: str(v) for k, v in overrides.items()})
+    spec = WorldSpec(resolution=RES, action_space=ActionSpace.discrete(5), context=DEBUG_K)
+    return config, spec
+
+
+def _context(b: int = 2, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (b, DEBUG_K, 3, RES, RES), generator=g, dtype=torch.uint8), torch.randint(5, (b, DEBUG_K), generator=g)
+
+
+def _backbone(config, spec, seed: int = 1) -> LatteTransformer3DModel:
+    """A random LatteTransformer3DModel of the run's architecture, as a pretrained model would be saved."""
+    torch.manual_seed(seed)
+    return LatteTransformer3DModel(**transformer_config(config, spec)).eval()
+
+
+def _latte(backbone: LatteTransformer3DModel, sequence: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """diffusers' own forward on (B, F, C, H, W) at one timestep per clip, with an (unused) caption."""
+    caption = torch.zeros(sequence.shape[0], 1, backbone.config.caption_channels)
+    return backbone(sequence.permute(0, 2, 1, 3, 4), t, encoder_hidden_states=caption).sample.permute(0, 2, 1, 3, 4)
+
+
+# -- the network is diffusers' Latte ---------------------------------------------------------------------
+
+
+def test_with_its_new_inputs_zeroed_the_denoiser_computes_what_diffusers_latte_computes():
+    config, spec = _setup()
+    backbone = _backbone(config, spec)
+    net = FAMILY.build(config, spec).eval()
+    net.transformer.load_state_dict(backbone.state_dict())
+    f = spec.context + config.chunk
+    x, t, actions = torch.randn(2, f, 3, RES, RES), torch.tensor([10.0, 700.0]), torch.randint(5, (2, f))
+    with torch.no_grad():
+        before = net(x, t[:, None].expand(2, f), actions)
+        net.zero_new_inputs()
+        after = net(x, t[:, None].expand(2, f), actions)
+        reference = _latte(backbone, x, t)
+    assert torch.equal(after, reference)  # exactly diffusers' forward, frame by frame
+    assert not torch.allclose(before, reference, atol=1e-4)  # the actions and roles did enter before
+    with torch.no_grad():  # per-frame timesteps: a clean context changes the future frames' prediction
+        mixed = net(x, torch.cat([torch.zeros(2, spec.context), t[:, None].expand(2, config.chunk)], 1), actions)
+    assert not torch.allclose(mixed[:, spec.context:], reference[:, spec.context:], atol=1e-4)
+
+
+def test_the_schedulers_recover_known_data_from_pure_noise():
+    """For data that is one constant the ideal v-prediction is known: every scheduler must land on it."""
+    config, _ = _setup()
+    schedule = training_schedule(config)
+    assert float(schedule.alphas_cumprod[-1]) == 0.0  # zero terminal SNR: the last timestep is pure noise
+    for name, cls in SAMPLING_SCHEDULERS.items():
+        scheduler = cls.from_config(schedule.config)
+
+        def ideal(x, t):
+            a = schedule.alphas_cumprod[int(t)]
+            x0 = torch.full_like(x, 0.3)
+            eps = (x - a.sqrt() * x0) / (1 - a).sqrt().clamp_min(1e-8)
+            return a.sqrt() * eps - (1 - a).sqrt() * x0
+
+        for steps in (1, 2, 4):
+            x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0)) * scheduler.init_noise_sigma
+            assert torch.allclose(sample(ideal, x, scheduler, steps, None), torch.full((5, 3), 0.3), atol=1e-3), (name, steps)
+
+
+def test_config_rejects_bad_values():
+    for bad in ({"scheduler": "heun"}, {"chunk": 0}, {"prediction_type": "epsilon"}, {"context_noise_max": 1000}, {"data_scale": 0},
+                {"timestep_sampling": "cosine"}, {"logit_std": 0}):
+        with pytest.raises(PlayworldError):
+            make_model_config(FAMILY, load_preset("debug"), {k: str(v) for k, v in bad.items()})
+
+
+def test_logit_normal_timesteps_lean_to_the_noisy_end_when_their_mean_is_positive():
+    g = torch.Generator().manual_seed(0)
+    uniform, _ = _setup()
+    shifted, _ = _setup(timestep_sampling="logit_normal", logit_mean=1.0)
+    u, s = training_timesteps(4000, uniform, g, "cpu"), training_timesteps(4000, shifted, g, "cpu")
+    assert 0 <= int(s.min()) and int(s.max()) < shifted.train_timesteps and s.dtype == torch.int64
+    assert abs(float(u.float().mean()) - 500) < 25 and float(s.float().mean()) > 650  # sigmoid(N(1, 1)) has mean ~0.70
+
+
+# -- a chunk commits to its action ---------------------------------------------------------------------------
+
+
+def _model(**overrides):
+    config, spec = _setup(**overrides)
+    torch.manual_seed(0)
+    return FAMILY.world_model(FAMILY.build(config, spec).eval(), config, spec)
+
+
+def _play(model, actions: list[int], seed: int = 3) -> list[torch.Tensor]:
+    frames, context_actions = _context()
+    state, out = model.reset(frames, context_actions, seed=seed), []
+    for a in actions:
+        state, frame = model.step(state, torch.full((2,), a))
+        out.append(frame)
+    return out
+
+
+def test_a_chunk_is_generated_once_and_commits_to_the_action_at_its_first_step():
+    model = _model(chunk=3)
+    calls = []
+    forward = model.net.forward
+    model.net.forward = lambda *a: calls.append(1) or forward(*a)
+    held = _play(model, [1, 1, 1, 1])
+    assert len(calls) == 2 and model.chunks_generated == 2  # frames 1-3 from one chunk (1 step each), frame 4 a new one
+    changed = _play(model, [1, 4, 2, 1])
+    assert all(torch.equal(a, b) for a, b in zip(held[:3], changed[:3]))  # the chunk had already committed to 1
+    assert not torch.equal(held[3], _play(model, [1, 1, 1, 4])[3])  # the next chunk starts from the newest action
+
+
+def test_the_state_records_the_action_the_chunk_held():
+    model = _model(chunk=3)
+    frames, context_actions = _context()
+    state = model.reset(frames, context_actions, seed=0)
+    for a in (2, 4, 3):
+        state, _ = model.step(state, torch.full((2,), a))
+    assert state.actions[:, -DEBUG_K:].tolist() == [[2] * DEBUG_K] * 2  # what led into these frames in the model's world
+    assert model.debug_state(state) == {"chunk": 3, "chunk_frames_left": 0, "held_action": 2, "sampling_steps": 1}
+
+
+def test_replanning_on_change_answers_a_new_action_at_once():
+    model = _model(chunk=3, replan_on_change="true")
+    held, changed = _play(model, [1, 1, 1]), _play(model, [1, 4, 4])
+    assert torch.equal(held[0], changed[0]) and not torch.equal(held[1], changed[1])
+    assert model.chunks_generated == 1 + 2  # [1, 1, 1]: one chunk; [1, 4, 4]: a second one when 4 came
+
+
+def test_the_sampling_steps_are_the_network_calls_per_chunk():
+    model = _model(chunk=2)
+    calls = []
+    forward = model.net.forward
+    model.net.forward = lambda *a: calls.append(1) or forward(*a)
+    assert model.set_sampling_steps(4) == model.sampling_steps == 4
+    _play(model, [1, 1])
+    assert len(calls) == 4  # one chunk of 2 frames, 4 scheduler steps
+    with pytest.raises(PlayworldError):
+        model.set_sampling_steps(model.max_sampling_steps + 1)
+
+
+# -- --init: a backbone saved with save_pretrained --------------------------------------------------------
+
+
+def test_init_loads_every_backbone_weight_and_starts_as_the_backbone(tmp_path):
+    config, spec = _setup()
+    backbone = _backbone(config, spec, seed=7)
+    backbone.save_pretrained(tmp_path / "pipeline" / "transformer")  # a pipeline folder works as well as the model folder
+    torch.manual_seed(0)
+    net = FAMILY.build(config, spec).eval()
+    fresh = {k: v.clone() for k, v in net.transformer.state_dict().items()}
+    loaded = FAMILY.init_from(net, config, spec, tmp_path / "pipeline")
+    saved = backbone.state_dict()
+    ours = {k: v for k, v in net.transformer.state_dict().items() if not k.startswith("caption_projection.")}  # (unused)
+    assert loaded["tensors"] == len(ours) and set(ours) <= set(saved)
+    assert all(torch.equal(ours[k], saved[k]) for k in ours)  # every weight is the saved one
+    changed = [k for k in ours if not torch.equal(fresh[k], saved[k])]  # what a fresh initialisation would have made
+    assert len(changed) > len(ours) // 2  # (the rest start at constants: norms, zero biases)
+    f = spec.context + config.chunk
+    x, t = torch.randn(2, f, 3, RES, RES), torch.tensor([50.0, 900.0])
+    with torch.no_grad():
+        assert torch.equal(net(x, t[:, None].expand(2, f), torch.randint(5, (2, f))), _latte(backbone, x, t))
+
+
+def test_init_errors_name_the_fix(tmp_path):
+    config, spec = _setup()
+    net = FAMILY.build(config, spec)
+    with pytest.raises(PlayworldError, match="no such folder"):
+        FAMILY.init_from(net, config, spec, tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PlayworldError, match="no config.json"):
+        FAMILY.init_from(net, config, spec, tmp_path / "empty")
+    other, _ = _setup(layers=2, heads=4)
+    _backbone(other, spec).save_pretrained(tmp_path / "deeper")
+    with pytest.raises(PlayworldError, match="num_layers: saved 2") as e:
+        FAMILY.init_from(net, config, spec, tmp_path / "deeper")
+    assert "--set model.layers=2" in e.value.fix and "--set model.heads=4" in e.value.fix
+    _backbone(config, spec).save_pretrained(tmp_path / "pipe" / "transformer")
+    (tmp_path / "pipe" / "scheduler").mkdir()
+    (tmp_path / "pipe" / "scheduler" / "scheduler_config.json").write_text(json.dumps({"prediction_type": "epsilon"}))
+    with pytest.raises(PlayworldError, match="another schedule") as e:
+        FAMILY.init_from(net, config, spec, tmp_path / "pipe")
+    assert "--set model.prediction_type=epsilon" in e.value.fix
+    (tmp_path / "deeper" / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(PlayworldError, match="diffusers could not load it"):
+        FAMILY.init_from(FAMILY.build(other, spec), other, spec, tmp_path / "deeper")
+    with pytest.raises(PlayworldError, match="cannot start from pretrained weights") as e:
+        get_family("diffusion").init_from(net, config, spec, tmp_path / "pipe")
+    assert "clip" in e.value.fix
+
+
+# -- a clip run: trained from a saved backbone, evaluated, played ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def uniform(tmp_path_factory):
+    return collect("physics/uniform", tmp_path_factory.mktemp("clip") / "uniform", episodes=4, resolution=32, progress=False)
+
+
+@pytest.mark.slow
+def test_train_init_fine_tunes_a_saved_backbone_and_the_run_evaluates(uniform, tmp_path, cli):
+    config, _ = _setup()
+    spec = WorldSpec(resolution=32, action_space=uniform.action_space, context=DEBUG_K)
+    backbone = _backbone(config, spec, seed=5)
+    backbone.save_pretrained(tmp_path / "backbone")
+    train(tmp_path / "run", data=uniform.path, model="clip", preset="debug", steps=2, progress=False,
+          sets=[f"train.init={tmp_path / 'backbone'}"])
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["init"] == str(tmp_path / "backbone")
+    saved = backbone.state_dict()
+    tuned = load_world_model(tmp_path / "run").net.transformer.state_dict()
+    # two Adam steps at lr <= 1e-3 from the saved weights, where a fresh start would be ~0.1 away
+    assert max(float((tuned[k] - saved[k]).abs().max()) for k in tuned if not k.startswith("caption_projection.")) < 5e-3
+
+    # a trained run's backbone goes out the way it came in: save_pretrained, then --init (pretrain on video, then act)
+    load_world_model(tmp_path / "run").net.transformer.save_pretrained(tmp_path / "exported")
+    again = FAMILY.build(config, spec)
+    FAMILY.init_from(again, config, spec, tmp_path / "exported")
+    assert all(torch.equal(v, tuned[k]) for k, v in again.transformer.state_dict().items() if not k.startswith("caption_projection."))
+
+    code, out, err = cli("eval", tmp_path / "run", "--data", uniform.path, "--suite", "physics", "--episodes", "2",
+                         "--horizon", "8", "--no-baselines", "--threads", "1")
+    assert code == 0, err
+    physics = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())["groups"]["physics"]
+    assert physics["extra"]["model"]["clips"] >= 1 and physics["extra"]["model"]["horizon"] == 8  # 8 frames per test clip
+
+    code, out, err = cli("train", "--data", uniform.path, "--model", "diffusion", "--preset", "debug", "--steps", "1",
+                         "--init", tmp_path / "backbone", "--out", tmp_path / "diffusion")
+    assert code != 0 and "cannot start from pretrained weights" in out + err
+
+
+def test_without_diffusers_the_family_is_not_listed_and_asking_for_it_names_the_extra():
+    code = (
+        "import sys; sys.modules['diffusers'] = None\n"  # diffusers cannot be imported
+        "from playworld.errors import PlayworldError\n"
+        "from playworld.models import get_family, list_families\n"
+        "assert 'clip' not in list_families() and 'diffusion' in list_families()\n"
+        "try:\n    get_family('clip')\nexcept PlayworldError as e:\n    print(e.fix)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "pip install 'playworld[video]'" in out
+    assert "clip" in list_families()
+
+
+# -- play in a browser ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clip_run(tmp_path_factory):
+    """A clip run trained for a few steps on a tiny explorer dataset, through the CLI as a user would."""
+    root = tmp_path_factory.mktemp("clip-play")
+    cli = [str(Path(sys.executable).with_name("playworld"))]
+    subprocess.run(cli + ["collect", "--env", "explorer", "--episodes", "3", "--steps", "12", "--out", str(root / "data"),
+                          "--resolution", "32"], check=True, capture_output=True)
+    subprocess.run(cli + ["train", "--data", str(root / "data"), "--model", "clip", "--preset", "debug",
+                          "--steps", "2", "--out", str(root / "run"), "--threads", "1"], check=True, capture_output=True)
+    return root / "run"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_play_a_debug_clip_run_in_chromium(chromium, clip_run, tmp_path):
+    from playwright.sync_api import sync_playwright  # only once `chromium` found Playwright installed
+
+    target = load_target(str(clip_run), context_from=None)
+    model, received, calls, per_step = target.model, [], [], []
+    real_step, forward = model.step, model.net.forward
+    model.net.forward = lambda *a: calls.append(1) or forward(*a)  # a spy on the network's evaluations
+
+    def step(state, action):  # a spy on the real model: the actions that reached it, the network calls per frame
+        received.append(int(action[0]))
+        before = len(calls)
+        out = real_step(state, action)
+        per_step.append(len(calls) - before)
+        return out
+
+    model.step = step
+    server = PlayServer(model, target.contexts, fps=15, title=target.title)
+    with sync_playwright() as p, ServerThread(server.app, free_port()) as url:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(url)
+        until(page, "window.pw && pw.frames > 4", 30_000)
+        hello = page.evaluate("pw.hello")
+        assert hello["spec"]["world"] == "explorer" and hello["sampling_steps"] == model.sampling_steps
+        hold(page, "ArrowLeft", 500)
+        assert 3 in received  # 'left' reached the model
+        assert 0 < model.chunks_generated < len(received)  # chunks of 2: about one generation per two frames
+        page.fill("#sampling-steps", "3")
+        page.dispatch_event("#sampling-steps", "change")
+        until(page, "pw.lastStatus && pw.lastStatus.sampling_steps === 3")
+        assert model.sampling_steps == 3
+        assert set(per_step) <= {0, 1, 3} and per_step.count(0) > 0  # frames handed out of a chunk cost nothing
+        seen = len(per_step)
+        for _ in range(100):  # the page plays on: wait for a chunk generated after the change
+            if any(per_step[seen:]):
+                break
+            page.wait_for_timeout(100)
+        assert [c for c in per_step[seen:] if c][:1] == [3]  # 3 network calls for the next chunk
+        page.screenshot(path=str(tmp_path / "play-clip.png"))
+        browser.close()
+    server.close()
+

@@ -1,4 +1,5 @@
-"""Generation speed benchmarks: frames/s of the `small` diffusion model against a DIAMOND-size reference.
+"""Generation speed benchmarks: frames/s of the `small` diffusion model against a DIAMOND-size reference,
+and of the `small` clip model (chunks of T frames denoised jointly) beside them.
 
 Everything is measured in one process, interleaved, so that the figures (and above all their
 ratio) are comparable on a shared or throttled machine:
@@ -10,7 +11,11 @@ ratio) are comparable on a shared or throttled machine:
   machine, independent of how fast the machine is);
 - the same for a reference denoiser the size of DIAMOND's Atari one (4 levels of 64 channels, 2
   blocks each, full-resolution stem, attention in the mid block only, about 4.5M parameters, 3 Euler
-  steps), and small/reference.
+  steps), and small/reference;
+- the same for the preset's clip model (when diffusers is installed), timed over whole chunks (the
+  frames of a repeat are rounded up to a multiple of its chunk, so every repeat pays for the chunks it
+  hands out), and its per-frame cost as the chunk length T grows (`clip_chunk_lengths`: the network
+  runs on K + T frames per step, so a frame costs steps * cost(K + T) / T).
 
 `playworld bench` and bench/speed/generation.py print the result as JSON, with each model's sampling
 steps, stem patch and attention read from the network that was timed (`describe`).
@@ -31,7 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from playworld.compute import bf16_slowdown, native_bf16
 from playworld.models.interface import WorldSpec
-from playworld.models.registry import get_family
+from playworld.models.registry import get_family, list_families
 from playworld.runs.presets import load_preset, make_model_config, resolve_context
 from playworld.spaces import ActionSpace
 
@@ -43,6 +48,8 @@ REFERENCE = dict(
     channels=(64, 64, 64, 64), depths=(2, 2, 2, 2), attention=(False, False, False, False), mid_attention=True,
     patch=1, cond_dim=256, action_dim=64, groups=32, sampler="euler", steps=3,
 )
+CHUNK_LENGTHS = (1, 2, 4, 8, 16)
+"""the clip chunk lengths T whose per-frame cost is measured"""
 
 
 def _precision(dtype: str):
@@ -67,8 +74,9 @@ class _Generator:
     """One world model ready to generate: a random-weight network (speed does not depend on weights)."""
 
     def __init__(self, overrides: dict[str, Any] | None, preset: str | None, action_space: ActionSpace, seed: int = 0,
-                 context: int | None = None):
-        family = get_family("diffusion")
+                 context: int | None = None, family: str = "diffusion"):
+        self.family = family
+        family = get_family(family)
         p = load_preset(preset) if preset else None
         config = make_model_config(family, p)
         if overrides:
@@ -83,18 +91,25 @@ class _Generator:
         frames = torch.randint(0, 256, (1, k, 3, RESOLUTION, RESOLUTION), dtype=torch.uint8)
         self.state = self.model.reset(frames, torch.zeros(1, k, dtype=torch.long), seed=seed)
         self.action = torch.ones(1, dtype=torch.long)
+        self.chunk = int(getattr(config, "chunk", 1))  # frames per network pass (clip: a chunk; diffusion: 1)
 
     def step(self, dtype: str) -> None:
         with _precision(dtype):
             self.state, _ = self.model.step(self.state, self.action)
 
+    def whole_chunks(self, frames: int) -> int:
+        """`frames` rounded up to a multiple of the chunk, so a timing pays for every chunk it uses."""
+        return -(-frames // self.chunk) * self.chunk
+
     def flops_per_frame(self, dtype: str) -> int:
         with FlopCounterMode(display=False) as counter:
-            self.step(dtype)
-        return int(counter.get_total_flops())
+            for _ in range(self.chunk):  # one whole chunk (from a chunk boundary: the steps so far are whole chunks)
+                self.step(dtype)
+        return int(counter.get_total_flops()) // self.chunk
 
     def time_frames(self, dtype: str, frames: int) -> float:
-        """Frames/s over `frames` consecutive generated frames."""
+        """Frames/s over `frames` consecutive generated frames (rounded up to whole chunks)."""
+        frames = self.whole_chunks(frames)
         start = time.perf_counter()
         for _ in range(frames):
             self.step(dtype)
@@ -102,8 +117,14 @@ class _Generator:
 
 
 def describe(gen: _Generator) -> dict[str, Any]:
-    """What decides a model's cost per frame, read from its config and its built U-Net: sampler and
-    steps, stem patch (hence the resolution the U-Net runs at), widths, and where it attends."""
+    """What decides a model's cost per frame, read from its config and its built network. Diffusion: sampler
+    and steps, stem patch (hence the resolution the U-Net runs at), widths, and where it attends. Clip:
+    scheduler and steps, chunk, context, tokens per frame, width and layers of the transformer."""
+    if gen.family == "clip":
+        tr, c = gen.net.transformer.config, gen.config
+        return {"scheduler": c.scheduler, "steps": int(c.steps), "chunk": int(c.chunk), "context": gen.model.spec.context,
+                "tokens_per_frame": (RESOLUTION // tr.patch_size) ** 2, "width": tr.num_attention_heads * tr.attention_head_dim,
+                "layers": tr.num_layers}
     unet = gen.net.unet
     return {
         "sampler": gen.config.sampler, "steps": int(gen.config.steps), "channels": list(gen.config.channels),
@@ -134,6 +155,10 @@ def generation_benchmark(
         skipped["bf16"] = f"emulated on this CPU (no AVX-512 BF16 / AMX): {bf16_slowdown():.0f}x slower than fp32 in a matmul"
     space = ActionSpace.discrete(5)
     models = {"small": _Generator(None, preset, space), "reference": _Generator(REFERENCE, None, space, context=REFERENCE_CONTEXT)}
+    if "clip" in list_families():
+        models["clip"] = _Generator(None, preset, space, family="clip")
+    else:
+        skipped["clip"] = "diffusers is not installed (pip install 'playworld[video]')"
     fps: dict[tuple[str, str], list[float]] = {(m, d): [] for m in models for d in dtypes}
     mm: dict[str, list[float]] = {d: [] for d in dtypes}
     flops = {(m, d): g.flops_per_frame(d) for m, g in models.items() for d in dtypes}
@@ -175,4 +200,26 @@ def generation_benchmark(
     out["ratio_small_over_reference"] = {
         d: round(out["small"][d]["frames_per_s"] / out["reference"][d]["frames_per_s"], 2) for d in dtypes
     }
+    if "clip" in models:
+        out["clip"]["frames_per_repeat"] = models["clip"].whole_chunks(frames)
+        out["ratio_clip_over_small"] = {
+            d: round(out["clip"][d]["frames_per_s"] / out["small"][d]["frames_per_s"], 2) for d in dtypes
+        }
+        out["clip_chunk_lengths"] = clip_chunk_lengths(preset, repeats=repeats, frames=frames)
     return out
+
+
+def clip_chunk_lengths(preset: str = "small", chunks: tuple[int, ...] = CHUNK_LENGTHS, repeats: int = 3,
+                       frames: int = 16) -> list[dict[str, Any]]:
+    """The preset's clip model (fp32, batch 1) at each chunk length T: ms and GFLOP per frame, and network
+    passes per frame (steps / T). Each repeat generates at least `frames` frames in whole chunks."""
+    space, rows = ActionSpace.discrete(5), []
+    for t in chunks:
+        gen = _Generator({"chunk": int(t)}, preset, space, family="clip")
+        gen.time_frames("fp32", 1)  # warm-up
+        flops = gen.flops_per_frame("fp32")
+        fps = statistics.median(gen.time_frames("fp32", frames) for _ in range(repeats))
+        rows.append({"chunk": int(t), "frames_per_s": round(fps, 2), "ms_per_frame": round(1000 / fps, 2),
+                     "gflop_per_frame": round(flops / 1e9, 4), "network_passes_per_frame": round(gen.config.steps / t, 3),
+                     "frames_per_repeat": gen.whole_chunks(frames)})
+    return rows

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from torch.utils.flop_counter import FlopCounterMode
 
+from playworld.benchmarks import RESOLUTION, clip_chunk_lengths
 from playworld.data.collect import collect
 from playworld.errors import PlayworldError
 from playworld.models import get_family, list_families
@@ -340,3 +342,42 @@ def test_play_a_debug_clip_run_in_chromium(chromium, clip_run, tmp_path):
         browser.close()
     server.close()
 
+
+# -- the benches that measure it ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_chunk_length_bench_counts_the_flops_of_the_chunks_it_times():
+    rows = clip_chunk_lengths("debug", chunks=(1, 3), repeats=1, frames=2)
+    config = make_model_config(FAMILY, load_preset("debug"), {"chunk": "3"})
+    spec = WorldSpec(resolution=RESOLUTION, action_space=ActionSpace.discrete(5), context=DEBUG_K)
+    model = FAMILY.world_model(FAMILY.build(config, spec).eval(), config, spec)
+    state = model.reset(torch.zeros(1, DEBUG_K, 3, RESOLUTION, RESOLUTION, dtype=torch.uint8), torch.zeros(1, DEBUG_K, dtype=torch.long))
+    with FlopCounterMode(display=False) as counter:
+        for _ in range(3):
+            state, _ = model.step(state, torch.ones(1, dtype=torch.long))
+    assert [r["chunk"] for r in rows] == [1, 3] and [r["frames_per_repeat"] for r in rows] == [2, 3]  # whole chunks
+    assert rows[1]["gflop_per_frame"] == round(counter.get_total_flops() // 3 / 1e9, 4)
+    assert [r["network_passes_per_frame"] for r in rows] == [config.steps / 1, round(config.steps / 3, 3)]
+    assert rows[1]["gflop_per_frame"] < rows[0]["gflop_per_frame"] and all(r["frames_per_s"] > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_kang_clip_bench_scores_both_families_on_the_same_clips(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    res = subprocess.run([sys.executable, str(root / "bench" / "repro" / "kang_clip.py"), "--out", str(tmp_path), "--worlds", "uniform",
+                          "--train-episodes", "10", "--ood-episodes", "10", "--steps", "2", "--preset", "debug", "--eval-clips", "2",
+                          "--resolution", "32", "--threads", "1"], capture_output=True, text=True, timeout=300, cwd=root, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    assert out["bench"] == "kang_clip" and out["machine"]["threads"] == 1
+    row = out["table"]["uniform"]
+    for family in ("clip", "diffusion"):
+        r, detail = row[family], out["results"]["uniform"][family]["detail"]
+        assert r["id"] == round(detail["id"]["velocity_error"], 4) and r["floor_ood"] == round(detail["ood"]["floor"], 4)
+        assert r["ood_over_id"] == round(detail["ood"]["velocity_error"] / detail["id"]["velocity_error"], 4)
+        assert out["train"][f"uniform/{family}"]["steps"] == 2
+    # the same clips, so the same parse floor for both; the clip model generates the rest of each clip as one chunk
+    assert row["clip"]["floor_id"] == row["diffusion"]["floor_id"]
+    assert "model.chunk=30" in out["train"]["uniform/clip"]["sets"]  # 32 frames - K=2 context
+    assert out["results"]["uniform"]["clip"]["detail"]["id"]["clips"] == out["results"]["uniform"]["diffusion"]["detail"]["id"]["clips"]

@@ -16,11 +16,11 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(2, "--threads", help="CPU threads torch may use (the targets are set for 2)."),
         repeats: int = typer.Option(5, "--repeats", help="Timed repeats; medians are reported."),
         frames: int = typer.Option(20, "--frames", help="Consecutive frames generated per repeat."),
-        preset: str = typer.Option("small", "--preset", help="Preset whose diffusion model is measured against the reference."),
+        preset: str = typer.Option("small", "--preset", help="Preset whose diffusion and clip models are measured against the reference."),
         out: Path = typer.Option(None, "--out", help="Also write the JSON to this file."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
     ) -> None:
-        """Generation frames/s at 64x64 (batch 1, fp32 and bf16) of the diffusion model vs a DIAMOND-size reference, as JSON."""
+        """Generation frames/s at 64x64 (batch 1, fp32 and bf16) of the diffusion model vs a DIAMOND-size reference and the clip model (and its cost per frame by chunk length), as JSON."""
         from rich.console import Console
         from rich.progress import Progress
 

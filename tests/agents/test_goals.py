@@ -90,14 +90,14 @@ def test_a_model_without_a_latent_plans_on_its_frames_through_an_encoder():
     assert int(reach(world, planner, frame, state, steps=4).states[-1]["x"]) == 0
 
 
-def test_scores_are_standardised_and_rank_plans_by_their_distance_to_the_goal():
+def test_plans_score_their_distance_to_the_goal_over_the_distance_still_to_go():
     objective = GoalObjective(ThermoLineModel(), _goal(6), reduce="final")
     frames, actions = torch.from_numpy(render(np.array([1, 1]))), torch.zeros(2, dtype=torch.long)
     plans = torch.tensor([[2, 2, 2], [1, 1, 1], [0, 0, 0], [2, 0, 0]])  # end at 4, 0, 1, 2
     started = objective.start(frames, actions, len(plans), seed=0)
     assert torch.allclose(objective.costs(started, plans), torch.tensor([2, 6, 5, 4]) / 8)
-    score = objective.score(started, plans)
-    assert score.argmax() == 0 and score.argmin() == 1 and abs(float(score.mean())) < 1e-6
+    assert started.scale == 5 / 8  # from x = 1, the goal is 5 away
+    assert torch.allclose(objective.score(started, plans), -torch.tensor([2, 6, 5, 4]) / 5)  # 1: stays as far
     assert objective.distance_to_goal(_goal(6)) == 0.0 and objective.distance_to_goal(_goal(2)) == 0.5
 
 

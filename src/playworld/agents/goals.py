@@ -14,9 +14,10 @@ r_t represents the state after the plan's first t + 1 actions, g the goal frame,
   `advance` (no frame drawn); g = the features after the goal frame seen as a K-frame still context.
 - `pixels` (any model): r_t = encoder(frame_t) of the frames the model draws, g = encoder(goal), with a
   `FrameEncoder` the caller brings (the eval suite's domain encoder: agents/ cannot train it itself).
-`auto` takes the latent where the model has one. The costs of one iteration's plans are standardised
-(minus their mean, over their spread) before CEM / MPPI see them, so MPPI's temperature is in units of
-the population's spread whatever the representation's scale.
+`auto` takes the latent where the model has one. A plan's score is minus its cost over the distance
+from the newest real frame to the goal (1: it keeps the distance, 0: it gets there at once), one scale
+for every iteration of a real step, so MPPI's temperature is a share of the way still to go whatever
+the representation's units.
 
 `WorldAsModel` is the real world behind the WorldModel interface: a pool of worlds restored to the real
 state at every planning call. Planning in it is the upper bound of planning with a learned model.
@@ -103,6 +104,16 @@ def distance(features: Tensor, goal: Tensor) -> Tensor:
 
 
 # -- the objective ---------------------------------------------------------------------------------
+MIN_SCALE = 1e-2
+"""the smallest distance costs are divided by (at the goal itself the distance is about 0)"""
+
+
+@dataclass
+class _Started:
+    begin: Any  # latent: the model's state after the context, which every iteration branches from; pixels: (frames, actions, seed)
+    scale: float  # the newest real frame's distance to the goal
+
+
 class GoalObjective:
     """The planner's objective (agents/planner.py `Objective`): get the predicted representation to the goal's."""
 
@@ -135,21 +146,24 @@ class GoalObjective:
         """The representation distance from a real frame ((R, R, 3) or (3, R, R) uint8) to the goal."""
         return float(distance(self.represent(goal_tensor(frame, self.model.spec)[None]), self.goal)[0])
 
-    def start(self, frames: Tensor, actions: Tensor, n: int, seed: int) -> Any:
-        frames, actions = frames[None].expand(n, *frames.shape), actions[None].expand(n, *actions.shape)
+    def start(self, frames: Tensor, actions: Tensor, n: int, seed: int) -> _Started:
+        many, acts = frames[None].expand(n, *frames.shape), actions[None].expand(n, *actions.shape)
         if self.mode == "latent":  # states are immutable: every iteration branches from this one
-            return self.model.reset(frames.to(self.device), actions.to(self.device), seed=seed)
-        return frames, actions, seed
+            begin = self.model.reset(many.to(self.device), acts.to(self.device), seed=seed)
+            here = self.model.features(begin)[:1]
+        else:
+            begin, here = (many, acts, seed), self.represent(frames[-1:])
+        return _Started(begin, max(float(distance(here, self.goal)[0]), MIN_SCALE))
 
-    def costs(self, started: Any, plans: Tensor) -> Tensor:
-        """(N,) the cost of each plan (lower is better)."""
+    def costs(self, started: _Started, plans: Tensor) -> Tensor:
+        """(N,) the cost of each plan (lower is better), in the representation's units."""
         if self.mode == "latent":
-            state, per_step = started, []
+            state, per_step = started.begin, []
             for t in range(plans.shape[1]):
                 state = self.model.advance(state, plans[:, t].to(self.device))
                 per_step.append(distance(self.model.features(state), self.goal))
         else:
-            frames, actions, seed = started
+            frames, actions, seed = started.begin
             state, per_step = self.model.reset(frames.to(self.device), actions.to(self.device), seed=seed), []
             for t in range(plans.shape[1]):
                 state, frame = self.model.step(state, plans[:, t].to(self.device))
@@ -157,20 +171,21 @@ class GoalObjective:
         d = torch.stack(per_step, 1)  # (N, H)
         return {"mean": d.mean(1), "final": d[:, -1], "min": d.min(1).values}[self.reduce].cpu()
 
-    def score(self, started: Any, plans: Tensor) -> Tensor:
-        cost = self.costs(started, plans)
-        return -(cost - cost.mean()) / cost.std().clamp_min(1e-8) if len(cost) > 1 else -cost
+    def score(self, started: _Started, plans: Tensor) -> Tensor:
+        """-cost / (the newest real frame's distance to the goal): 1 keeps the distance, 0 reaches the goal."""
+        return -self.costs(started, plans) / started.scale
 
 
 def goal_planner(
     model: WorldModel, goal: Any, method: Literal["cem", "mppi"] = "cem", representation: Representation = "auto",
     encoder: FrameEncoder | None = None, reduce: str = "mean", horizon: int = 8, population: int = 64,
-    elites: int = 8, iterations: int = 3, seed: int = 0, **planner_options: Any,
+    elites: int = 8, iterations: int = 3, seed: int = 0, temperature: float = 0.1, **planner_options: Any,
 ) -> Planner:
-    """A CEM / MPPI planner that drives toward `goal` (a frame, (R, R, 3) uint8) in `model`."""
+    """A CEM / MPPI planner that drives toward `goal` (a frame, (R, R, 3) uint8) in `model`. MPPI's `temperature`
+    is a share of the distance still to go (scores are costs over the current distance)."""
     objective = GoalObjective(model, goal, representation, encoder, reduce)
-    return Planner(model, method=method, horizon=horizon, population=population, elites=elites,
-                   iterations=iterations, seed=seed, objective=objective, **planner_options)
+    return Planner(model, method=method, horizon=horizon, population=population, elites=elites, iterations=iterations,
+                   seed=seed, temperature=temperature, objective=objective, **planner_options)
 
 
 # -- acting in the real world ----------------------------------------------------------------------

@@ -229,50 +229,66 @@ def needs(dataset) -> str | None:
     return None
 
 
+def settings(ctx: EvalContext) -> GoalsConfig:
+    """The group's settings: its options, else QUICK in the quick evaluation, else the full defaults."""
+    if not ctx.full and (ctx.options or {}).get("goals") is None:
+        return QUICK  # the quick evaluation: planning at every real step costs more than the rest of the suite
+    return group_config(ctx, "goals", GoalsConfig)
+
+
+def plan_tasks(model, ctx: EvalContext, cfg: GoalsConfig, encoder=None, sync=None) -> dict:
+    """Every task of `cfg` played by the goal planner in `model` (frames compared through `encoder` when given, else
+    the model's latent, else the domain encoder); `sync(state)` before each plan when the model is the real world."""
+    world = make_world(ctx.dataset.world, resolution=ctx.spec.resolution, **(ctx.dataset.manifest.get("world_options") or {}))
+    tasks, n = [parse_task(t) for t in cfg.tasks], cfg.episodes or ctx.episodes
+    planner = {"method": cfg.method, "horizon": cfg.horizon, "population": cfg.population, "elites": cfg.elites,
+               "iterations": cfg.iterations, "reduce": cfg.reduce}
+    if encoder is None and not isinstance(model, LatentState):
+        encoder = frame_encoder(ctx, cfg)
+    mode = "pixels" if encoder is not None else resolve_representation(model, "latent", None)
+    rows = {}
+    try:
+        for i, t in enumerate(tasks):
+            def policy_for(ep):
+                return goal_planner(model, ep.goal, representation=mode, encoder=encoder, seed=ctx.seed + ep.seed, **planner)
+
+            rows[t.name] = run_task(policy_for, world, t, episodes_for(world, t, n, ctx.seed), cfg.within, sync)
+            ctx.progress(f"goals {t.name}", i + 1, len(tasks))
+    finally:
+        world.close()
+    return {"who": f"planner ({cfg.method}, on the model's {mode})", "planner": planner, "tasks": rows}
+
+
+def as_result(played: dict, cfg: GoalsConfig) -> GroupResult:
+    """The group's result from what `plan_tasks` (or the random policy) played: success_<task> metrics, the rest in extra."""
+    res = GroupResult(extra=played)
+    for t in (parse_task(name) for name in cfg.tasks):
+        r = played["tasks"][t.name]
+        what = f"ends within {cfg.within} cell(s) of the view's cell" if t.kind == "reach" else "picks up the coin"
+        res.metrics[f"success_{t.name.replace('-', '')}"] = Metric(
+            r["success"], True, description=f"share of {r['episodes']} episodes whose agent {what}, a goal {t.cells} "
+                                            f"path steps away, within {t.steps} real steps")
+    return res
+
+
 @register_group("goals")
 def goals(model: Any, ctx: EvalContext) -> GroupResult:
     """Success at reaching goal views by planning in the model, scored in the real world."""
     why = needs(ctx.dataset)
     if why:
         raise NotApplicable(why)
-    cfg = group_config(ctx, "goals", GoalsConfig)
-    if not ctx.full and (ctx.options or {}).get("goals") is None:
-        cfg = QUICK  # the quick evaluation: planning at every real step costs more than the rest of the suite
-    tasks = [parse_task(t) for t in cfg.tasks]
-    world_name = ctx.dataset.world
-    world = make_world(world_name, resolution=ctx.spec.resolution, **(ctx.dataset.manifest.get("world_options") or {}))
-    n = cfg.episodes or ctx.episodes
-    planner = {"method": cfg.method, "horizon": cfg.horizon, "population": cfg.population, "elites": cfg.elites,
-               "iterations": cfg.iterations, "reduce": cfg.reduce}
-    try:
-        if isinstance(model, RANDOM_ROWS):
-            rows, who = random_rows(ctx, cfg, tasks, world), "random policy (planning here acts at random)"
-        else:
-            sync = None
-            if isinstance(model, DatasetOracle):
-                model = WorldAsModel(world_name, ctx.spec.resolution, ctx.spec.context, ctx.dataset.manifest.get("world_options"))
-                sync = model.sync
-            encoder = None if isinstance(model, LatentState) else frame_encoder(ctx, cfg)
-            mode = resolve_representation(model, "auto", encoder)
-            rows = {}
-            for i, t in enumerate(tasks):
-                def policy_for(ep):
-                    return goal_planner(model, ep.goal, encoder=encoder, seed=ctx.seed + ep.seed, **planner)
-
-                rows[t.name] = run_task(policy_for, world, t, episodes_for(world, t, n, ctx.seed), cfg.within, sync)
-                ctx.progress(f"goals {t.name}", i + 1, len(tasks))
-            who = f"planner ({cfg.method}, on the model's {mode})"
-    finally:
-        world.close()
-    res = GroupResult()
-    for t in tasks:
-        r = rows[t.name]
-        what = (f"ends within {cfg.within} cell(s) of the view's cell" if t.kind == "reach" else "picks up the coin")
-        res.metrics[f"success_{t.name.replace('-', '')}"] = Metric(
-            r["success"], True, description=f"share of {r['episodes']} episodes whose agent {what}, a goal {t.cells} "
-                                            f"path steps away, within {t.steps} real steps")
-    res.extra = {"who": who, "planner": planner, "tasks": {k: v for k, v in rows.items()}}
-    return res
+    cfg = settings(ctx)
+    if isinstance(model, RANDOM_ROWS):
+        world = make_world(ctx.dataset.world, resolution=ctx.spec.resolution, **(ctx.dataset.manifest.get("world_options") or {}))
+        try:
+            rows = random_rows(ctx, cfg, [parse_task(t) for t in cfg.tasks], world)
+        finally:
+            world.close()
+        return as_result({"who": "random policy (planning here acts at random)", "tasks": rows}, cfg)
+    if isinstance(model, DatasetOracle):  # the real world itself, compared through the domain encoder
+        real = WorldAsModel(ctx.dataset.world, ctx.spec.resolution, ctx.spec.context, ctx.dataset.manifest.get("world_options"))
+        return as_result(plan_tasks(real, ctx, cfg, encoder=frame_encoder(ctx, cfg), sync=real.sync), cfg)
+    return as_result(plan_tasks(model, ctx, cfg), cfg)
 
 
 goals.requires = needs

@@ -435,3 +435,19 @@ def test_import_graph_counts_what_the_source_holds(tmp_path):
     assert out["inside_functions_list"] == ["pkg.high.b:6 -> pkg.low.a"]
     assert {(e["from"], e["to"], e["where"], e["count"]) for e in out["between_parts"]} == {
         ("high", "low", "top", 1), ("high", "low", "function", 1)}
+
+
+@pytest.mark.slow
+def test_goals_bench_tabulates_what_each_row_played(tmp_path):
+    out = _bench("repro/goals.py", "--tiny", "--families", "jepa,rssm", "--out", tmp_path / "g", timeout=900)
+    rows = {r["row"]: r for r in out["table"]}
+    assert list(rows) == ["jepa", "rssm", "real world", "real world, jepa latent", "random"]
+    for name, row in rows.items():  # the episode counts are the ones asked for, the seconds measured
+        cell = row["reach-2"]
+        assert cell["episodes"] == (4 if name == "random" else 1) and 0.0 <= cell["success"] <= 1.0
+        assert cell["plan_seconds"] > 0.0 and (cell["steps"] is None) == (cell["success"] == 0.0)
+    assert rows["real world"]["reach-2"]["plan_seconds"] > rows["random"]["reach-2"]["plan_seconds"]
+    speed = out["targets"]["jepa_vs_rssm_plan_seconds"]
+    assert speed["ratio"] == pytest.approx(rows["jepa"]["reach-2"]["plan_seconds"] / rows["rssm"]["reach-2"]["plan_seconds"])
+    assert (tmp_path / "g" / "report.html").is_file() and set(out["runs"]) == {"jepa", "rssm"}
+    assert all(c["spearman"] is None for c in out["correlation"].values())  # two families: too few to rank

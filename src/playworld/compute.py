@@ -126,6 +126,18 @@ def bf16_slowdown(size: int = 256, repeats: int = 5) -> float:
     return timed(True) / max(timed(False), 1e-9)
 
 
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    """The precision a run computes in: 'auto' is bf16 autocast where the hardware computes bfloat16
+    natively (a CPU with AVX-512 BF16 / AMX / arm64 BF16, a CUDA GPU that supports it) and fp32 elsewhere
+    (an AVX2-only CPU emulates bf16 ~37x slower); 'fp32' and 'bf16' are taken as given."""
+    if precision != "auto":
+        return precision
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if dev.type == "cpu" and native_bf16() else "fp32"
+
+
 def precision_warning(precision: str, device: str | torch.device) -> str | None:
     """A warning when bf16 is asked for on a CPU that emulates it (AVX2 only: ~37x slower than fp32)."""
     if precision != "bf16" or torch.device(device).type != "cpu" or native_bf16():

@@ -67,10 +67,15 @@ class GoalsConfig:
     within: int = 1
     """reach-N succeeds when the episode ends at most this many cells (Manhattan) from the goal's cell"""
     method: str = "cem"
+    """cem or mppi (agents/planner.py)"""
     horizon: int = 8
+    """planned steps per candidate action sequence"""
     population: int = 64
+    """candidate sequences per iteration"""
     elites: int = 8
+    """CEM refits to this many best candidates"""
     iterations: int = 3
+    """refits of the search distribution per real step"""
     reduce: str = "mean"
     """how a plan's per-step distances to the goal become its cost: mean, final or min"""
     encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(clip=2))

@@ -42,8 +42,9 @@ class TrainConfig:
     """decay of the exponential moving average of the weights; the EMA weights are what `load` returns"""
     grad_clip: float = 1.0
     """clip the global gradient norm to this value (0 = no clipping)"""
-    precision: Literal["fp32", "bf16"] = "fp32"
-    """'bf16' runs forward and loss under bfloat16 autocast (weights and optimiser stay fp32)"""
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
+    """'bf16' runs forward and loss under bfloat16 autocast (weights and optimiser stay fp32); 'auto': bf16 where
+    the device computes it natively (AVX-512 BF16 / AMX CPUs, bf16 GPUs), fp32 elsewhere (compute.resolve_precision)"""
     compile: bool = False
     """wrap the network in torch.compile for training"""
     seed: int = 0

@@ -25,7 +25,7 @@ from torch.optim import AdamW
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from playworld.compute import budget_clock, precision_warning
+from playworld.compute import budget_clock, precision_warning, resolve_precision
 from playworld.data.windows import dataset_windows, make_loader
 from playworld.errors import PlayworldError
 from playworld.media import write_comparison
@@ -79,7 +79,8 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
     plan = prepare_run(run_dir, data, model, preset, sets, steps, minutes, resume, checkpoint)
     family, mcfg, cfg, dataset, spec = plan.family, plan.model_config, plan.train_config, plan.dataset, plan.spec
     dev = d.device
-    warning = precision_warning(cfg.precision, dev)
+    precision = resolve_precision(cfg.precision, dev)  # 'auto' decided here, on the device that trains
+    warning = precision_warning(precision, dev)
     if warning and d.is_main:
         warnings.warn(warning, stacklevel=3)
     clock = budget_clock(cfg.budget_clock)
@@ -174,7 +175,7 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
             generator = torch.Generator(dev).manual_seed(_step_seed(cfg.seed, d.rank, step))
             loss = torch.tensor(float("nan"), device=dev)
             if batch is not None:
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                     loss, logs = objective(batch, step, generator)
             out_of_time = budget.over()
             diverged, interrupted, out_of_time = distributed.any_rank(

@@ -27,6 +27,7 @@ import torch
 import yaml
 
 from playworld.atomic import clean_temporaries, write_atomic
+from playworld.compute import resolve_precision
 from playworld.errors import PlayworldError
 from playworld.models.interface import WorldSpec
 from playworld.models.registry import Family, get_family
@@ -171,7 +172,8 @@ def write_run_files(plan: RunPlan, d, step: int) -> None:
     config = run_config_dict(str(plan.data_path), plan.spec.context, plan.family.name, plan.model_config, plan.train_config)
     write_atomic(run_dir / CONFIG, yaml.safe_dump(config, sort_keys=False))
     invocation = {"command": sys.argv, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "step": step,
-                  "world_size": d.world_size, "device": str(d.device)}
+                  "world_size": d.world_size, "device": str(d.device),
+                  "precision": resolve_precision(plan.train_config.precision, d.device)}
     if plan.resume_from is not None and plan.meta is not None:
         meta = dict(plan.meta)
         meta["resumed"] = [*meta.get("resumed", []), invocation]

@@ -451,3 +451,33 @@ def test_goals_bench_tabulates_what_each_row_played(tmp_path):
     assert speed["ratio"] == pytest.approx(rows["jepa"]["reach-2"]["plan_seconds"] / rows["rssm"]["reach-2"]["plan_seconds"])
     assert (tmp_path / "g" / "report.html").is_file() and set(out["runs"]) == {"jepa", "rssm"}
     assert all(c["spearman"] is None for c in out["correlation"].values())  # two families: too few to rank
+
+
+@pytest.mark.slow
+def test_quality_bench_measures_each_row_against_copy_last_and_reuses_what_it_measured(tmp_path):
+    out = _bench("repro/quality.py", "--tiny", "--rows", "default", "--out", tmp_path, timeout=900)
+    row = out["table"]["explorer"]["default"]["0.1"]
+    q = _load_script("repro/quality.py")
+    ds = Dataset(tmp_path / "data" / "explorer" / "eval")
+    w = q.non_overlapping(ds, "test", 2, row["horizon"], row["rollouts"], 0)  # the debug preset's K = 2
+    b = w.batch()
+    copy = pooled_psnr(b.context_frames[:, -1:].expand_as(b.future_frames), b.future_frames, axis=0)
+    assert row["copy_last_curve"] == pytest.approx([round(float(v), 2) for v in copy], abs=0.011)  # the frames it read
+    assert row["psnr_by_step"] == {str(s): row["psnr_curve"][s - 1] for s in (1, 4, 8, 16)}
+    below = [i + 1 for i, (m, c) in enumerate(zip(row["psnr_curve"], row["copy_last_curve"])) if m <= c]
+    assert row["steps_below_copy_last"] == below
+    assert row["fd_over_floor"] == pytest.approx(row["fd_step16"] / row["fd_step16_floor"], abs=0.01) and row["fd_step16_floor"] > 0
+    phys = out["table"]["physics/uniform"]["default"]["0.1"]
+    assert 0 < phys["clips"] <= 8 and 0 < phys["generated_steps"] <= 32 - 2 and phys["velocity_error_floor"] > 0
+    assert phys["over_floor"] == pytest.approx(phys["velocity_error"] / phys["velocity_error_floor"], abs=0.01)
+    t = out["targets"]
+    assert t["above_copy_last_every_step"] == (not below) and t["gap_over_copy_last_by_step"][str(8)] == pytest.approx(
+        row["psnr_by_step"]["8"] - row["copy_last_by_step"]["8"], abs=0.011)
+    assert t["physics_velocity_within_2.5x_floor"] == (phys["over_floor"] <= 2.5)
+    # a second invocation reads the measured mark back and trains only the new row
+    saved = tmp_path / "runs" / "explorer" / "default" / "quality-0.1.json"
+    stamp = saved.stat().st_mtime_ns
+    again = _bench("repro/quality.py", "--tiny", "--rows", "default", "--worlds", "explorer", "--out", tmp_path,
+                   "--row", "cn3=model.context_noise_max=0.3", timeout=900)
+    assert again["table"]["explorer"]["default"]["0.1"] == row and saved.stat().st_mtime_ns == stamp
+    assert again["table"]["explorer"]["cn3"]["0.1"]["sets"] == ["model.context_noise_max=0.3"]

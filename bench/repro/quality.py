@@ -71,6 +71,11 @@ STEPS_REPORTED = (1, 4, 8, 16, 32, 64)
 FD_CLIP = 8
 
 
+def encoder_config(tiny: bool) -> EncoderConfig:
+    """The FD features: the suite's domain encoder on clips of FD_CLIP frames (fewer steps under --tiny)."""
+    return EncoderConfig(clip=FD_CLIP, steps=40 if tiny else EncoderConfig.steps)
+
+
 # -- data -----------------------------------------------------------------------------------------------
 def datasets(out: Path, tiny: bool, seed: int) -> dict[str, dict[str, Path]]:
     """Collect (or reuse) the training and measurement data of each world; their paths."""
@@ -138,7 +143,7 @@ def measure_explorer(model, eval_path: Path, out: Path, tiny: bool, seed: int) -
     gen_rand = ctx.generate(model, Windows(ds, w.index, K, t4), actions=rand)
     delta4 = float(model_curve[t4 - 1] - M.pooled_psnr(gen_rand[:, t4 - 1], real[:, t4 - 1]))
 
-    encoder, _ = domain_encoder(eval_context(ds, model.spec, out, seed, split="train"), EncoderConfig(clip=FD_CLIP))
+    encoder, _ = domain_encoder(eval_context(ds, model.spec, out, seed, split="train"), encoder_config(tiny))
     ref = real_clips(ds, "val", FD_CLIP, 512, seed)
     f_ref = embed(encoder, ref)
     scale = float(np.sqrt(f_ref.var(0).mean())) + 1e-12  # one factor for every feature, as the fidelity group
@@ -147,8 +152,8 @@ def measure_explorer(model, eval_path: Path, out: Path, tiny: bool, seed: int) -
     steps = [s for s in STEPS_REPORTED if s <= H]
     return {
         "psnr_teacher_forced": round(tf_psnr, 2), "teacher_forced_windows": len(tf),
-        "psnr_by_step": {s: round(float(model_curve[s - 1]), 2) for s in steps},
-        "copy_last_by_step": {s: round(float(copy_curve[s - 1]), 2) for s in steps},
+        "psnr_by_step": {str(s): round(float(model_curve[s - 1]), 2) for s in steps},  # str keys: as JSON reads back
+        "copy_last_by_step": {str(s): round(float(copy_curve[s - 1]), 2) for s in steps},
         "steps_below_copy_last": [int(s + 1) for s in np.flatnonzero(model_curve <= copy_curve)],
         "psnr_curve": [round(float(v), 2) for v in model_curve], "copy_last_curve": [round(float(v), 2) for v in copy_curve],
         f"fd_step{H}": round(fd_gen, 3), f"fd_step{H}_floor": round(fd_floor, 3), "fd_over_floor": round(fd_gen / max(fd_floor, 1e-9), 2),
@@ -217,14 +222,14 @@ def targets(table: dict, mark: str) -> dict:
     d, r = ex.get("default", {}).get(mark), ex.get("diamond", {}).get(mark)
     out: dict = {"mark_cpu_minutes": float(mark)}
     if d:
-        gap = {int(s): round(v - d["copy_last_by_step"][s], 2) for s, v in d["psnr_by_step"].items()}
+        gap = {s: round(v - d["copy_last_by_step"][s], 2) for s, v in d["psnr_by_step"].items()}
         out["teacher_forced_psnr_ge_30"] = d["psnr_teacher_forced"] >= 30.0
         out["above_copy_last_every_step"] = not d["steps_below_copy_last"]
         out["gap_over_copy_last_by_step"] = gap
-        out["at_least_4db_at_step_8"] = gap.get(8, -1e9) >= 4.0
+        out["at_least_4db_at_step_8"] = gap.get("8", -1e9) >= 4.0
         out["fd_within_3x_floor"] = d["fd_over_floor"] <= 3.0
     if d and r:
-        out["beats_diamond_ar16"] = d["psnr_by_step"][16] > r["psnr_by_step"][16] if 16 in d["psnr_by_step"] else None
+        out["beats_diamond_ar16"] = d["psnr_by_step"]["16"] > r["psnr_by_step"]["16"] if "16" in d["psnr_by_step"] else None
         key = next(k for k in d if k.startswith("fd_step") and not k.endswith("floor"))
         out["beats_diamond_fd"] = d[key] < r[key]
     p = table.get("physics/uniform", {}).get("default", {}).get(mark)
@@ -262,7 +267,7 @@ def main() -> None:
     if "explorer" in worlds:  # the domain encoder, trained once before the rows share its cache
         ds = Dataset(paths["explorer"]["eval"])
         spec = WorldSpec(ds.resolution, ds.action_space, context=4, world=ds.world)
-        domain_encoder(eval_context(ds, spec, args.out, args.seed, split="train"), EncoderConfig(clip=FD_CLIP))
+        domain_encoder(eval_context(ds, spec, args.out, args.seed, split="train"), encoder_config(args.tiny))
     call = lambda w, name, sets: run_row(w, name, sets, marks, paths[w], args.out, args.tiny, args.seed, args.threads)  # noqa: E731
     if args.jobs > 1:
         with futures.ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -40,6 +40,9 @@ class TrainConfig:
     busy machine still get equal compute; the regimes experiment uses it)"""
     ema_decay: float = 0.999
     """decay of the exponential moving average of the weights; the EMA weights are what `load` returns"""
+    ema_warmup: bool = True
+    """use the decay min(ema_decay, (1 + n) / (10 + n)) at the n-th update, so short runs' EMA is not held back by
+    the initial weights (train/loop.py ema_decay_at); false: ema_decay from the first update"""
     grad_clip: float = 1.0
     """clip the global gradient norm to this value (0 = no clipping)"""
     precision: Literal["fp32", "bf16", "auto"] = "fp32"

@@ -85,7 +85,9 @@ class DiffusionWorldModel:
             if level > 0:
                 context = context + level * torch.randn(context.shape, generator=generator, device=self.device)
             actions = torch.cat([state.actions, action[:, None]], dim=1)  # (B, K+1[, dim])
-            c = self.net.condition(context, actions, torch.full((b,), level, device=self.device), state.frames[:, -1])
+            newest = context[:, -1] if self.config.residual_base == "noised" else state.frames[:, -1]
+            base, inside = self.net.origin(context, actions, newest)
+            c = self.net.condition(context, actions, torch.full((b,), level, device=self.device), base, inside)
             x = torch.randn((b, *self.spec.frame_shape), generator=generator, device=self.device) * self.sigmas[0]
             x0 = self.sample(lambda x, sigma: self.net.denoise(x, sigma, c), x, self.sigmas)
             frame = unit_to_frames(c.base + x0)  # (B, 3, H, W) uint8

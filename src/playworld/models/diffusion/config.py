@@ -29,6 +29,18 @@ class DiffusionConfig:
     groups: int = 8
     """groups of every group norm"""
 
+    # -- learned transport (transport.py) -----------------------------------------------------------
+    transport: int = 0
+    """radius in pixels of the learned transport: the residual's origin is the newest frame moved by up to this
+    many pixels per block (a softmax over the (2r+1)^2 shifts, read from the context and actions), so moved
+    content stays sharp and the U-Net predicts only what moving cannot explain; 0: off (the newest frame)"""
+    transport_patch: int = 4
+    """side in pixels of the blocks that share one set of transport weights"""
+    transport_channels: int = 64
+    """width of the transport network (a stem on the context blocks, an attending and a plain residual block)"""
+    transport_loss: float = 1.0
+    """weight of the transport's own loss (the MSE of the moved frame against the next frame)"""
+
     # -- EDM (Karras et al. 2022) -------------------------------------------------------------
     sigma_data: float = 0.2
     """standard deviation of the data the denoiser predicts: about 0.5 for frames in [-1, 1], 0.15-0.2 for the
@@ -36,6 +48,10 @@ class DiffusionConfig:
     residual: bool = True
     """diffuse the change from the newest context frame instead of the frame itself, so 'nothing moves' is the
     zero output (on explorer it learns faster than predicting the frame: 22.7 vs 20.3 dB after 100 steps)"""
+    residual_base: str = "clean"
+    """the frame a residual is taken from: 'clean', the newest context frame before context noise, or 'noised',
+    the frame as the network sees it, so the target also undoes the context noise and a model playing on its
+    own frames learns to clean their errors instead of adding to them (diffusion forcing always uses 'clean')"""
     p_mean: float = -0.4
     """mean of log(sigma) of the log-normal training noise levels (DIAMOND: -0.4; one-step sampling from
     sigma_max only uses the high levels, so the `small` preset raises it to 0.5)"""
@@ -74,6 +90,8 @@ class DiffusionConfig:
                 "diffusion channels, depths and attention must have one entry per U-Net level",
                 f"got {len(self.channels)}, {len(self.depths)} and {len(self.attention)} entries",
             )
+        if self.residual_base not in ("clean", "noised"):
+            raise PlayworldError(f"unknown residual_base {self.residual_base!r}", "use residual_base: clean or residual_base: noised")
         if self.sampler not in ("euler", "heun"):
             raise PlayworldError(f"unknown diffusion sampler {self.sampler!r}", "use sampler: euler or sampler: heun")
         if not 1 <= int(self.steps) <= 4:

@@ -59,7 +59,7 @@ def edm_loss(
     """Teacher forcing: every future frame of the batch from the real frames before it."""
     clean, target, actions = teacher_forcing_windows(batch)
     context, context_sigma = noise_context(clean, config, generator, context_noise)
-    loss, denoise_mse = denoising_loss(net, context, target, actions, context_sigma, config, generator, clean[:, -1])
+    loss, denoise_mse = denoising_loss(net, context, target, actions, context_sigma, config, generator, base_frame(clean, context, config))
     return loss, {"loss": loss.item(), "denoise_mse": denoise_mse}
 
 
@@ -75,21 +75,32 @@ def noise_context(
     return context, context_sigma
 
 
+def base_frame(clean: Tensor, noised: Tensor, config: DiffusionConfig) -> Tensor:
+    """The newest context frame a residual is taken from (N, 3, H, W): before or after context noise (residual_base)."""
+    return noised[:, -1] if config.residual_base == "noised" else clean[:, -1]
+
+
 def denoising_loss(
     net: torch.nn.Module, context: Tensor, target: Tensor, actions: Tensor, context_sigma: Tensor,
     config: DiffusionConfig, generator: torch.Generator | None, newest: Tensor,
 ) -> tuple[Tensor, float]:
     """The EDM loss of one target frame (N, 3, H, W) per example on a (noised) context; and D's MSE.
-    newest (N, 3, H, W): the newest context frame before noise, the base of a residual model."""
+    newest (N, 3, H, W): the newest context frame a residual is taken from (`base_frame`); with transport
+    the residual's origin is that frame moved, and the transport's own loss is added (weight transport_loss)."""
     n, device = target.shape[0], target.device
-    # the frame, or (residual) its change from the newest context frame (un-noised: see Denoiser.condition)
-    x0 = target - newest if config.residual else target
+    origin, inside = net.origin(context, actions, newest)  # (N, 3, H, W): zeros, the newest frame, or it moved
+    base = origin.detach()  # the denoiser's target takes the transport as given
+    inside = None if inside is None else inside.detach()
+    # the frame, or (residual) its change from the origin
+    x0 = target - base
     sigma = (float(config.p_mean) + float(config.p_std) * _randn((n,), generator, device)).exp()
     x_noisy = x0 + sigma.view(-1, 1, 1, 1) * _randn(x0.shape, generator, device)
 
-    out = net(x_noisy, sigma, context, actions, context_sigma, newest)  # F, the U-Net's raw output
+    out = net(x_noisy, sigma, context, actions, context_sigma, base, inside)  # F, the U-Net's raw output
     c_skip, c_out, _, _ = edm_coefficients(sigma, float(config.sigma_data))
     loss = F.mse_loss(out, (x0 - c_skip * x_noisy) / c_out)
+    if config.transport > 0:
+        loss = loss + float(config.transport_loss) * F.mse_loss(origin, target)
     with torch.no_grad():
         denoised = c_skip * x_noisy + c_out * out
         denoise_mse = F.mse_loss(denoised, x0).item()
@@ -128,11 +139,12 @@ def sample_next_frame(
 ) -> Tensor:
     """The family's few-step sampler, as `DiffusionWorldModel.step` runs it but differentiable and
     unquantised: context (N, K, 3, H, W), actions (N, K+1[, dim]) -> next frame (N, 3, H, W) in [-1, 1]."""
-    n, device, newest = context.shape[0], context.device, context[:, -1]
+    n, device, clean = context.shape[0], context.device, context
     level = float(config.context_noise_sample)
     if level > 0:
         context = context + level * _randn(context.shape, generator, device)
-    c = net.condition(context, actions, torch.full((n,), level, device=device), newest)
+    base, inside = net.origin(context, actions, base_frame(clean, context, config))
+    c = net.condition(context, actions, torch.full((n,), level, device=device), base, inside)
     sigmas = karras_sigmas(int(config.steps), config.sigma_min, config.sigma_max, config.rho)
     x = _randn(context[:, -1].shape, generator, device) * sigmas[0]
     x0 = SAMPLERS[config.sampler](lambda x, sigma: net.denoise(x, sigma, c), x, sigmas)
@@ -160,7 +172,7 @@ def self_forcing_loss(
         acts = actions[:, j : j + k + 1]  # (B, K+1[, dim]): the K context actions and the one into frame j
         target = frames[:, k + j]
         noised, context_sigma = noise_context(context, config, generator, context_noise)
-        loss_j, mse = denoising_loss(net, noised, target, acts, context_sigma, config, generator, context[:, -1])
+        loss_j, mse = denoising_loss(net, noised, target, acts, context_sigma, config, generator, base_frame(context, noised, config))
         total, mses = total + loss_j, mses + [mse]
         if j == rollout - 1:
             break

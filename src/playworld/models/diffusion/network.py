@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from playworld.models.diffusion.config import DiffusionConfig
+from playworld.models.diffusion.transport import Transport
 from playworld.models.interface import WorldSpec
 from playworld.models.nn import ActionEmbedding, FourierFeatures, UNet
 
@@ -47,24 +48,47 @@ class Denoiser(nn.Module):
             space.kind, space.n, space.dim, space.low, space.high, steps=k + 1, emb=int(config.action_dim), out_dim=d,
         )
         self.cond_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
-        self.unet = UNet(
-            c_x=c, c_side=k * c, c_out=c, cond_dim=d, channels=config.channels, depths=config.depths,
+        self.transport = None
+        if config.transport > 0:
+            if not self.residual:
+                raise ValueError("transport moves the origin of the residual: it needs residual=true")
+            self.transport = Transport(
+                spec, int(config.transport), int(config.transport_patch), int(config.transport_channels),
+                int(config.action_dim), int(config.groups),
+            )
+        moved = 0 if self.transport is None else c + 1  # the moved frame and its share from inside the frame
+        self.unet = UNet(  # the side input: the K context frames, and what transport made where it is on
+            c_x=c, c_side=k * c + moved, c_out=c, cond_dim=d, channels=config.channels, depths=config.depths,
             attention=config.attention, patch=int(config.patch), groups=int(config.groups),
             mid_attention=config.mid_attention,
         )
 
-    def condition(self, context: Tensor, actions: Tensor, context_sigma: Tensor, newest: Tensor) -> Conditioning:
-        """context (B, K, 3, H, W) in [-1, 1] (already noised by `context_sigma`), actions (B, K+1[, dim]).
+    def origin(self, context: Tensor, actions: Tensor, newest: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The frame (B, 3, H, W) a residual model predicts the change from: the newest context frame, or it
+        moved by the learned transport (transport.py); zeros for a model that predicts the frame itself.
+        Second, with transport, the share of each pixel that came from inside the frame (B, 1, H, W), else None.
+
+        context (B, K, 3, H, W) in [-1, 1] as the network sees it (noised in training), actions (B, K+1[, dim]);
+        newest: the newest context frame before any noise (residual_base 'clean': noise on the context is then
+        augmentation of what the network sees, never part of the target; diffusion forcing, whose context
+        frames may be noised up to sigma_max, always takes it), or as noised ('noised': the change then
+        also undoes the noise).
+        """
+        if not self.residual:
+            return torch.zeros_like(newest), None
+        return (newest, None) if self.transport is None else self.transport(context, actions, newest)
+
+    def condition(
+        self, context: Tensor, actions: Tensor, context_sigma: Tensor, base: Tensor, inside: Tensor | None = None
+    ) -> Conditioning:
+        """context (B, K, 3, H, W) in [-1, 1] (already noised by `context_sigma`), actions (B, K+1[, dim]),
+        base (B, 3, H, W) and inside (B, 1, H, W) or None: the residual's origin, as `origin` returns them.
 
         context_sigma: (B,) one level per example, or (B, K) one per frame (needs frame_noise_levels).
-        newest: the newest context frame (B, 3, H, W) before any noise; a residual model predicts the
-        change from it. Noise on the context is augmentation of what the network sees, never part of
-        the target: with diffusion forcing a context frame may be noised up to sigma_max, and a residual
-        taken from the noised frame would ask the network to predict that noise.
         """
         cond = self.action_embed(actions) + self._context_noise(context_sigma, context.shape[1])
-        base = newest if self.residual else torch.zeros_like(newest)
-        return Conditioning(side=self.unet.embed_side(context.flatten(1, 2)), base=base, cond=cond)
+        side = context.flatten(1, 2) if self.transport is None else torch.cat([context.flatten(1, 2), base, inside], dim=1)
+        return Conditioning(side=self.unet.embed_side(side), base=base, cond=cond)
 
     def _context_noise(self, context_sigma: Tensor, k: int) -> Tensor:
         """The context noise level(s) as a (B, cond_dim) embedding."""
@@ -88,10 +112,11 @@ class Denoiser(nn.Module):
         return c_skip * x + c_out * self.raw(x, sigma, c)
 
     def forward(
-        self, x: Tensor, sigma: Tensor, context: Tensor, actions: Tensor, context_sigma: Tensor, newest: Tensor
+        self, x: Tensor, sigma: Tensor, context: Tensor, actions: Tensor, context_sigma: Tensor, base: Tensor,
+        inside: Tensor | None = None,
     ) -> Tensor:
-        """The training call (through forward, so DDP and torch.compile see it): F's raw output (B, 3, H, W)."""
-        return self.raw(x, sigma, self.condition(context, actions, context_sigma, newest))
+        """The training call (through forward, so torch.compile sees it): F's raw output (B, 3, H, W)."""
+        return self.raw(x, sigma, self.condition(context, actions, context_sigma, base, inside))
 
 
 def edm_coefficients(sigma: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:

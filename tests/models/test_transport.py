@@ -1,0 +1,110 @@
+"""The diffusion family's learned transport: it moves the newest frame exactly, starts as the identity, and
+learns a shift from the actions fast enough to matter."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from playworld.models.diffusion import Denoiser, DiffusionConfig
+from playworld.models.diffusion.transport import Transport
+from playworld.models.interface import WorldSpec
+from playworld.spaces import ActionSpace
+
+SPEC = WorldSpec(16, ActionSpace.discrete(3), context=2)
+
+
+def _transport(radius: int = 2, patch: int = 4) -> Transport:
+    torch.manual_seed(0)
+    return Transport(SPEC, radius=radius, patch=patch, channels=16, action_dim=8, groups=4)
+
+
+def _one_hot(radius: int, dy: int, dx: int, blocks: int = 4, batch: int = 2) -> torch.Tensor:
+    n = 2 * radius + 1
+    weights = torch.zeros(batch, n * n, blocks, blocks)
+    weights[:, (dy + radius) * n + dx + radius] = 1.0
+    return weights
+
+
+@pytest.mark.parametrize("dy,dx", [(0, 0), (2, 0), (0, -1), (-2, 2)])
+def test_a_one_hot_weight_moves_the_frame_by_that_displacement(dy, dx):
+    t = _transport(radius=2)
+    frame = torch.randn(2, 3, 16, 16)
+    moved, inside = t.move(frame, _one_hot(2, dy, dx))
+    expected = F.pad(frame, (2, 2, 2, 2), mode="replicate")[:, :, 2 + dy : 18 + dy, 2 + dx : 18 + dx]
+    assert torch.allclose(moved, expected)
+    # the share from inside the frame: 0 on the rows and columns brought in from beyond the edge, 1 elsewhere
+    rows, cols = torch.arange(16) + dy, torch.arange(16) + dx
+    known = ((rows >= 0) & (rows < 16))[:, None] & ((cols >= 0) & (cols < 16))[None, :]
+    assert torch.equal(inside[:, 0], known.float().expand(2, 16, 16))
+
+
+def test_weights_are_per_block():
+    t = _transport(radius=1, patch=4)
+    frame = torch.randn(1, 3, 16, 16)
+    weights = _one_hot(1, 0, 0, batch=1)
+    weights[:, :, 1, 2] = _one_hot(1, 0, 1, batch=1)[:, :, 1, 2]  # one block takes its pixels from one to the right
+    moved, _ = t.move(frame, weights)
+    padded = F.pad(frame, (1, 1, 1, 1), mode="replicate")
+    assert torch.allclose(moved[:, :, 4:8, 8:12], padded[:, :, 5:9, 10:14])
+    outside = torch.ones(16, 16, dtype=torch.bool)
+    outside[4:8, 8:12] = False
+    assert torch.allclose(moved[..., outside], frame[..., outside])
+
+
+def test_it_starts_close_to_the_identity():
+    t = _transport(radius=2)
+    context, actions = torch.rand(4, 2, 3, 16, 16) * 2 - 1, torch.randint(0, 3, (4, 3))
+    w = t.weights(context, actions).detach()
+    assert w.shape == (4, 25, 4, 4) and torch.allclose(w.sum(1), torch.ones(4, 4, 4))
+    assert float(w[:, 12].min()) > 0.5  # the centre ('stay') holds most of the weight
+
+
+def test_it_learns_to_move_the_frame_the_way_the_action_says():
+    """Action 1 shifts the world 2 px left, action 2 2 px up, action 0 holds it: a few hundred steps of the
+    transport's own loss make the moved frame the next frame (the frame as it was is far off)."""
+    torch.manual_seed(0)
+    t = _transport(radius=2)
+    opt = torch.optim.Adam(t.parameters(), 3e-3)
+
+    def batch(n=16):
+        world = (torch.rand(n, 3, 8, 8) > 0.5).float().repeat_interleave(2, -1).repeat_interleave(2, -2)  # 16 x 16, 2 px cells
+        world = world * 2 - 1
+        a = torch.randint(0, 3, (n,))
+        shift = torch.stack([torch.zeros(n), torch.where(a == 2, 2, 0), torch.where(a == 1, 2, 0)], 1).long()
+        padded = F.pad(world, (2, 2, 2, 2), mode="replicate")
+        nxt = torch.stack([padded[i, :, 2 + s[1] : 18 + s[1], 2 + s[2] : 18 + s[2]] for i, s in enumerate(shift)])
+        context = torch.stack([world, world], 1)
+        actions = torch.stack([torch.zeros_like(a), torch.zeros_like(a), a], 1)
+        return context, actions, nxt
+
+    for _ in range(300):
+        context, actions, nxt = batch()
+        loss = F.mse_loss(t(context, actions, context[:, -1])[0], nxt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    context, actions, nxt = batch(64)
+    with torch.no_grad():
+        moved = F.mse_loss(t(context, actions, context[:, -1])[0], nxt).item()
+    held = F.mse_loss(context[:, -1], nxt).item()
+    assert moved < 0.05 * held, (moved, held)
+
+
+def test_the_denoiser_takes_its_residual_from_the_moved_frame():
+    config = DiffusionConfig(channels=(16, 16), depths=(1, 1), attention=(False, False), cond_dim=32, action_dim=8,
+                             groups=4, transport=2, transport_channels=16)
+    net = Denoiser(config, SPEC)
+    context, actions = torch.rand(2, 2, 3, 16, 16) * 2 - 1, torch.randint(0, 3, (2, 3))
+    moved, inside = net.origin(context, actions, context[:, -1])
+    expected = net.transport(context, actions, context[:, -1])
+    assert torch.allclose(moved, expected[0]) and torch.allclose(inside, expected[1])
+    c = net.condition(context, actions, torch.zeros(2), moved, inside)
+    assert c.base is moved and net.unet.stem_side.in_channels == (2 * 3 + 3 + 1) * config.patch**2
+    plain = Denoiser(DiffusionConfig(channels=(16, 16), depths=(1, 1), attention=(False, False), cond_dim=32,
+                                     action_dim=8, groups=4), SPEC)
+    base, inside = plain.origin(context, actions, context[:, -1])
+    assert plain.transport is None and torch.equal(base, context[:, -1]) and inside is None
+    with pytest.raises(ValueError, match="needs residual"):
+        Denoiser(DiffusionConfig(residual=False, transport=2), SPEC)

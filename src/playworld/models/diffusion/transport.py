@@ -22,6 +22,8 @@ displacement (dy, dx) at index (dy + r) * (2r + 1) + dx + r.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -82,7 +84,7 @@ def _mix(padded: Tensor, weights: Tensor, patch: int) -> Tensor:
     border and whose kernel is the block's weights, so the (2r+1)^2 shifted copies of the frame are never
     stored (5x faster than unfolding them, forward and backward, at 64 px and r = 4)."""
     b, c, hp, wp = padded.shape
-    n = int(round(weights.shape[1] ** 0.5))
+    n = math.isqrt(weights.shape[1])
     r, nh, nw, side = (n - 1) // 2, weights.shape[2], weights.shape[3], patch + n - 1
     windows = F.unfold(padded, side, stride=patch)  # (B, C * side^2, nh * nw): each block with its border
     windows = windows.view(b, c, side, side, nh * nw).permute(0, 4, 1, 2, 3).reshape(1, -1, side, side)

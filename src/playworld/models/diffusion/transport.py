@@ -6,7 +6,7 @@ draws it blurred; a prediction made of shifted copies of the newest frame is sha
 So, as the dynamic-filter video predictors do (Finn et al. 2016's CDNA, Jia et al. 2016's dynamic filter
 networks), a small network reads the context and the actions and gives, for every `patch` x `patch` block
 of the frame, a softmax over the (2r + 1)^2 displacements within `radius` r pixels; the newest frame,
-shifted by each displacement and mixed with those weights, is the transported frame.
+shifted by each displacement (edges repeated) and mixed with those weights, is the transported frame.
 A softmax over candidate shifts learns where a flow field would not: every candidate's error is seen at
 once, so even a large displacement gets a gradient, and a flat region (where any shift is right) costs
 nothing. Pixels brought in from beyond the frame's edge are unknown: `move` also returns, per pixel, the
@@ -65,12 +65,9 @@ class Transport(nn.Module):
     def move(self, frame: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
         """frame (B, C, H, W) shifted by every displacement and mixed by `weights` -> the moved frame
         (B, C, H, W) and the share of each pixel's weight from inside the frame (B, 1, H, W).
-        Displacement (dy, dx) fills pixel (y, x) from (y + dy, x + dx); beyond the edge, the frame's mean colour."""
-        r, frame = self.radius, frame.float()
-        # beyond the edge: the frame's mean colour, a neutral guess the denoiser paints over (repeating the
-        # edge instead drew streaks that grew with every step a view scrolled)
-        mean = frame.mean(dim=(2, 3), keepdim=True)
-        moved = _mix(F.pad(frame - mean, (r, r, r, r)), weights, self.patch) + mean
+        Displacement (dy, dx) fills pixel (y, x) from (y + dy, x + dx); edges are repeated."""
+        r = self.radius
+        moved = _mix(F.pad(frame.float(), (r, r, r, r), mode="replicate"), weights, self.patch)
         inside = _mix(F.pad(torch.ones_like(frame[:, :1], dtype=torch.float32), (r, r, r, r)), weights, self.patch)
         return moved, inside
 

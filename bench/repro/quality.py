@@ -24,7 +24,8 @@ newest checkpoint (EMA weights) is measured on data it never trained on:
 
 Rows: `default` (the shipped preset) and `diamond` (DIAMOND's Atari denoiser: 4 levels of 64 channels,
 2 blocks each, attention only in the bottleneck, a full-resolution stem, frames not residuals, sigma_data
-0.5, LogNormal(-0.4, 1.2) noise levels, 3 Euler steps; same optimiser, batch and data). `--row NAME=SETS`
+0.5, LogNormal(-0.4, 1.2) noise levels, 3 Euler steps, teacher forcing throughout; same optimiser, batch,
+precision and data). `--row NAME=SETS`
 adds one (SETS: `;`-separated `--set`s). Runs are kept in OUT/runs/<world>/<row> and a mark already
 measured is read back, so a second invocation only adds what is new (rows, marks).
 Targets (issue 20) are checked in `targets` against the default row at the first mark.
@@ -65,6 +66,8 @@ DIAMOND = [  # DIAMOND's Atari denoiser and sampler (Alonso et al. 2024), as pla
     "model.mid_attention=true", "model.patch=1", "model.cond_dim=256", "model.action_dim=64", "model.groups=32",
     "model.residual=false", "model.sigma_data=0.5", "model.p_mean=-0.4", "model.p_std=1.2",
     "model.sampler=euler", "model.steps=3", "model.context=4",
+    # teacher forcing throughout, as DIAMOND trains (the small preset ramps self forcing in for diffusion)
+    "train.regime=teacher_forcing", "train.regime_from=null", "train.regime_switch_step=0", "train.regime_ramp_steps=0",
 ]
 ROWS = {"default": [], "diamond": DIAMOND}
 STEPS_REPORTED = (1, 4, 8, 16, 32, 64)
@@ -188,7 +191,7 @@ def run_row(world: str, row: str, sets: list[str], marks: list[float], paths: di
             results[f"{mark:g}"], spent = json.loads(saved.read_text()), mark
             continue
         started = time.process_time()
-        all_sets = sets + ["train.budget_clock=cpu", f"train.seed={seed}", "train.media_every=0"]
+        all_sets = ["train.budget_clock=cpu", f"train.seed={seed}", "train.media_every=0"] + sets  # a row may set its own seed
         with contextlib.redirect_stdout(sys.stderr):
             if not list_checkpoints(run):
                 res = train(run, data=paths["train"], model="diffusion", preset="debug" if tiny else "small", sets=all_sets,

@@ -36,14 +36,17 @@ from playworld.runs.checkpoints import list_checkpoints
 from playworld.runs.load import load_world_model
 from playworld.train.loop import OPEN_ENDED_STEPS, train
 
+_ONE = ["train.regime_from=null", "train.regime_switch_step=0", "train.regime_ramp_steps=0"]  # whatever the preset schedules
 VARIANTS: dict[str, list[str]] = {
-    "teacher_forcing": ["train.regime=teacher_forcing", "train.context_noise=false"],
-    "context_noise": ["train.regime=teacher_forcing", "train.context_noise=true"],
-    "self_forcing": ["train.regime=self_forcing", "train.context_noise=false"],
-    "diffusion_forcing": ["train.regime=diffusion_forcing"],
-    "teacher_then_self": ["train.regime=self_forcing", "train.regime_from=teacher_forcing", "train.context_noise=false"],
+    "teacher_forcing": ["train.regime=teacher_forcing", "train.context_noise=false", *_ONE],
+    "context_noise": ["train.regime=teacher_forcing", "train.context_noise=true", *_ONE],
+    "self_forcing": ["train.regime=self_forcing", "train.context_noise=false", *_ONE],
+    "diffusion_forcing": ["train.regime=diffusion_forcing", *_ONE],
+    "teacher_then_self": ["train.regime=self_forcing", "train.regime_from=teacher_forcing", "train.context_noise=false",
+                          "train.regime_ramp_steps=0"],
 }
-"""regime variant -> the `--set` overrides that make it (on top of the shared ones)"""
+"""regime variant -> the `--set` overrides that make it (on top of the shared ones); each names its whole
+schedule, so a preset's own (the `small` preset ramps self forcing in) does not leak into it"""
 WORLDS = ("explorer", "physics/parabola")
 
 

@@ -94,6 +94,13 @@ def test_a_model_that_beats_copy_last_then_drifts():
     assert "--regime self_forcing" in tip and "teacher forcing" in tip  # says what this run trained with
 
 
+def test_a_run_that_trained_on_its_own_rollouts_is_told_to_roll_out_further_not_to_self_force():
+    v = V.verdict(_results([27.0 - 2.0 * s for s in range(H)], tf_model=28.0, auc_ignore=14.0,
+                           training={**RISING, "regime": "self_forcing"}))
+    tip = next(t for t in v.next_steps if t.startswith("Drifts after step 4"))
+    assert "self forcing" in tip and "train.rollout" in tip and "--regime self_forcing" not in tip
+
+
 def test_a_model_that_beats_copy_last_everywhere():
     v = V.verdict(beats())
     assert v.level == "beats copy-last" and v.horizon.beats_until == H

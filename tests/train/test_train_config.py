@@ -52,3 +52,22 @@ def test_overrides_are_typed():
         make_train_config(None, {"steps": "-1"})
     with pytest.raises(PlayworldError, match="ema_decay"):
         make_train_config(None, {"ema_decay": "1.5"})
+
+
+def test_a_preset_trains_a_family_with_its_own_section_and_the_others_without_it():
+    """small ramps self forcing in for diffusion only: the other families cannot train it and keep teacher forcing."""
+    preset = load_preset("small")
+    diffusion = make_train_config(preset, family="diffusion")
+    assert (diffusion.regime_from, diffusion.regime, diffusion.rollout) == ("teacher_forcing", "self_forcing", 2)
+    assert diffusion.regime_switch_step > 0 and diffusion.regime_ramp_steps > 0
+    for family in list_families():
+        if family != "diffusion":
+            cfg = make_train_config(preset, family=family)
+            assert (cfg.regime_from, cfg.regime) == (None, "teacher_forcing"), family
+            assert cfg.lr == diffusion.lr and cfg.batch_size == diffusion.batch_size  # the shared section applies
+    # the command line still wins over the family's section
+    assert make_train_config(preset, {"regime": "teacher_forcing"}, family="diffusion").regime == "teacher_forcing"
+    with pytest.raises(PlayworldError, match="difusion"):
+        make_train_config({"train": {"difusion": {"regime": "self_forcing"}}}, family="diffusion")
+    with pytest.raises(PlayworldError, match="regime"):
+        make_train_config({"train": {"diffusion": {"regime": "dreaming"}}}, family="diffusion")

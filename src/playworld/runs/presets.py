@@ -2,7 +2,7 @@
 
     context: 4                 # K, shared by every family (WorldSpec.context once training starts)
     model: {diffusion: {...}}  # per family, only the fields the preset changes
-    train: {...}               # TrainConfig fields
+    train: {...}               # TrainConfig fields, and {diffusion: {...}}: those only that family trains with
 
 `configs/{debug,small,base}.yaml` in the package, or any .yaml path. A family's Config is resolved
 defaults <- the preset's `model.<family>:` section <- `--set model.<field>=...` overrides.

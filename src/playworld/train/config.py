@@ -7,7 +7,8 @@ A run's configuration has four parts, written to `runs/<name>/config.yaml` befor
     model: {diffusion: {...}}      # the family's Config, every field resolved
     train: {...}                   # TrainConfig, every field resolved
 
-Presets (runs/presets.py) hold the same sections with only the fields they change. Command-line
+Presets (runs/presets.py) hold the same sections with only the fields they change (and, under `train:`,
+a mapping per family for what only that family trains with). Command-line
 overrides (`--set train.lr=3e-4`, `--set model.channels=32`, `--set model.context=8`) are parsed
 by the type of the dataclass field they name (playworld.options), never by eval.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
 from playworld.errors import PlayworldError
+from playworld.models.registry import get_family
 from playworld.options import coerce_fields, config_to_dict
 
 
@@ -95,9 +97,18 @@ class TrainConfig:
     the switch step (0 = switch at once)"""
 
 
-def make_train_config(preset: dict[str, Any] | None = None, sets: dict[str, str] | None = None) -> TrainConfig:
-    """TrainConfig defaults <- the preset's `train:` section <- command-line overrides."""
-    values = coerce_fields(TrainConfig, dict((preset or {}).get("train") or {}), "train")
+def make_train_config(
+    preset: dict[str, Any] | None = None, sets: dict[str, str] | None = None, family: str | None = None
+) -> TrainConfig:
+    """TrainConfig defaults <- the preset's `train:` section <- its `train.<family>:` section for `family` (what
+    only that family trains with, e.g. a regime the others cannot train) <- command-line overrides."""
+    section = dict((preset or {}).get("train") or {})
+    by_family = {name: section.pop(name) for name in list(section) if isinstance(section[name], dict)}
+    for name in by_family:
+        get_family(name)  # a section for a family that does not exist is an error naming it, never ignored
+    values = coerce_fields(TrainConfig, section, "train")
+    if family in by_family:
+        values.update(coerce_fields(TrainConfig, dict(by_family[family]), f"train.{family}"))
     values.update(coerce_fields(TrainConfig, dict(sets or {}), "train"))
     cfg = TrainConfig(**values)
     validate(cfg)

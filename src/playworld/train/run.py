@@ -89,7 +89,7 @@ def prepare_run(
         family = get_family(model or DEFAULT_FAMILY)
         p = load_preset(preset or DEFAULT_PRESET)
         mcfg = make_model_config(family, p, overrides["model"])
-        tcfg = make_train_config(p, overrides["train"])
+        tcfg = make_train_config(p, overrides["train"], family.name)
         k = resolve_context(p, context)
         ckpt = saved_spec = None
     if steps is not None:

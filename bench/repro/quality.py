@@ -12,8 +12,9 @@ by side (`--jobs N`, one thread each) get the same compute whatever else runs. A
 newest checkpoint (EMA weights) is measured on data it never trained on:
 
 - explorer: training data as `make demo` collects it (100 `explore` episodes x 200 steps, seed 0); the
-  measurements on a second collection (seed 1, 200 episodes): teacher-forced PSNR over 64 test windows;
-  autoregressive PSNR at steps 1..64 with the real actions (MSE pooled over 32 test windows) beside
+  measurements on a second collection (seed 1, 200 episodes): teacher-forced PSNR over up to 64 test
+  windows; autoregressive PSNR at steps 1..64 with the real actions (MSE pooled over up to 32 test
+  windows; both take at most 2 non-overlapping windows per episode: 26 from its 13 test episodes) beside
   copy-last-frame on the same windows; FD at step 64 (the last 8 generated frames of every rollout, in
   the features of the suite's domain encoder trained on that collection's train split) against held-out
   real clips of its val split, beside the real-vs-real floor (the real frames at the same steps);

@@ -39,6 +39,7 @@ from playworld.compute import cpu_count, cpu_flags, machine_load, native_bf16, s
 from playworld.data.collect import collect
 from playworld.data.store import Dataset
 from playworld.data.windows import make_loader
+from playworld.eval.api import Windows
 from playworld.models import get_family
 from playworld.models.interface import WorldSpec
 from playworld.runs.checkpoints import resolve_checkpoint
@@ -346,3 +347,15 @@ def _target_met(ev: dict, target: dict) -> bool:
     if "ratio_to_random" in target:
         return ev["ratio_to_random"] is not None and ev["ratio_to_random"] >= target["ratio_to_random"]
     return ev["agent"]["mean"] >= target["mean_return"]
+
+
+def non_overlapping(ds: Dataset, split: str, K: int, H: int, n: int, seed: int) -> Windows:
+    """Up to `n` windows of K + H frames from `split`, at most 2 per episode, none overlapping."""
+    rng = np.random.default_rng(seed)
+    index = []
+    for ep in rng.permutation(ds.episode_ids(split)):
+        T = ds.episode_length(int(ep))
+        index += [(int(ep), i * (K + H) + K) for i in range(min(2, T // (K + H)))]
+    if not index:
+        raise SystemExit(f"no {split} episode of {ds.path} holds {K + H} frames")
+    return Windows(ds, index[:n], K, H)

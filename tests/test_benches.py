@@ -314,6 +314,24 @@ def test_teacher_forced_psnr_bench(tmp_path):
     assert out["copy_last_psnr"] == pytest.approx(pooled_psnr(w.context_frames[:, -1].numpy(), w.future_frames[:, 0].numpy()))
 
 
+def test_error_ring_bench(tmp_path):
+    collect("explorer", tmp_path / "data", episodes=10, steps=30, resolution=32, progress=False)
+    train(tmp_path / "run", data=tmp_path / "data", model="diffusion", preset="debug", steps=2, progress=False)
+    out = _bench("diagnose/error_ring.py", tmp_path / "run", tmp_path / "data", "--ring", 4, "--horizon", 8)
+    assert out["ring_area_share"] == pytest.approx(1 - (24 / 32) ** 2, abs=1e-4) and set(out["model"]) == {"1", "4", "8"}
+    # copy-last's shares, computed here from the same windows: the bench measures, it does not print literals
+    common = _load_script("diagnose/error_ring.py").common  # the windows the bench takes
+    w = common.non_overlapping(Dataset(tmp_path / "data"), "test", out["context"], 8, 32, 0)
+    batch = w.batch()
+    sq = (batch.context_frames[:, -1:].float() - batch.future_frames.float()) ** 2
+    edge = torch.ones(32, 32, dtype=torch.bool)
+    edge[4:-4, 4:-4] = False
+    share = sq[..., edge].sum(dim=(0, 2, 3)) / sq.sum(dim=(0, 2, 3, 4))
+    assert out["windows"] == len(w)
+    assert [out["copy_last"][s] for s in ("1", "4", "8")] == pytest.approx([float(share[s - 1]) for s in (1, 4, 8)], abs=1e-4)
+    assert all(0 < v < 1 for v in out["model"].values())
+
+
 def test_explorer_seekers_bench():
     out = _bench("diagnose/explorer_seekers.py", "--episodes", 2)
     rows = out["policies"]
@@ -459,7 +477,7 @@ def test_quality_bench_measures_each_row_against_copy_last_and_reuses_what_it_me
     row = out["table"]["explorer"]["default"]["0.1"]
     q = _load_script("repro/quality.py")
     ds = Dataset(tmp_path / "data" / "explorer" / "eval")
-    w = q.non_overlapping(ds, "test", 2, row["horizon"], row["rollouts"], 0)  # the debug preset's K = 2
+    w = q.common.non_overlapping(ds, "test", 2, row["horizon"], row["rollouts"], 0)  # the debug preset's K = 2
     b = w.batch()
     copy = pooled_psnr(b.context_frames[:, -1:].expand_as(b.future_frames), b.future_frames, axis=0)
     assert row["copy_last_curve"] == pytest.approx([round(float(v), 2) for v in copy], abs=0.011)  # the frames it read

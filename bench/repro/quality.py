@@ -57,6 +57,7 @@ from playworld.eval.api import EvalContext, Windows
 from playworld.eval.controllability import random_actions
 from playworld.eval.features import EncoderConfig, domain_encoder, embed
 from playworld.eval.physical import physics_group
+from playworld.experiments import ONE_REGIME
 from playworld.models.interface import WorldSpec
 from playworld.runs.checkpoints import list_checkpoints
 from playworld.runs.load import load_world_model
@@ -68,7 +69,7 @@ DIAMOND = [  # DIAMOND's Atari denoiser and sampler (Alonso et al. 2024), as pla
     "model.residual=false", "model.sigma_data=0.5", "model.p_mean=-0.4", "model.p_std=1.2",
     "model.sampler=euler", "model.steps=3", "model.context=4",
     # teacher forcing throughout, as DIAMOND trains (the small preset ramps self forcing in for diffusion)
-    "train.regime=teacher_forcing", "train.regime_from=null", "train.regime_switch_step=0", "train.regime_ramp_steps=0",
+    "train.regime=teacher_forcing", *ONE_REGIME,
 ]
 ROWS = {"default": [], "diamond": DIAMOND}
 STEPS_REPORTED = (1, 4, 8, 16, 32, 64)
@@ -101,18 +102,6 @@ def datasets(out: Path, tiny: bool, seed: int) -> dict[str, dict[str, Path]]:
     return paths
 
 
-def non_overlapping(ds: Dataset, split: str, K: int, H: int, n: int, seed: int) -> Windows:
-    """Up to `n` windows of K + H frames from `split`, at most 2 per episode, none overlapping."""
-    rng = np.random.default_rng(seed)
-    index = []
-    for ep in rng.permutation(ds.episode_ids(split)):
-        T = ds.episode_length(int(ep))
-        index += [(int(ep), i * (K + H) + K) for i in range(min(2, T // (K + H)))]
-    if not index:
-        raise SystemExit(f"no {split} episode of {ds.path} holds {K + H} frames")
-    return Windows(ds, index[:n], K, H)
-
-
 def real_clips(ds: Dataset, split: str, length: int, limit: int, seed: int) -> torch.Tensor:
     """Up to `limit` real clips of `length` frames from `split` (N, length, 3, H, W) uint8."""
     cands = [(ep, s) for ep in ds.episode_ids(split) for s in range(0, ds.episode_length(ep) - length + 1, length)]
@@ -132,11 +121,11 @@ def measure_explorer(model, eval_path: Path, out: Path, tiny: bool, seed: int) -
     K, H = model.spec.context, (16 if tiny else 64)
     n = 8 if tiny else 32
     ctx = eval_context(ds, model.spec, out, seed)
-    tf = non_overlapping(ds, "test", K, 1, 2 * n, seed)
+    tf = common.non_overlapping(ds, "test", K, 1, 2 * n, seed)
     tf_real = tf.batch().future_frames
     tf_psnr = float(M.pooled_psnr(ctx.generate(model, tf), tf_real))
 
-    w = non_overlapping(ds, "test", K, H, n, seed)
+    w = common.non_overlapping(ds, "test", K, H, n, seed)
     batch = w.batch()
     real, last = batch.future_frames, batch.context_frames[:, -1:]
     gen = ctx.generate(model, w)

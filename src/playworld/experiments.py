@@ -36,12 +36,13 @@ from playworld.runs.checkpoints import list_checkpoints
 from playworld.runs.load import load_world_model
 from playworld.train.loop import OPEN_ENDED_STEPS, train
 
-_ONE = ["train.regime_from=null", "train.regime_switch_step=0", "train.regime_ramp_steps=0"]  # whatever the preset schedules
+ONE_REGIME = ["train.regime_from=null", "train.regime_switch_step=0", "train.regime_ramp_steps=0"]
+"""`--set`s that train one regime throughout, whatever schedule the preset gives (`small` ramps self forcing in)"""
 VARIANTS: dict[str, list[str]] = {
-    "teacher_forcing": ["train.regime=teacher_forcing", "train.context_noise=false", *_ONE],
-    "context_noise": ["train.regime=teacher_forcing", "train.context_noise=true", *_ONE],
-    "self_forcing": ["train.regime=self_forcing", "train.context_noise=false", *_ONE],
-    "diffusion_forcing": ["train.regime=diffusion_forcing", *_ONE],
+    "teacher_forcing": ["train.regime=teacher_forcing", "train.context_noise=false", *ONE_REGIME],
+    "context_noise": ["train.regime=teacher_forcing", "train.context_noise=true", *ONE_REGIME],
+    "self_forcing": ["train.regime=self_forcing", "train.context_noise=false", *ONE_REGIME],
+    "diffusion_forcing": ["train.regime=diffusion_forcing", *ONE_REGIME],
     "teacher_then_self": ["train.regime=self_forcing", "train.regime_from=teacher_forcing", "train.context_noise=false",
                           "train.regime_ramp_steps=0"],
 }

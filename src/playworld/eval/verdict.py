@@ -302,13 +302,12 @@ def next_steps(results: dict, hz: Horizon | None, groups: dict[str, GroupVerdict
         ran = f" (this run trained with {regime.replace('_', ' ')})" if regime else ""
         noise = " and keep context noise on (train.context_noise=true; it was off)" if (training or {}).get(
             "context_noise") is False else " or stronger context noise (model.context_noise_max)"
+        drifts = f"Drifts after step {hz.beats_until}: its own errors compound"
         if regime == "self_forcing":  # it already trains on its own rollouts: roll out further, or train longer
-            tips.append(f"Drifts after step {hz.beats_until}: its own errors compound, though it trained on its own "
-                        f"rollouts{ran}. Roll out further in training (--set train.rollout=4), train longer "
-                        f"(`playworld train --out RUN --resume --minutes M`){noise}.")
+            tips.append(f"{drifts}, though it trained on its own rollouts{ran}. Roll out further in training "
+                        f"(--set train.rollout=4), train longer (`playworld train --out RUN --resume --minutes M`){noise}.")
         else:
-            tips.append(f"Drifts after step {hz.beats_until}: its own errors compound. Train against exposure bias{ran}: "
-                        f"--regime self_forcing (or diffusion_forcing){noise}.")
+            tips.append(f"{drifts}. Train against exposure bias{ran}: --regime self_forcing (or diffusion_forcing){noise}.")
     ctrl = _controllability_problem(checks, results)
     if ctrl:
         tips.append(f"Ignores its actions ({ctrl}): a controllability problem. Check that actions reach the network "

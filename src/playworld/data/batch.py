@@ -32,9 +32,14 @@ class Batch:
     future_frames: Tensor  # (B, F, 3, H, W) uint8
     future_rewards: Tensor  # (B, F) float32
     future_terminated: Tensor  # (B, F) bool
+    memory_frames: Tensor | None = None
+    """(B, F, 3, H, W) uint8, only from a loader asked for memory (`playworld.data.memory`): for each future
+    frame, the frame of its episode from before its context that looks most like it"""
+    memory_valid: Tensor | None = None
+    """(B, F) bool: whether that future frame had an earlier frame to retrieve (False: memory_frames is zeros)"""
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
-        return Batch(**{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking) for f in fields(self)})
+        return Batch(**{f.name: _apply(getattr(self, f.name), lambda t: t.to(device, non_blocking=non_blocking)) for f in fields(self)})
 
     @property
     def size(self) -> int:
@@ -42,4 +47,9 @@ class Batch:
 
     def __getitem__(self, idx) -> "Batch":
         """Select examples along the batch dimension."""
-        return Batch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+        return Batch(**{f.name: _apply(getattr(self, f.name), lambda t: t[idx]) for f in fields(self)})
+
+
+def _apply(value: Tensor | None, fn) -> Tensor | None:
+    """fn(value), keeping the optional fields' None."""
+    return None if value is None else fn(value)

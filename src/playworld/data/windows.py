@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from playworld.data.batch import Batch, check_context
+from playworld.data.memory import retrieve, thumbnails
 from playworld.data.store import Dataset, Episode
 from playworld.errors import PlayworldError
 
@@ -50,7 +51,8 @@ def cut_window(episode: Episode, t: int, context: int, horizon: int) -> dict[str
 
 
 def collate_windows(windows: Sequence[dict[str, np.ndarray]], context: int) -> Batch:
-    """Windows of `cut_window` (equal lengths) -> one channels-first Batch."""
+    """Windows of `cut_window` (equal lengths) -> one channels-first Batch; windows that carry
+    "memory" (F, H, W, 3) and "memory_valid" (F,) (a memory loader's) fill the Batch's memory fields."""
     k, (t, h, w, c) = int(context), windows[0]["frames"].shape
     frames = np.empty((len(windows), t, c, h, w), np.uint8)  # (B, K+F, 3, H, W)
     for row, window in enumerate(windows):
@@ -61,14 +63,20 @@ def collate_windows(windows: Sequence[dict[str, np.ndarray]], context: int) -> B
         context_frames=frames_t[:, :k], context_actions=actions[:, :k], future_actions=actions[:, k:],
         future_frames=frames_t[:, k:], future_rewards=torch.from_numpy(np.stack([w["rewards"] for w in windows])),
         future_terminated=torch.from_numpy(np.stack([w["terminated"] for w in windows])),
+        memory_frames=torch.from_numpy(np.stack([w["memory"] for w in windows]).transpose(0, 1, 4, 2, 3).copy())
+        if "memory" in windows[0] else None,
+        memory_valid=torch.from_numpy(np.stack([w["memory_valid"] for w in windows])) if "memory" in windows[0] else None,
     )
 
 
 class WindowSampler:
     """Every window of `context` + `horizon` frames inside the episodes of one split."""
 
-    def __init__(self, dataset: Dataset | str, context: int, horizon: int, split: str | None = "train"):
+    def __init__(self, dataset: Dataset | str, context: int, horizon: int, split: str | None = "train", memory: bool = False):
+        """memory: also retrieve each future frame's memory frame (`playworld.data.memory`)."""
         self.dataset = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
+        self.memory = bool(memory)
+        self._keys: OrderedDict[int, torch.Tensor] = OrderedDict()  # episode -> its frames' retrieval keys
         check_context(context)
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
@@ -95,7 +103,7 @@ class WindowSampler:
     def __getstate__(self) -> dict:
         # Memory maps must not be pickled into worker processes (numpy would copy the arrays).
         state = self.__dict__.copy()
-        state["_cache"] = OrderedDict()
+        state["_cache"], state["_keys"] = OrderedDict(), OrderedDict()
         return state
 
     def locate(self, index: int) -> tuple[int, int]:
@@ -116,6 +124,19 @@ class WindowSampler:
             self._cache.move_to_end(ep)
         return episode
 
+    def keys(self, ep: int) -> torch.Tensor:
+        """The retrieval keys (T, D) of every frame of episode `ep`, computed once (one read of the episode)."""
+        keys = self._keys.get(ep)
+        if keys is None:
+            episode = self.episode(ep)
+            frames = torch.from_numpy(np.array(episode.frames[0 : len(episode)])).permute(0, 3, 1, 2)
+            keys = self._keys[ep] = thumbnails(frames)
+            if len(self._keys) > _MAX_OPEN_EPISODES["compressed"]:
+                self._keys.popitem(last=False)
+        else:
+            self._keys.move_to_end(ep)
+        return keys
+
     def get(self, index: int) -> Batch:
         """The window `index` as a Batch of size 1."""
         return self.collate([index])
@@ -129,7 +150,11 @@ class WindowSampler:
         windows = []
         for index in indices:
             ep, t = self.locate(int(index))
-            windows.append(cut_window(self.episode(ep), t, self.context, self.horizon))
+            window = cut_window(self.episode(ep), t, self.context, self.horizon)
+            if self.memory:
+                at, window["memory_valid"] = retrieve(self.keys(ep), t, self.context, self.horizon)
+                window["memory"] = np.asarray(self.episode(ep).frames[at]) * window["memory_valid"][:, None, None, None]
+            windows.append(window)
         return collate_windows(windows, self.context)
 
 
@@ -172,11 +197,12 @@ class _WindowStream(torch.utils.data.IterableDataset):
 
 def make_loader(
     dataset: Dataset | str, context: int, horizon: int, batch_size: int, split: str | None = "train",
-    seed: int = 0, rank: int = 0, world_size: int = 1, num_workers: int = 0, start: int = 0,
+    seed: int = 0, rank: int = 0, world_size: int = 1, num_workers: int = 0, start: int = 0, memory: bool = False,
 ) -> Iterator[Batch]:
     """Endless shuffled Batches of this rank from batch `start` on, deterministic for `seed` and
-    independent of `num_workers`; with DDP pass each process its `rank` and the `world_size`."""
-    sampler = WindowSampler(dataset, context, horizon, split)
+    independent of `num_workers`; with DDP pass each process its `rank` and the `world_size`;
+    `memory`: with each future frame's memory frame (`playworld.data.memory`)."""
+    sampler = WindowSampler(dataset, context, horizon, split, memory)
     stream = _WindowStream(sampler, batch_size, seed, rank, world_size, start)
     if num_workers <= 0:
         return iter(stream)

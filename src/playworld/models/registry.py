@@ -61,6 +61,10 @@ class Family:
         """F, the number of future frames a training window needs (1 for teacher forcing)."""
         return int(getattr(config, "horizon", 1))
 
+    def uses_memory(self, config: Any) -> bool:
+        """Whether training batches must carry memory frames (`playworld.data.memory`)."""
+        return False
+
     def skips_parameters(self, config: Any) -> bool:
         """Whether some training steps leave parameters without a gradient (staged training); DDP must
         then look for unused parameters each step."""

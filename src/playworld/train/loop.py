@@ -143,7 +143,8 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
             drop_checkpoints_after(run_dir, step)
         write_run_files(plan, d, step)
     k, f = spec.context, regimes.future_length(family, mcfg)
-    batches = make_loader(dataset, k, f, cfg.batch_size, "train", cfg.seed, d.rank, d.world_size, cfg.num_workers, start=step)
+    batches = make_loader(dataset, k, f, cfg.batch_size, "train", cfg.seed, d.rank, d.world_size, cfg.num_workers, start=step,
+                          memory=family.uses_memory(mcfg))
     log = MetricsLog(run_dir, resume_step=step) if d.is_main else None
     val_windows = validation_windows(dataset, k, cfg.val_batches * cfg.batch_size) if d.is_main else None
     meta = weights_metadata(family, mcfg, spec, step)

@@ -116,6 +116,6 @@ def first_futures(batch: Batch, f: int) -> Batch:
     if batch.future_frames.shape[1] <= f:
         return batch
     return Batch(**{
-        fd.name: getattr(batch, fd.name)[:, :f] if fd.name.startswith("future_") else getattr(batch, fd.name)
-        for fd in fields(batch)
+        fd.name: getattr(batch, fd.name)[:, :f] if fd.name.startswith(("future_", "memory_")) and getattr(batch, fd.name) is not None
+        else getattr(batch, fd.name) for fd in fields(batch)
     })

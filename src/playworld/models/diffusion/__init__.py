@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from playworld.data.batch import Batch
+from playworld.data.memory import nearest, thumbnails
 from playworld.errors import PlayworldError
 from playworld.models.diffusion.config import DiffusionConfig
 from playworld.models.diffusion.loss import diffusion_forcing_loss, edm_loss, self_forcing_loss
@@ -30,6 +31,8 @@ class DiffusionState:
     frames: Tensor  # (B, K, 3, H, W) float in [-1, 1]: the context, newest last
     actions: Tensor  # (B, K) int64 or (B, K, dim) float32: actions[:, i] led into frames[:, i]
     rng: Tensor  # the sampler's generator state, so a state always samples the same next frame
+    memory: Tensor | None = None  # memory models: (B, N, 3, H, W) the frames older than the context, oldest first
+    keys: Tensor | None = None  # (B, N, D): their retrieval keys (playworld.data.memory)
 
 
 class DiffusionWorldModel:
@@ -68,11 +71,16 @@ class DiffusionWorldModel:
 
         The newest K frames are kept; fewer than K are padded by repeating the oldest with no-op actions.
         """
+        older = frames[:, : max(0, frames.shape[1] - self.spec.context)]  # what a memory model keeps beyond its context
         frames, actions = context_window(frames, actions, self.spec, self.device)
         if seed is None:
             seed = int(torch.randint(0, 2**62, ()).item())
         rng = torch.Generator(device=self.device).manual_seed(int(seed)).get_state()
-        return DiffusionState(frames=frames, actions=actions, rng=rng)
+        state = DiffusionState(frames=frames, actions=actions, rng=rng)
+        if self.config.memory:
+            memory = frames_to_unit(older.to(self.device))[:, -int(self.config.memory_size):]
+            state.memory, state.keys = memory, thumbnails(memory)
+        return state
 
     def step(self, state: DiffusionState, action: Tensor) -> tuple[DiffusionState, Tensor]:
         """action (B,) or (B, dim) taken at the newest frame -> the next frame (B, 3, H, W) uint8."""
@@ -87,14 +95,29 @@ class DiffusionWorldModel:
             actions = torch.cat([state.actions, action[:, None]], dim=1)  # (B, K+1[, dim])
             newest = context[:, -1] if self.config.residual_base == "noised" else state.frames[:, -1]
             base, inside = self.net.origin(context, actions, newest)
-            c = self.net.condition(context, actions, torch.full((b,), level, device=self.device), base, inside)
+            context_sigma = torch.full((b,), level, device=self.device)
             x = torch.randn((b, *self.spec.frame_shape), generator=generator, device=self.device) * self.sigmas[0]
-            x0 = self.sample(lambda x, sigma: self.net.denoise(x, sigma, c), x, self.sigmas)
-            frame = unit_to_frames(c.base + x0)  # (B, 3, H, W) uint8
+
+            def generate(memory: tuple[Tensor, Tensor] | None) -> Tensor:
+                c = self.net.condition(context, actions, context_sigma, base, inside, memory)
+                return (c.base + self.sample(lambda x, sigma: self.net.denoise(x, sigma, c), x, self.sigmas)).clamp(-1, 1)
+
+            frame = generate(None)  # a memory model's draft: the key its memory frame is retrieved with
+            if self.config.memory and state.memory.shape[1] > 0:
+                at = nearest(state.keys, thumbnails(frame))
+                rows = torch.arange(b, device=self.device)
+                frame = generate((state.memory[rows, at], torch.ones(b, dtype=torch.bool, device=self.device)))
+            frame = unit_to_frames(frame)  # (B, 3, H, W) uint8
             frames = torch.cat([state.frames[:, 1:], frames_to_unit(frame)[:, None]], dim=1)
             actions = actions[:, 1:]
+            memory = keys = None
+            if self.config.memory:  # the frame leaving the context joins the memory
+                size = int(self.config.memory_size)
+                memory = torch.cat([state.memory, state.frames[:, :1]], dim=1)[:, -size:]
+                keys = torch.cat([state.keys, thumbnails(state.frames[:, 0])[:, None]], dim=1)[:, -size:]
         # outside inference mode, so callers may keep states (and, e.g., cat them) freely
-        new = DiffusionState(frames=frames.clone(), actions=actions.clone(), rng=generator.get_state())
+        new = DiffusionState(frames=frames.clone(), actions=actions.clone(), rng=generator.get_state(),
+                             memory=None if memory is None else memory.clone(), keys=None if keys is None else keys.clone())
         return new, frame.clone()
 
 
@@ -115,6 +138,9 @@ class Diffusion(Family):
 
     def future_length(self, config: DiffusionConfig) -> int:
         return 1  # teacher forcing: one target frame per window
+
+    def uses_memory(self, config: DiffusionConfig) -> bool:
+        return bool(config.memory)
 
     def build(self, config: DiffusionConfig, spec: WorldSpec) -> nn.Module:
         return Denoiser(config, spec)

@@ -68,6 +68,17 @@ class DiffusionConfig:
     """tell the network one context noise level per context frame (a learned projection of the K level
     embeddings) instead of one per example; diffusion forcing (train.regime=diffusion_forcing) needs it"""
 
+    # -- memory (playworld.data.memory) ----------------------------------------------------------
+    memory: bool = False
+    """also condition each frame on one frame from before the context: the one that looks most like it (in
+    training the true next frame is the key; in play a draft of it, made first without memory, so a step
+    costs two network calls); a way to re-anchor on ground seen before instead of inventing it again"""
+    memory_size: int = 1024
+    """frames older than the context a playing model keeps to retrieve from (the oldest go first)"""
+    memory_dropout: float = 0.1
+    """share of training examples whose memory frame is withheld, so the model also predicts without one
+    (the draft, and the first K steps of play, have none)"""
+
     # -- sampler ------------------------------------------------------------------------------
     sampler: str = "euler"
     """'euler' or 'heun' (Heun uses 2 network calls per step except the last)"""

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from playworld.data.batch import Batch
+from playworld.errors import PlayworldError
 from playworld.models.diffusion.config import DiffusionConfig
 from playworld.models.diffusion.network import edm_coefficients
 from playworld.models.diffusion.sampler import SAMPLERS, karras_sigmas
@@ -52,6 +53,24 @@ def teacher_forcing_windows(batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
     return frames_to_unit(context), frames_to_unit(target), acts
 
 
+def memory_inputs(
+    batch: Batch, config: DiffusionConfig, generator: torch.Generator | None, steps: list[int] | None = None
+) -> tuple[Tensor, Tensor] | None:
+    """A memory model's (frames (N, 3, H, W) in [-1, 1], valid (N,) bool) for the batch's future frames
+    `steps` (default: all, stacked in `teacher_forcing_windows`' order), a share memory_dropout of them
+    withheld; None for a model without memory."""
+    if not config.memory:
+        return None
+    if batch.memory_frames is None:
+        raise PlayworldError("this diffusion model has memory and the batch carries no memory frames",
+                             "build its loader with make_loader(..., memory=True) (training does so for model.memory=true)")
+    steps = list(range(batch.future_frames.shape[1])) if steps is None else steps
+    frames = torch.cat([batch.memory_frames[:, j] for j in steps])
+    valid = torch.cat([batch.memory_valid[:, j] for j in steps])
+    keep = _rand(valid.shape, generator, valid.device) >= float(config.memory_dropout)
+    return frames_to_unit(frames), valid & keep
+
+
 def edm_loss(
     net: torch.nn.Module, batch: Batch, config: DiffusionConfig, generator: torch.Generator | None = None,
     context_noise: bool = True,
@@ -59,7 +78,8 @@ def edm_loss(
     """Teacher forcing: every future frame of the batch from the real frames before it."""
     clean, target, actions = teacher_forcing_windows(batch)
     context, context_sigma = noise_context(clean, config, generator, context_noise)
-    loss, denoise_mse = denoising_loss(net, context, target, actions, context_sigma, config, generator, base_frame(clean, context, config))
+    loss, denoise_mse = denoising_loss(net, context, target, actions, context_sigma, config, generator, base_frame(clean, context, config),
+                                       memory_inputs(batch, config, generator))
     return loss, {"loss": loss.item(), "denoise_mse": denoise_mse}
 
 
@@ -82,11 +102,12 @@ def base_frame(clean: Tensor, noised: Tensor, config: DiffusionConfig) -> Tensor
 
 def denoising_loss(
     net: torch.nn.Module, context: Tensor, target: Tensor, actions: Tensor, context_sigma: Tensor,
-    config: DiffusionConfig, generator: torch.Generator | None, newest: Tensor,
+    config: DiffusionConfig, generator: torch.Generator | None, newest: Tensor, memory: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, float]:
     """The EDM loss of one target frame (N, 3, H, W) per example on a (noised) context; and D's MSE.
     newest (N, 3, H, W): the newest context frame a residual is taken from (`base_frame`); with transport
-    the residual's origin is that frame moved, and the transport's own loss is added (weight transport_loss)."""
+    the residual's origin is that frame moved, and the transport's own loss is added (weight transport_loss).
+    memory: a memory model's (frames, valid) of `memory_inputs`."""
     n, device = target.shape[0], target.device
     origin, inside = net.origin(context, actions, newest)  # (N, 3, H, W): zeros, the newest frame, or it moved
     base = origin.detach()  # the denoiser's target takes the transport as given
@@ -96,7 +117,7 @@ def denoising_loss(
     sigma = (float(config.p_mean) + float(config.p_std) * _randn((n,), generator, device)).exp()
     x_noisy = x0 + sigma.view(-1, 1, 1, 1) * _randn(x0.shape, generator, device)
 
-    out = net(x_noisy, sigma, context, actions, context_sigma, base, inside)  # F, the U-Net's raw output
+    out = net(x_noisy, sigma, context, actions, context_sigma, base, inside, memory)  # F, the U-Net's raw output
     c_skip, c_out, _, _ = edm_coefficients(sigma, float(config.sigma_data))
     loss = F.mse_loss(out, (x0 - c_skip * x_noisy) / c_out)
     if config.transport > 0:
@@ -127,7 +148,8 @@ def diffusion_forcing_loss(
     lo, hi = float(config.sigma_min) ** (1 / rho), float(config.sigma_max) ** (1 / rho)
     levels = (hi + u * (lo - hi)) ** rho  # (N, K): one level per frame
     noised = context + levels.view(n, k, 1, 1, 1) * _randn(context.shape, generator, device)
-    loss, denoise_mse = denoising_loss(net, noised, target, actions, levels, config, generator, context[:, -1])
+    loss, denoise_mse = denoising_loss(net, noised, target, actions, levels, config, generator, context[:, -1],
+                                       memory_inputs(batch, config, generator))
     return loss, {"loss": loss.item(), "denoise_mse": denoise_mse, "context_level_mean": float(levels.mean())}
 
 
@@ -135,16 +157,18 @@ def diffusion_forcing_loss(
 
 
 def sample_next_frame(
-    net: torch.nn.Module, context: Tensor, actions: Tensor, config: DiffusionConfig, generator: torch.Generator | None
+    net: torch.nn.Module, context: Tensor, actions: Tensor, config: DiffusionConfig, generator: torch.Generator | None,
+    memory: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """The family's few-step sampler, as `DiffusionWorldModel.step` runs it but differentiable and
-    unquantised: context (N, K, 3, H, W), actions (N, K+1[, dim]) -> next frame (N, 3, H, W) in [-1, 1]."""
+    unquantised: context (N, K, 3, H, W), actions (N, K+1[, dim]) -> next frame (N, 3, H, W) in [-1, 1].
+    memory: the memory frame of the frame sampled (the true frame's retrieval, where play retrieves with a draft)."""
     n, device, clean = context.shape[0], context.device, context
     level = float(config.context_noise_sample)
     if level > 0:
         context = context + level * _randn(context.shape, generator, device)
     base, inside = net.origin(context, actions, base_frame(clean, context, config))
-    c = net.condition(context, actions, torch.full((n,), level, device=device), base, inside)
+    c = net.condition(context, actions, torch.full((n,), level, device=device), base, inside, memory)
     sigmas = karras_sigmas(int(config.steps), config.sigma_min, config.sigma_max, config.rho)
     x = _randn(context[:, -1].shape, generator, device) * sigmas[0]
     x0 = SAMPLERS[config.sampler](lambda x, sigma: net.denoise(x, sigma, c), x, sigmas)
@@ -172,13 +196,14 @@ def self_forcing_loss(
         acts = actions[:, j : j + k + 1]  # (B, K+1[, dim]): the K context actions and the one into frame j
         target = frames[:, k + j]
         noised, context_sigma = noise_context(context, config, generator, context_noise)
-        loss_j, mse = denoising_loss(net, noised, target, acts, context_sigma, config, generator, base_frame(context, noised, config))
+        memory = memory_inputs(batch, config, generator, [j])
+        loss_j, mse = denoising_loss(net, noised, target, acts, context_sigma, config, generator, base_frame(context, noised, config), memory)
         total, mses = total + loss_j, mses + [mse]
         if j == rollout - 1:
             break
         keep_graph = j >= rollout - 1 - grad_steps and torch.is_grad_enabled()
         with torch.set_grad_enabled(keep_graph):
-            frame = sample_next_frame(net, context, acts, config, generator)  # (B, 3, H, W)
+            frame = sample_next_frame(net, context, acts, config, generator, memory)  # (B, 3, H, W)
         drift.append(float((frame.detach() - target).pow(2).mean()))
         context = torch.cat([context[:, 1:], frame[:, None]], dim=1)
     loss = total / rollout

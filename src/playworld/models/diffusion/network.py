@@ -27,7 +27,7 @@ from playworld.models.nn import ActionEmbedding, FourierFeatures, UNet
 class Conditioning:
     """What stays fixed while one frame is denoised: computed once, reused by every sampler step."""
 
-    side: Tensor | None  # (B, C0, H/p, W/p): the context frames' share of the U-Net stem
+    side: Tensor | None  # (B, C0, H/p, W/p): the context (and memory) frames' share of the U-Net stem
     base: Tensor  # (B, 3, H, W): the newest context frame (the residual origin; zeros when not residual)
     cond: Tensor  # (B, cond_dim): action + context-noise embedding (noise level added per step)
 
@@ -57,8 +57,10 @@ class Denoiser(nn.Module):
                 int(config.action_dim), int(config.groups),
             )
         moved = 0 if self.transport is None else c + 1  # the moved frame and its share from inside the frame
-        self.unet = UNet(  # the side input: the K context frames, and what transport made where it is on
-            c_x=c, c_side=k * c + moved, c_out=c, cond_dim=d, channels=config.channels, depths=config.depths,
+        self.memory = bool(config.memory)
+        remembered = c + 1 if self.memory else 0  # the memory frame and a plane saying whether there is one
+        self.unet = UNet(  # the side input: the K context frames, what transport made where it is on, the memory
+            c_x=c, c_side=k * c + moved + remembered, c_out=c, cond_dim=d, channels=config.channels, depths=config.depths,
             attention=config.attention, patch=int(config.patch), groups=int(config.groups),
             mid_attention=config.mid_attention,
         )
@@ -79,15 +81,25 @@ class Denoiser(nn.Module):
         return (newest, None) if self.transport is None else self.transport(context, actions, newest)
 
     def condition(
-        self, context: Tensor, actions: Tensor, context_sigma: Tensor, base: Tensor, inside: Tensor | None = None
+        self, context: Tensor, actions: Tensor, context_sigma: Tensor, base: Tensor, inside: Tensor | None = None,
+        memory: tuple[Tensor, Tensor] | None = None,
     ) -> Conditioning:
         """context (B, K, 3, H, W) in [-1, 1] (already noised by `context_sigma`), actions (B, K+1[, dim]),
         base (B, 3, H, W) and inside (B, 1, H, W) or None: the residual's origin, as `origin` returns them.
 
         context_sigma: (B,) one level per example, or (B, K) one per frame (needs frame_noise_levels).
+        memory: a memory model's (frame (B, 3, H, W) in [-1, 1], valid (B,) bool); None: no example has one.
         """
         cond = self.action_embed(actions) + self._context_noise(context_sigma, context.shape[1])
-        side = context.flatten(1, 2) if self.transport is None else torch.cat([context.flatten(1, 2), base, inside], dim=1)
+        side = [context.flatten(1, 2)] + ([] if self.transport is None else [base, inside])
+        if self.memory:
+            b, _, h, w = base.shape
+            frame, valid = memory if memory is not None else (base.new_zeros(base.shape), base.new_zeros(b, dtype=torch.bool))
+            plane = valid.to(base.dtype).view(b, 1, 1, 1)
+            side += [frame.to(base.dtype) * plane, plane.expand(b, 1, h, w)]
+        elif memory is not None:
+            raise ValueError("a memory frame was given to a model built without memory")
+        side = side[0] if len(side) == 1 else torch.cat(side, dim=1)
         return Conditioning(side=self.unet.embed_side(side), base=base, cond=cond)
 
     def _context_noise(self, context_sigma: Tensor, k: int) -> Tensor:
@@ -113,10 +125,10 @@ class Denoiser(nn.Module):
 
     def forward(
         self, x: Tensor, sigma: Tensor, context: Tensor, actions: Tensor, context_sigma: Tensor, base: Tensor,
-        inside: Tensor | None = None,
+        inside: Tensor | None = None, memory: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
         """The training call (through forward, so torch.compile sees it): F's raw output (B, 3, H, W)."""
-        return self.raw(x, sigma, self.condition(context, actions, context_sigma, base, inside))
+        return self.raw(x, sigma, self.condition(context, actions, context_sigma, base, inside, memory))
 
 
 def edm_coefficients(sigma: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -134,3 +134,20 @@ def test_pooled_psnr_is_psnr_of_mean_mse_and_not_dominated_by_exact_frames():
     by_step = M.pooled_psnr(b, a, axis=0)
     assert by_step.shape == (3,) and by_step[0] == M.PSNR_CAP and by_step[1] < 20
     assert M.pooled_psnr(a, a) == M.PSNR_CAP
+
+
+def test_detail_energy_is_the_finest_haar_detail():
+    detail_energy = M.detail_energy
+    flat = np.full((1, 3, 8, 8), 90, np.uint8)
+    checker = flat.copy()
+    checker[..., ::2, ::2] = 190  # one pixel of each 2x2 block 100 brighter: each detail coefficient 25
+    assert detail_energy(flat).tolist() == [0.0]
+    assert detail_energy(checker).tolist() == [3 * 25.0**2]
+    edges = np.zeros((2, 8, 8, 3), np.uint8)
+    edges[0, :, :4] = 200  # an edge on the 2x2 grid has no finest detail; one off the grid has
+    edges[1, :, :3] = 200
+    assert detail_energy(edges, channels_first=False).tolist()[0] == 0.0 and detail_energy(edges, channels_first=False)[1] > 0
+    # leading shape kept, channels-first and -last agree
+    clips = np.random.default_rng(0).integers(0, 256, (2, 3, 3, 6, 6), dtype=np.uint8)
+    assert detail_energy(clips).shape == (2, 3)
+    assert np.allclose(detail_energy(clips), detail_energy(np.moveaxis(clips, -3, -1), channels_first=False))

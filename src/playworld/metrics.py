@@ -65,6 +65,22 @@ def pooled_psnr(pred, target, axis=None, channels_first: bool = True) -> np.ndar
     return psnr_from_mse(mse(pred, target, channels_first).mean(axis=axis))
 
 
+def detail_energy(frames, channels_first: bool = True) -> np.ndarray:
+    """Per-frame energy of the finest detail: the mean square of the three detail coefficients of a 2x2 Haar
+    transform (horizontal, vertical, diagonal differences within each 2x2 block, in grey levels^2).
+
+    Pixel-level texture lives there, and so does the high-frequency error an autoregressive model adds each
+    step and never removes (a frame-to-frame change predicted on a 2x2 grid of patches leaves it on that
+    grid); over a long rollout it grows into a checkered texture while the real world's stays flat, so
+    generated over real is a texture-dissolution measure that needs no pixel alignment. frames (..., frame)
+    -> array of shape (...)."""
+    a = _hwc(frames, channels_first).astype(np.float64)
+    a = a[:, : a.shape[1] // 2 * 2, : a.shape[2] // 2 * 2]
+    p, q, r, s = a[:, ::2, ::2], a[:, ::2, 1::2], a[:, 1::2, ::2], a[:, 1::2, 1::2]
+    e = sum(((w + x - y - z) / 4) ** 2 for w, x, y, z in ((p, q, r, s), (p, r, q, s), (p, s, q, r)))  # v, h, diagonal
+    return e.mean(axis=(1, 2, 3)).reshape(tuple(frames.shape[:-3]))
+
+
 def ssim(pred, target, channels_first: bool = True, data_range: float = 255.0) -> np.ndarray:
     """Per-frame SSIM (scikit-image structural_similarity: 7x7 uniform window, channels averaged)."""
     lead = tuple(pred.shape[:-3])

@@ -50,7 +50,7 @@ def assert_reaches_every_floor(res: GroupResult) -> None:
         assert m[f"loop_state_error@{gap}"].value == 0.0
     assert len(res.curves["drift_psnr_by_step"]) == coherence.DRIFT_STEPS  # --full's 256
     assert min(res.curves["drift_psnr_by_step"]) == 100.0  # exact at every one of the drift steps
-    for gap in ("drift_mean_gap_last32", "drift_std_gap_last32"):  # the same frames (summed in another memory order)
+    for gap in ("drift_mean_gap_last32", "drift_std_gap_last32", "drift_detail_gap_last32"):  # the same frames
         assert res.metrics[gap].value == pytest.approx(0.0, abs=1e-9)
 
 
@@ -71,6 +71,40 @@ def test_the_real_world_closes_every_loop_and_action_blind_models_do_not(results
     assert copy.metrics["loop_psnr_inside_context"].value == pytest.approx(copy.metrics["loop_psnr@5"].value)
     assert "loop_psnr_beyond_context" in copy.metrics
     assert copy.videos and all(v.dtype == np.uint8 and v.ndim == 4 for v in copy.videos.values())
+
+
+class _Checkered:
+    """The real world with a checkered texture that grows by `rate` grey levels a step (or, rate < 0, every
+    frame blurred): what a model that adds high-frequency error each step and never removes it shows."""
+
+    def __init__(self, inner, rate: float):
+        self.inner, self.rate, self.spec = inner, rate, inner.spec
+
+    def reset(self, frames, actions, seed=None):
+        return [self.inner.reset(frames, actions, seed), 0]
+
+    def step(self, state, action):
+        state[0], frame = self.inner.step(state[0], action)
+        state[1] += 1
+        x = frame.float()
+        if self.rate < 0:  # a 2x2 box blur: the finest detail gone
+            x = torch.nn.functional.avg_pool2d(x, 2).repeat_interleave(2, -1).repeat_interleave(2, -2)
+        else:
+            sign = (torch.arange(x.shape[-1])[:, None] + torch.arange(x.shape[-1])[None]) % 2 * 2 - 1
+            x = x + self.rate * state[1] * sign
+        return state, x.clamp(0, 255).round().to(torch.uint8)
+
+
+@pytest.mark.slow
+def test_the_detail_gap_sees_a_texture_grow_and_a_blur(explorer_ctx):
+    ctx = explorer_ctx
+    grown = coherence.coherence_group(_Checkered(_simulator(ctx), 0.2), ctx)  # 51 grey levels by step 256
+    blurred = coherence.coherence_group(_Checkered(_simulator(ctx), -1), ctx)
+    assert grown.metrics["drift_detail_gap_last32"].value > 2 and grown.extra["drift_detail_ratio_last32"] > 4
+    ratio = grown.curves["drift_detail_ratio_by_step"]
+    assert ratio[-1] > ratio[len(ratio) // 2] > ratio[0]  # it grows with the rollout
+    assert blurred.metrics["drift_detail_gap_last32"].value > 1 and blurred.extra["drift_detail_ratio_last32"] < 0.5
+    assert grown.metrics["drift_psnr_mean"].value < 100 and blurred.metrics["drift_psnr_mean"].value < 100
 
 
 @pytest.mark.slow

@@ -3,6 +3,8 @@ unsupported regimes fail cleanly, and a run resumed mid-schedule continues it (a
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ import tiny_family
 from playworld.data.batch import Batch
 from playworld.errors import PlayworldError
 from playworld.models import get_family
+from playworld.models.diffusion import loss as diffusion_loss
 from playworld.models.interface import WorldSpec
 from playworld.runs.presets import load_preset, make_model_config
 from playworld.spaces import ActionSpace
@@ -61,6 +64,31 @@ def test_self_forcing_feeds_the_models_own_samples_back_and_teacher_forcing_does
         tf_tampered, sf_tampered = _loss(family, net, config, "teacher_forcing"), _loss(family, net, config, "self_forcing")
     assert torch.equal(tf, tf_tampered)  # teacher forcing never calls the sampler
     assert not torch.allclose(sf, sf_tampered, rtol=0, atol=1e-4)  # the generated context enters the loss
+
+
+def test_self_forcing_amplify_scales_the_generated_frames_error_within_its_range(monkeypatch):
+    """The newest context frame of each rolled-out step is the true frame plus k times the generated frame's
+    error, k in [1, amplify] per example (clamped to the frame range, which only ever shrinks the excess)."""
+    family, config, net = _diffusion()
+    batch = _batch()
+    targets = torch.cat([batch.context_frames, batch.future_frames], 1).float() / 127.5 - 1
+
+    def newest_frames(amplify: float) -> list[torch.Tensor]:
+        seen, inner = [], diffusion_loss.denoising_loss
+        monkeypatch.setattr(diffusion_loss, "denoising_loss", lambda *a, **kw: seen.append(a[7].clone()) or inner(*a, **kw))
+        with torch.no_grad():
+            _loss(family, net, dataclasses.replace(config, self_forcing_amplify=amplify), "self_forcing", batch=batch)
+        monkeypatch.setattr(diffusion_loss, "denoising_loss", inner)
+        return seen
+
+    plain, amplified = newest_frames(1.0), newest_frames(4.0)
+    assert torch.equal(plain[0], amplified[0])  # step 0 predicts from the real context
+    for j in range(1, R):  # the frame generated for step j-1, now the newest of step j's context
+        truth = targets[:, K + j - 1]
+        err, err_amp = (plain[j] - truth).abs(), (amplified[j] - truth).abs()
+        if j == 1:  # the same sample (same draws so far): amplified by a factor of at most 4, never shrunk
+            assert (err_amp >= err - 1e-5).all() and (err_amp <= 4 * err + 1e-5).all()
+            assert err_amp.mean() > 1.3 * err.mean()
 
 
 def test_self_forcing_truncated_backprop_reaches_through_the_generated_frames():

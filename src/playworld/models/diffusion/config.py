@@ -68,6 +68,12 @@ class DiffusionConfig:
     """tell the network one context noise level per context frame (a learned projection of the K level
     embeddings) instead of one per example; diffusion forcing (train.regime=diffusion_forcing) needs it"""
 
+    # -- self forcing -------------------------------------------------------------------------------
+    self_forcing_amplify: float = 1.0
+    """self forcing scales each generated frame's error (against the true frame) by a factor drawn from
+    U[1, this] before the frame becomes context, so the model learns to undo the error a long rollout piles
+    up, not only one step's; 1: the frames as generated"""
+
     # -- memory (playworld.data.memory) ----------------------------------------------------------
     memory: bool = False
     """also condition each frame on one frame from before the context: the one that looks most like it (in

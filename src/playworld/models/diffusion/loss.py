@@ -205,6 +205,9 @@ def self_forcing_loss(
         with torch.set_grad_enabled(keep_graph):
             frame = sample_next_frame(net, context, acts, config, generator, memory)  # (B, 3, H, W)
         drift.append(float((frame.detach() - target).pow(2).mean()))
+        if float(config.self_forcing_amplify) > 1:  # the error a long rollout would have piled up, of the model's own kind
+            scale = 1 + (float(config.self_forcing_amplify) - 1) * _rand((frame.shape[0], 1, 1, 1), generator, frame.device)
+            frame = (target + scale * (frame - target)).clamp(-1, 1)
         context = torch.cat([context[:, 1:], frame[:, None]], dim=1)
     loss = total / rollout
     logs = {"loss": loss.item(), "denoise_mse": sum(mses) / len(mses)}

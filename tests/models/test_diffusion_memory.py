@@ -9,11 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import playworld.models.diffusion as diffusion
 from playworld.data.batch import Batch
 from playworld.data.memory import thumbnails
 from playworld.errors import PlayworldError
-from playworld.models import get_family
+from playworld.models import diffusion, get_family
 from playworld.models.diffusion.loss import edm_loss
 from playworld.models.interface import WorldSpec, frames_to_unit
 from playworld.runs.presets import load_preset, make_model_config, resolve_context
@@ -80,7 +79,7 @@ def test_play_retrieves_the_frame_nearest_its_draft(monkeypatch):
 
 
 def test_training_without_memory_frames_is_a_clear_error():
-    family, config, spec, net = _parts()
+    _, config, _, net = _parts()
     frames = _frames(2, K + 1)
     batch = Batch(frames[:, :K], torch.zeros(2, K, dtype=torch.long), torch.zeros(2, 1, dtype=torch.long), frames[:, K:],
                   torch.zeros(2, 1), torch.zeros(2, 1, dtype=torch.bool))

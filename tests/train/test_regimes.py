@@ -6,9 +6,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-import torch
-
 import tiny_family
+import torch
+from resume_checks import resume_failures, train_rows
+
 from playworld.data.batch import Batch
 from playworld.errors import PlayworldError
 from playworld.models import get_family
@@ -20,7 +21,6 @@ from playworld.train import loop
 from playworld.train.config import TrainConfig
 from playworld.train.loop import train
 from playworld.train.regimes import RegimeSchedule, RegimeStep, first_futures
-from resume_checks import resume_failures, train_rows
 
 K, R, RES, B = 2, 3, 16, 2
 

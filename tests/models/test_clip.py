@@ -110,7 +110,7 @@ def test_the_schedulers_recover_known_data_from_pure_noise():
 
 def test_config_rejects_bad_values():
     for bad in ({"scheduler": "heun"}, {"chunk": 0}, {"prediction_type": "epsilon"}, {"context_noise_max": 1000}, {"data_scale": 0},
-                {"timestep_sampling": "cosine"}, {"logit_std": 0}):
+                {"timestep_sampling": "cosine"}, {"logit_std": 0}, {"pure_noise": 1.5}):
         with pytest.raises(PlayworldError):
             make_model_config(FAMILY, load_preset("debug"), {k: str(v) for k, v in bad.items()})
 
@@ -122,6 +122,28 @@ def test_logit_normal_timesteps_lean_to_the_noisy_end_when_their_mean_is_positiv
     u, s = training_timesteps(4000, uniform, g, "cpu"), training_timesteps(4000, shifted, g, "cpu")
     assert 0 <= int(s.min()) and int(s.max()) < shifted.train_timesteps and s.dtype == torch.int64
     assert abs(float(u.float().mean()) - 500) < 25 and float(s.float().mean()) > 650  # sigmoid(N(1, 1)) has mean ~0.70
+
+
+def test_a_pure_noise_fraction_of_the_timesteps_is_the_last_one_where_sampling_starts():
+    g = torch.Generator().manual_seed(0)
+    config, _ = _setup(pure_noise=0.5)
+    t = training_timesteps(4000, config, g, "cpu")
+    last = t == config.train_timesteps - 1
+    assert 0.45 < float(last.float().mean()) < 0.55  # (uniform draws alone hit the last timestep 1 time in 1000)
+    assert abs(float(t[~last].float().mean()) - 500) < 25  # the rest as before
+    none, _ = _setup(pure_noise=0.0)
+    assert float((training_timesteps(4000, none, g, "cpu") == none.train_timesteps - 1).float().mean()) < 0.01
+
+
+def test_with_latte_init_an_untrained_denoiser_predicts_almost_nothing_but_every_weight_learns():
+    config, spec = _setup(latte_init="true")
+    torch.manual_seed(0)
+    net = FAMILY.build(config, spec)
+    f = spec.context + config.chunk
+    out = net(torch.randn(2, f, 3, RES, RES), torch.full((2, f), 999.0), torch.randint(5, (2, f)))
+    assert 0 < float(out.std()) < 0.2  # v ~ 0: at pure noise the clean estimate is ~0 ('nothing moves' with residual)
+    out.square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in net.named_parameters() if p.requires_grad)
 
 
 # -- a chunk commits to its action ---------------------------------------------------------------------------

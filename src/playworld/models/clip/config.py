@@ -34,6 +34,13 @@ class ClipConfig:
     """the feed-forward activation (diffusers' names: 'gelu-approximate' as Latte-1, 'geglu', 'gelu')"""
     action_dim: int = 32
     """embedding width of each frame's action (and its context/future role) before it joins the timestep embedding"""
+    latte_init: bool = False
+    """initialise as Latte and PixArt-alpha do (xavier linears, N(0, 0.02) timestep MLPs and output layer) instead
+    of torch's defaults, which diffusers' model keeps as it is made to be loaded (--init overwrites either). What
+    counts is the near-zero output (v ~ 0: 'nothing moves' with `residual`): with torch's larger one the network
+    sat at 'nothing moves' for 100+ steps (physics/uniform, 150 steps: x0 MSE 0.27 vs 0.21, val 23.1 vs 23.9 dB).
+    Off by default only because it starts the loss 2x lower, so the contract test that wants a tiny batch's loss
+    halved in 40 steps fails although its loss ends lower (debug: 1.25 -> 0.56 off, 0.57 -> 0.49 on); `small`: on"""
     caption_channels: int = 0
     """0: no cross-attention (trained from scratch); > 0: the width of the text embeddings of a text-to-video
     backbone loaded with --init (Latte-1: 4096), whose cross-attention then attends to a learned caption"""
@@ -64,6 +71,11 @@ class ClipConfig:
     """mean of the logit-normal timestep density (0: centred; 1: most draws in the noisier half)"""
     logit_std: float = 1.0
     """standard deviation of the logit-normal timestep density"""
+    pure_noise: float = 0.0
+    """the fraction of training chunks put at the last timestep instead (pure noise under zero_snr), where every
+    sampler's first step starts and the chunk must be predicted from the context alone. Uniform draws put only
+    ~2% of the chunks at SNR < 0.001; above it the noisy chunk still shows where things moved, so without this
+    the network learns to denoise but not to predict motion (`small`: 0.5)"""
     residual: bool = True
     """diffuse each future frame's change from the newest context frame instead of the frame itself, so
     'nothing moves' is the zero output (as the diffusion family does); off for a pretrained backbone"""
@@ -81,6 +93,8 @@ class ClipConfig:
             raise PlayworldError(f"unknown clip scheduler {self.scheduler!r}", f"use one of {', '.join(SCHEDULERS)}")
         if self.timestep_sampling not in ("uniform", "logit_normal"):
             raise PlayworldError(f"unknown clip timestep_sampling {self.timestep_sampling!r}", "use uniform or logit_normal")
+        if not 0 <= self.pure_noise <= 1:
+            raise PlayworldError(f"clip pure_noise must be in [0, 1], got {self.pure_noise}", "use e.g. 0.5")
         if self.logit_std <= 0:
             raise PlayworldError(f"clip logit_std must be above 0, got {self.logit_std}", "use e.g. 1.0")
         if self.prediction_type not in ("v_prediction", "epsilon", "sample"):

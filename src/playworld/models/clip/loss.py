@@ -1,7 +1,8 @@
 """The clip objective: denoise the T future frames of each window jointly, given its K real context frames.
 
 For each window: one timestep t for the whole chunk (uniform over the schedule, or logit-normal as in
-SD3; the frames are noised together, as a video model's clip is), noise the T future frames with diffusers' forward
+SD3, with a `pure_noise` share at the last timestep, where sampling starts; the frames are noised together,
+as a video model's clip is), noise the T future frames with diffusers' forward
 process, and regress the network's output on them onto the scheduler's target (v, epsilon or the
 clean sample). The context frames sit in the same sequence, clean or (GameNGen's context noise)
 noised to a timestep drawn from U{0, ..., context_noise_max}, and the network is told each frame's
@@ -27,12 +28,19 @@ def _randint(high: int, shape, generator: torch.Generator | None, device) -> Ten
 
 
 def training_timesteps(n: int, config: ClipConfig, generator: torch.Generator | None, device) -> Tensor:
-    """(n,) int64 timesteps: uniform, or logit-normal (SD3's density: sigmoid of a normal, scaled to the schedule)."""
+    """(n,) int64 timesteps: uniform, or logit-normal (SD3's density: sigmoid of a normal, scaled to the schedule);
+    a `pure_noise` fraction of them then moved to the last timestep."""
     steps = int(config.train_timesteps)
     if config.timestep_sampling == "uniform":
-        return _randint(steps, (n,), generator, device)
-    u = torch.sigmoid(float(config.logit_mean) + float(config.logit_std) * randn((n,), generator, device))
-    return (u * steps).long().clamp_(0, steps - 1)
+        t = _randint(steps, (n,), generator, device)
+    else:
+        u = torch.sigmoid(float(config.logit_mean) + float(config.logit_std) * randn((n,), generator, device))
+        t = (u * steps).long().clamp_(0, steps - 1)
+    if config.pure_noise > 0:
+        gen_device = generator.device if generator is not None else device
+        pure = torch.rand((n,), generator=generator, device=gen_device).to(device) < float(config.pure_noise)
+        t = torch.where(pure, torch.full_like(t, steps - 1), t)
+    return t
 
 
 def chunk_loss(

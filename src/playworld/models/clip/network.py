@@ -87,6 +87,24 @@ class ClipDenoiser(nn.Module):
             self.caption = None  # that `transformer.save_pretrained` writes a folder diffusers (and --init) loads back
             self.transformer.caption_projection.requires_grad_(False)
         self.condition = FrameCondition(spec, int(config.action_dim), width)
+        if config.latte_init:
+            self._latte_init()
+
+    def _latte_init(self) -> None:
+        """Latte's and PixArt-alpha's initialisation (ClipConfig.latte_init): xavier-uniform linears with zero biases,
+        the patch embedding as a linear, N(0, 0.02) timestep MLPs and output layer, so the output starts near 0."""
+        tr = self.transformer
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        w = tr.pos_embed.proj.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        nn.init.zeros_(tr.pos_embed.proj.bias)
+        emb = tr.adaln_single.emb.timestep_embedder
+        for layer in (emb.linear_1, emb.linear_2, tr.adaln_single.linear, tr.proj_out):
+            nn.init.normal_(layer.weight, std=0.02)
 
     def forward(self, sequence: Tensor, timesteps: Tensor, actions: Tensor) -> Tensor:
         """The prediction for every frame of `sequence`; see the module docstring for the shapes."""

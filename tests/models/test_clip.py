@@ -146,6 +146,33 @@ def test_with_latte_init_an_untrained_denoiser_predicts_almost_nothing_but_every
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in net.named_parameters() if p.requires_grad)
 
 
+def test_action_tokens_start_at_zero_and_then_carry_each_frames_action_into_its_tokens():
+    config, spec = _setup(action_tokens="true", latte_init="true")
+    plain_config, _ = _setup(latte_init="true")
+    torch.manual_seed(0)
+    net = FAMILY.build(config, spec)
+    plain = FAMILY.build(plain_config, spec)
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("action_tokens.")})
+    f = spec.context + config.chunk
+    x, t = torch.randn(2, f, 3, RES, RES), torch.full((2, f), 500.0)
+    actions = torch.randint(5, (2, f), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, t, actions), plain(x, t, actions))  # zero-initialised: nothing added yet
+    out = net(x, t, actions)
+    out.square().mean().backward()
+    assert net.action_tokens.weight.grad.abs().sum() > 0  # and it learns
+    with torch.no_grad():
+        net.action_tokens.weight.normal_(std=0.1)
+        with_tokens = net(x, t, actions)
+        weight = net.action_tokens.weight.clone()
+        net.action_tokens.weight.zero_()
+        without = net(x, t, actions)
+        net.action_tokens.weight.copy_(weight)
+        net.zero_new_inputs()  # --init zeroes it with the other new inputs
+    assert not torch.allclose(with_tokens, without, atol=1e-5)  # trained, the map changes every frame's tokens
+    assert float(net.action_tokens.weight.abs().sum()) == 0.0
+
+
 # -- a chunk commits to its action ---------------------------------------------------------------------------
 
 

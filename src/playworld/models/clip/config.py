@@ -34,6 +34,10 @@ class ClipConfig:
     """the feed-forward activation (diffusers' names: 'gelu-approximate' as Latte-1, 'geglu', 'gelu')"""
     action_dim: int = 32
     """embedding width of each frame's action (and its context/future role) before it joins the timestep embedding"""
+    action_tokens: bool = False
+    """also add each frame's action (and role) embedding to every token of that frame, through a zero-initialised
+    linear map: the temporal blocks, where a scroll is carried from frame to frame, are otherwise modulated by
+    the chunk's timestep alone and see the actions only through the spatial blocks' adaptive norm"""
     latte_init: bool = False
     """initialise as Latte and PixArt-alpha do (xavier linears, N(0, 0.02) timestep MLPs and output layer) instead
     of torch's defaults, which diffusers' model keeps as it is made to be loaded (--init overwrites either). What

@@ -87,8 +87,14 @@ class ClipDenoiser(nn.Module):
             self.caption = None  # that `transformer.save_pretrained` writes a folder diffusers (and --init) loads back
             self.transformer.caption_projection.requires_grad_(False)
         self.condition = FrameCondition(spec, int(config.action_dim), width)
+        # ClipConfig.action_tokens: each frame's condition also added to its tokens, so the temporal blocks (whose
+        # modulation is the chunk's timestep alone) see which action led into which frame; zero at the start
+        self.action_tokens = nn.Linear(width, width) if config.action_tokens else None
         if config.latte_init:
             self._latte_init()
+        if self.action_tokens is not None:
+            nn.init.zeros_(self.action_tokens.weight)
+            nn.init.zeros_(self.action_tokens.bias)
 
     def _latte_init(self) -> None:
         """Latte's and PixArt-alpha's initialisation (ClipConfig.latte_init): xavier-uniform linears with zero biases,
@@ -116,7 +122,10 @@ class ClipDenoiser(nn.Module):
 
         # per-frame condition: timestep embedding + action/role embedding (DiT's c = t + y)
         t_frame = tr.adaln_single.emb(timesteps.flatten(), None, None, batch_size=b * f, hidden_dtype=x.dtype)  # (B*F, D)
-        cond = t_frame + self.condition(actions, self.context).flatten(0, 1)
+        frame_cond = self.condition(actions, self.context).flatten(0, 1)  # (B*F, D): action and role
+        cond = t_frame + frame_cond
+        if self.action_tokens is not None:
+            x = x + self.action_tokens(frame_cond)[:, None].to(x.dtype)
         mod_spatial = tr.adaln_single.linear(tr.adaln_single.silu(cond))  # (B*F, 6D)
         t_chunk = tr.adaln_single.emb(timesteps[:, -1], None, None, batch_size=b, hidden_dtype=x.dtype)  # (B, D)
         mod_temporal = tr.adaln_single.linear(tr.adaln_single.silu(t_chunk)).repeat_interleave(n, dim=0)  # (B*N, 6D)
@@ -140,3 +149,6 @@ class ClipDenoiser(nn.Module):
     def zero_new_inputs(self) -> None:
         """Make the inputs a pretrained transformer lacks (actions, roles) start at zero (--init)."""
         self.condition.zero_output()
+        if self.action_tokens is not None:
+            nn.init.zeros_(self.action_tokens.weight)
+            nn.init.zeros_(self.action_tokens.bias)

@@ -332,6 +332,19 @@ def test_error_ring_bench(tmp_path):
     assert all(0 < v < 1 for v in out["model"].values())
 
 
+@pytest.mark.skipif(importlib.util.find_spec("diffusers") is None, reason="the clip family needs the video extra")
+def test_clip_timesteps_bench(tmp_path):
+    collect("physics/uniform", tmp_path / "data", episodes=12, steps=12, resolution=32, progress=False)
+    train(tmp_path / "run", data=tmp_path / "data", model="clip", preset="debug", steps=2, progress=False)
+    out = _bench("diagnose/clip_timesteps.py", tmp_path / "run", tmp_path / "data", "--steps", "1,2", "--timesteps", "0,999")
+    assert set(out["psnr_by_sampler_steps"]) == {"1", "2"} and set(out["x0_mse_by_timestep"]) == {"0", "999"}
+    win = validation_windows(Dataset(tmp_path / "data"), out["context"], 32)
+    assert out["windows"] == win.size  # the val windows training scores, and copy-last recomputed on them
+    assert out["copy_last_psnr"] == pytest.approx(float(pooled_psnr(win.context_frames[:, -1].numpy(), win.future_frames[:, 0].numpy())), abs=0.01)
+    mse = out["x0_mse_by_timestep"]
+    assert mse["0"] < 0.1 * mse["999"]  # at t = 0 the noised chunk all but shows the clean one; pure noise has to be predicted
+
+
 def test_explorer_seekers_bench():
     out = _bench("diagnose/explorer_seekers.py", "--episodes", 2)
     rows = out["policies"]

@@ -41,10 +41,9 @@ class ClipConfig:
     latte_init: bool = False
     """initialise as Latte and PixArt-alpha do (xavier linears, N(0, 0.02) timestep MLPs and output layer) instead
     of torch's defaults, which diffusers' model keeps as it is made to be loaded (--init overwrites either). What
-    counts is the near-zero output (v ~ 0: 'nothing moves' with `residual`): with torch's larger one the network
-    sat at 'nothing moves' for 100+ steps (physics/uniform, 150 steps: x0 MSE 0.27 vs 0.21, val 23.1 vs 23.9 dB).
-    Off by default only because it starts the loss 2x lower, so the contract test that wants a tiny batch's loss
-    halved in 40 steps fails although its loss ends lower (debug: 1.25 -> 0.56 off, 0.57 -> 0.49 on); `small`: on"""
+    counts is the near-zero output (v ~ 0: 'nothing moves' with `residual`), which torch's larger one is not.
+    Off by default because it starts the loss about 2x lower, so the contract test that wants a tiny batch's
+    loss halved in 40 steps fails although the loss ends lower; `small`: on"""
     caption_channels: int = 0
     """0: no cross-attention (trained from scratch); > 0: the width of the text embeddings of a text-to-video
     backbone loaded with --init (Latte-1: 4096), whose cross-attention then attends to a learned caption"""

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from playworld.data.batch import Batch
 from playworld.models.clip.config import ClipConfig
-from playworld.models.clip.sampler import randn
+from playworld.models.clip.sampler import rand, randn
 from playworld.models.interface import frames_to_unit
 
 
@@ -37,17 +37,17 @@ def training_timesteps(n: int, config: ClipConfig, generator: torch.Generator | 
         u = torch.sigmoid(float(config.logit_mean) + float(config.logit_std) * randn((n,), generator, device))
         t = (u * steps).long().clamp_(0, steps - 1)
     if config.pure_noise > 0:
-        gen_device = generator.device if generator is not None else device
-        pure = torch.rand((n,), generator=generator, device=gen_device).to(device) < float(config.pure_noise)
+        pure = rand((n,), generator, device) < float(config.pure_noise)
         t = torch.where(pure, torch.full_like(t, steps - 1), t)
     return t
 
 
 def chunk_loss(
     net: torch.nn.Module, batch: Batch, config: ClipConfig, noise: DDPMScheduler, generator: torch.Generator | None = None,
-    context_noise: bool = True,
+    context_noise: bool = True, timestep: int | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
-    """The denoising loss of every window's T future frames; logs the loss and the MSE of the implied clean chunk."""
+    """The denoising loss of every window's T future frames; logs the loss and the MSE of the implied clean chunk.
+    timestep: every chunk at this one (how well each noise level is learned); None: drawn as training draws them."""
     context = frames_to_unit(batch.context_frames)  # (B, K, C, H, W) in [-1, 1]
     future = frames_to_unit(batch.future_frames)  # (B, T, C, H, W)
     actions = torch.cat([batch.context_actions, batch.future_actions], dim=1)  # (B, K+T[, dim])
@@ -55,7 +55,7 @@ def chunk_loss(
     base = context[:, -1:] if config.residual else torch.zeros_like(context[:, -1:])
     x0 = (future - base) * float(config.data_scale)  # what is diffused: frames, or their change from the newest context frame
 
-    t = training_timesteps(b, config, generator, device)
+    t = training_timesteps(b, config, generator, device) if timestep is None else torch.full((b,), int(timestep), device=device)
     eps = randn(x0.shape, generator, device)
     x_t = noise.add_noise(x0, eps, t)
     target = {"epsilon": eps, "v_prediction": noise.get_velocity(x0, eps, t), "sample": x0}[config.prediction_type]

@@ -51,6 +51,12 @@ def randn(shape, generator: torch.Generator | None, device) -> Tensor:
     return torch.randn(shape, generator=generator, device=gen_device).to(device)
 
 
+def rand(shape, generator: torch.Generator | None, device) -> Tensor:
+    """Uniform [0, 1) draws on the generator's own device, then moved (as `randn`)."""
+    gen_device = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, device=gen_device).to(device)
+
+
 def sample(denoise: Denoise, x: Tensor, scheduler: SchedulerMixin, steps: int, generator: torch.Generator | None) -> Tensor:
     """Run `scheduler`'s reverse process in `steps` steps from the noise `x`; returns the final sample."""
     scheduler.set_timesteps(int(steps), device=x.device)

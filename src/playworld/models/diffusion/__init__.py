@@ -110,14 +110,12 @@ class DiffusionWorldModel:
             frame = unit_to_frames(frame)  # (B, 3, H, W) uint8
             frames = torch.cat([state.frames[:, 1:], frames_to_unit(frame)[:, None]], dim=1)
             actions = actions[:, 1:]
-            memory = keys = None
-            if self.config.memory:  # the frame leaving the context joins the memory
-                size = int(self.config.memory_size)
-                memory = torch.cat([state.memory, state.frames[:, :1]], dim=1)[:, -size:]
-                keys = torch.cat([state.keys, thumbnails(state.frames[:, 0])[:, None]], dim=1)[:, -size:]
         # outside inference mode, so callers may keep states (and, e.g., cat them) freely
-        new = DiffusionState(frames=frames.clone(), actions=actions.clone(), rng=generator.get_state(),
-                             memory=None if memory is None else memory.clone(), keys=None if keys is None else keys.clone())
+        new = DiffusionState(frames=frames.clone(), actions=actions.clone(), rng=generator.get_state())
+        if self.config.memory:  # the frame leaving the context joins the memory (a cat here makes ordinary tensors)
+            size = int(self.config.memory_size)
+            new.memory = torch.cat([state.memory, state.frames[:, :1]], dim=1)[:, -size:]
+            new.keys = torch.cat([state.keys, thumbnails(state.frames[:, 0])[:, None]], dim=1)[:, -size:]
         return new, frame.clone()
 
 

@@ -206,3 +206,25 @@ def test_the_schedule_resume_check_fails_on_a_trainer_that_restarts_instead(tmp_
     monkeypatch.setattr(loop, "_restore", lambda *args, **kwargs: 0)  # restore nothing, start at step 0
     failed = resume_failures(tmp_path, monkeypatch, tiny_data, "diffusion", SCHEDULE, n=2)
     assert "weights" not in failed and {"steps", "optimizer", "lr", "ema", "metrics", "meta"} <= failed.keys(), failed
+
+
+def test_highpass_context_noise_perturbs_fine_detail_and_leaves_region_colours():
+    """context_noise_kind=highpass: the same standard deviation as white noise, but 8x8 region means (the
+    colour of a region) moved far less; the noise the network sees is of that kind, at the drawn level."""
+    g = torch.Generator().manual_seed(0)
+    white = torch.randn(8, 4, 3, 32, 32, generator=g)
+    hp = diffusion_loss.highpass(white)
+    assert hp.shape == white.shape and abs(float(hp.std()) - 1) < 0.05
+    region = lambda x: torch.nn.functional.avg_pool2d(x.reshape(-1, 3, 32, 32), 8).std()  # noqa: E731
+    assert float(region(hp)) < 0.45 * float(region(white))
+    flat, regions = torch.zeros(16, K, 3, 32, 32), {}
+    for kind in ("white", "highpass"):
+        _, config, _ = _diffusion()
+        config = dataclasses.replace(config, context_noise_max=0.5, context_noise_kind=kind)
+        noised, levels = diffusion_loss.noise_context(flat, config, torch.Generator().manual_seed(1))
+        per_example = noised.flatten(1).std(dim=1)
+        torch.testing.assert_close(per_example, levels, rtol=0.1, atol=0.02)  # the level drawn is the one applied
+        regions[kind] = float(region(noised))
+    assert regions["highpass"] < 0.45 * regions["white"]
+    with pytest.raises(PlayworldError, match="context_noise_kind"):
+        dataclasses.replace(config, context_noise_kind="pink")

@@ -64,6 +64,11 @@ class DiffusionConfig:
     uses 0.7 in latent space; in pixel space with `residual` the newest frame is the origin, so keep it small)"""
     context_noise_sample: float = 0.0
     """the fixed context noise level given at sampling time"""
+    context_noise_kind: str = "white"
+    """the spectrum of the training context noise: 'white', or 'highpass' (white noise less its 3x3 local mean,
+    rescaled to the same standard deviation), which perturbs only the finest detail, where a long rollout's
+    error piles up, and leaves each region's colour alone; with `residual_base: noised` the model learns to
+    clean fine detail the frame it continues from should not have without pulling colours towards the mean"""
     frame_noise_levels: bool = False
     """tell the network one context noise level per context frame (a learned projection of the K level
     embeddings) instead of one per example; diffusion forcing (train.regime=diffusion_forcing) needs it"""
@@ -109,6 +114,9 @@ class DiffusionConfig:
             )
         if self.residual_base not in ("clean", "noised"):
             raise PlayworldError(f"unknown residual_base {self.residual_base!r}", "use residual_base: clean or residual_base: noised")
+        if self.context_noise_kind not in ("white", "highpass"):
+            raise PlayworldError(f"unknown context_noise_kind {self.context_noise_kind!r}",
+                                 "use context_noise_kind: white or context_noise_kind: highpass")
         if self.sampler not in ("euler", "heun"):
             raise PlayworldError(f"unknown diffusion sampler {self.sampler!r}", "use sampler: euler or sampler: heun")
         if not 1 <= int(self.steps) <= 4:

@@ -86,13 +86,26 @@ def edm_loss(
 def noise_context(
     context: Tensor, config: DiffusionConfig, generator: torch.Generator | None, on: bool = True
 ) -> tuple[Tensor, Tensor]:
-    """GameNGen context noise: context (N, K, 3, H, W) + one level (N,) ~ U[0, context_noise_max] per example."""
+    """GameNGen context noise: context (N, K, 3, H, W) + one level (N,) ~ U[0, context_noise_max] per example,
+    of the spectrum `context_noise_kind`."""
     n, device = context.shape[0], context.device
     level = float(config.context_noise_max) if on else 0.0
     context_sigma = _rand((n,), generator, device) * level
     if level > 0:
-        context = context + context_sigma.view(-1, 1, 1, 1, 1) * _randn(context.shape, generator, device)
+        noise = _randn(context.shape, generator, device)
+        if config.context_noise_kind == "highpass":
+            noise = highpass(noise)
+        context = context + context_sigma.view(-1, 1, 1, 1, 1) * noise
     return context, context_sigma
+
+
+def highpass(noise: Tensor) -> Tensor:
+    """Unit white noise (..., C, H, W) less its 3x3 local mean (replicate padding), rescaled to unit standard
+    deviation (the interior's variance is 1 - 2/9 + 1/9 = 8/9): noise with no low-frequency part."""
+    lead, (c, h, w) = noise.shape[:-3], noise.shape[-3:]
+    flat = noise.reshape(-1, c, h, w)
+    mean = F.avg_pool2d(F.pad(flat, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    return ((flat - mean) * (3.0 / 8**0.5)).reshape(*lead, c, h, w)
 
 
 def base_frame(clean: Tensor, noised: Tensor, config: DiffusionConfig) -> Tensor:

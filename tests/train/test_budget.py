@@ -67,3 +67,30 @@ def test_the_bar_counts_time_under_a_time_budget_and_steps_without(tiny_data, tm
     train(tmp_path / "stepped", data=tiny_data, model=tiny_family.NAME, preset="debug", steps=4, progress=True)
     task = bars[-1].tasks[0]
     assert task.total == 4 and task.completed == 4 and task.fields["where"] == "step 4"
+
+
+def test_cooldown_holds_the_rate_then_falls_linearly_to_zero():
+    from playworld.train.budget import cooldown_factor
+
+    assert [cooldown_factor(p, 0.2) for p in (0.0, 0.5, 0.75)] == [1.0, 1.0, 1.0]
+    assert abs(cooldown_factor(0.9, 0.2) - 0.5) < 1e-9 and cooldown_factor(1.0, 0.2) == 0.0
+    assert cooldown_factor(1.0, 0.0) == 1.0  # off
+    clock = FakeClock()
+    budget = TimeBudget(1.0, clock, 0.0, val_batches=4, media_frames=32, batch_size=16)
+    budget.measured("val", 1.0), budget.measured("media", 2.0), budget.measured("save", 1.0)
+    clock.now = 28.0
+    assert abs(budget.progress() - 0.5) < 1e-9  # of the 56 s left for training once the 4 s ending is kept
+    assert TimeBudget(0.0, clock, 0.0, 4, 32, 16).progress() == 0.0
+
+
+def test_a_run_with_a_cooldown_ends_at_a_rate_near_zero(tiny_data, tmp_path):
+    def lrs(name, sets):
+        train(tmp_path / name, data=tiny_data, model=tiny_family.NAME, preset="debug", steps=40,
+              sets=["train.log_every=1", "train.warmup_steps=1", "train.val_every=0", "train.lr=0.01", *sets], progress=False)
+        rows = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        return [r["lr"] for r in rows if r["kind"] == "train"]
+
+    held, cooled = lrs("held", []), lrs("cooled", ["train.lr_cooldown=0.25"])
+    assert held[-1] == 0.01 and cooled[:30] == held[:30]  # the same until the last quarter of the 40 steps
+    assert abs(cooled[35] - 0.01 * 0.5) < 1e-6 and cooled[-1] < 0.01 * 0.11  # then falling to about zero (step 39 of 40: 0.1x)
+    assert all(a >= b for a, b in zip(cooled[29:], cooled[30:]))

@@ -50,6 +50,20 @@ class TimeBudget:
         media = self.costs.get("media", MEDIA_PER_FRAME * self.media_frames * 4 / max(1, self.batch_size) * step)
         return val + media + self.costs.get("save", SAVE_SECONDS)
 
+    def progress(self) -> float:
+        """Share of the budget's training time spent (0 to 1): the ending's expected cost is not training time."""
+        if not self.limited:
+            return 0.0
+        return min(1.0, self.spent() / max(1e-9, self.seconds - self.reserve()))
+
     def over(self) -> bool:
         """Whether one more step and the ending would pass the budget."""
         return self.limited and self.spent() + (self.step_time or 0.0) + self.reserve() >= self.seconds
+
+
+def cooldown_factor(progress: float, share: float) -> float:
+    """The learning-rate factor of a linear cool-down over the last `share` of a run at `progress` (0 to 1):
+    1 until 1 - share, then falling linearly to 0 at the end; 1 throughout for share 0."""
+    if share <= 0:
+        return 1.0
+    return max(0.0, min(1.0, (1.0 - progress) / share))

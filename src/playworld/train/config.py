@@ -33,6 +33,11 @@ class TrainConfig:
     """AdamW decoupled weight decay"""
     warmup_steps: int = 100
     """steps of linear learning-rate warm-up from 0 to `lr`"""
+    lr_cooldown: float = 0.0
+    """the last share of the run (0 to 1) over which the learning rate falls linearly from `lr` to 0
+    (warmup-stable-decay, as in Hägele et al. 2024: a short cool-down at the end of a budget reaches the loss of
+    a schedule planned for it); the run's end is the nearer of `steps` and the `minutes` budget, counted in
+    this invocation's clock (a resumed run cools down again at its own end); 0: the rate is held to the end"""
     steps: int = 10_000
     """stop after this many optimiser steps in total (counting steps done before a resume)"""
     minutes: float = 0.0
@@ -126,6 +131,9 @@ def validate(cfg: TrainConfig) -> None:
     for name in nonneg:
         if getattr(cfg, name) < 0:
             raise PlayworldError(f"train.{name} must be >= 0, got {getattr(cfg, name)}", f"set train.{name} to 0 or more")
+    if not 0.0 <= cfg.lr_cooldown <= 1.0:
+        raise PlayworldError(f"train.lr_cooldown must be within [0, 1], got {cfg.lr_cooldown}",
+                             "set train.lr_cooldown to the share of the run to cool down over, e.g. 0.2 (0: off)")
     if cfg.rollout < 1:
         raise PlayworldError(f"train.rollout must be >= 1, got {cfg.rollout}", "set train.rollout to e.g. 4")
     if cfg.rollout_grad_steps >= cfg.rollout:

@@ -32,7 +32,7 @@ from playworld.media import write_comparison
 from playworld.models.rollout import rollout
 from playworld.runs.checkpoints import build_from_checkpoint, load_training_state, weights_metadata
 from playworld.train import distributed
-from playworld.train.budget import TimeBudget
+from playworld.train.budget import TimeBudget, cooldown_factor
 from playworld.train.checkpoint import drop_checkpoints_after, save_checkpoint
 from playworld.train.logging import MetricsLog, progress_bar
 from playworld.train.regimes import RegimeSchedule
@@ -217,6 +217,11 @@ def _train(d, run_dir, data, model, preset, sets, steps, minutes, resume, progre
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
             if not bool(torch.isfinite(grad_norm)):
                 raise _diverged(run_dir, step, "gradient norm", checkpoint)
+            if cfg.lr_cooldown > 0:  # the warm-up's rate (the scheduler's) times the cool-down's factor
+                by_steps = step / cfg.steps if cfg.steps < OPEN_ENDED_STEPS else 0.0
+                factor = cooldown_factor(max(by_steps, budget.progress()), cfg.lr_cooldown)
+                for group, rate in zip(optimizer.param_groups, scheduler.get_last_lr()):
+                    group["lr"] = rate * factor
             lr = optimizer.param_groups[0]["lr"]  # the rate this step used
             optimizer.step()
             scheduler.step()

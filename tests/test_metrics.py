@@ -151,3 +151,16 @@ def test_detail_energy_is_the_finest_haar_detail():
     clips = np.random.default_rng(0).integers(0, 256, (2, 3, 3, 6, 6), dtype=np.uint8)
     assert detail_energy(clips).shape == (2, 3)
     assert np.allclose(detail_energy(clips), detail_energy(np.moveaxis(clips, -3, -1), channels_first=False))
+
+
+def test_region_contrast_is_the_variance_of_region_means():
+    flat = np.full((1, 3, 16, 16), 90, np.uint8)
+    halves = flat.copy()
+    halves[..., :8] = 190  # two of four 8x8 regions 100 brighter: means 90, 90, 190, 190 -> variance 2500
+    checker = flat.copy()
+    checker[..., ::2, ::2], checker[..., 1::2, 1::2] = 140, 140  # texture within every region, the same mean in each
+    assert M.region_contrast(flat).tolist() == [0.0] and M.region_contrast(halves).tolist() == [2500.0]
+    assert M.region_contrast(checker).tolist() == [0.0] and M.detail_energy(checker)[0] > 0
+    clips = np.random.default_rng(0).integers(0, 256, (2, 3, 3, 16, 16), dtype=np.uint8)
+    assert M.region_contrast(clips).shape == (2, 3)
+    assert np.allclose(M.region_contrast(clips), M.region_contrast(np.moveaxis(clips, -3, -1), channels_first=False))

@@ -81,6 +81,21 @@ def detail_energy(frames, channels_first: bool = True) -> np.ndarray:
     return e.mean(axis=(1, 2, 3)).reshape(tuple(frames.shape[:-3]))
 
 
+def region_contrast(frames, channels_first: bool = True, block: int = 8) -> np.ndarray:
+    """Per-frame contrast between regions: the variance over a frame's `block` x `block` regions of their mean
+    colour (grey levels^2, averaged over the channels).
+
+    A model that predicts the average of what it cannot know draws new ground as its mean colour, and over a
+    long rollout its frames fade towards flat ground; generated over real falls below 1 then, while texture on
+    the pixel grid (`detail_energy`), which averages out within a region, leaves it alone. frames (..., frame)
+    -> array of shape (...)."""
+    a = _hwc(frames, channels_first).astype(np.float64)
+    n, h, w, c = a.shape
+    h, w = h // block * block, w // block * block
+    means = a[:, :h, :w].reshape(n, h // block, block, w // block, block, c).mean(axis=(2, 4))  # (N, h', w', C)
+    return means.var(axis=(1, 2)).mean(axis=-1).reshape(tuple(frames.shape[:-3]))
+
+
 def ssim(pred, target, channels_first: bool = True, data_range: float = 255.0) -> np.ndarray:
     """Per-frame SSIM (scikit-image structural_similarity: 7x7 uniform window, channels averaged)."""
     lead = tuple(pred.shape[:-3])

@@ -50,7 +50,7 @@ def assert_reaches_every_floor(res: GroupResult) -> None:
         assert m[f"loop_state_error@{gap}"].value == 0.0
     assert len(res.curves["drift_psnr_by_step"]) == coherence.DRIFT_STEPS  # --full's 256
     assert min(res.curves["drift_psnr_by_step"]) == 100.0  # exact at every one of the drift steps
-    for gap in ("drift_mean_gap_last32", "drift_std_gap_last32", "drift_detail_gap_last32"):  # the same frames
+    for gap in ("drift_mean_gap_last32", "drift_std_gap_last32", "drift_detail_gap_last32", "drift_region_gap_last32"):  # the same frames
         assert res.metrics[gap].value == pytest.approx(0.0, abs=1e-9)
 
 
@@ -77,8 +77,8 @@ class _Checkered:
     """The real world with a checkered texture that grows by `rate` grey levels a step (or, rate < 0, every
     frame blurred): what a model that adds high-frequency error each step and never removes it shows."""
 
-    def __init__(self, inner, rate: float):
-        self.inner, self.rate, self.spec = inner, rate, inner.spec
+    def __init__(self, inner, rate: float, fade: float = 0.0):
+        self.inner, self.rate, self.fade, self.spec = inner, rate, fade, inner.spec
 
     def reset(self, frames, actions, seed=None):
         return [self.inner.reset(frames, actions, seed), 0]
@@ -89,6 +89,9 @@ class _Checkered:
         x = frame.float()
         if self.rate < 0:  # a 2x2 box blur: the finest detail gone
             x = torch.nn.functional.avg_pool2d(x, 2).repeat_interleave(2, -1).repeat_interleave(2, -2)
+        elif self.fade:  # pulled towards the frame's mean colour, a little more each step: flat ground by the end
+            mean = x.mean(dim=(-2, -1), keepdim=True)
+            x = mean + (x - mean) * max(0.0, 1 - self.fade * state[1])
         else:
             sign = (torch.arange(x.shape[-1])[:, None] + torch.arange(x.shape[-1])[None]) % 2 * 2 - 1
             x = x + self.rate * state[1] * sign
@@ -105,6 +108,17 @@ def test_the_detail_gap_sees_a_texture_grow_and_a_blur(explorer_ctx):
     assert ratio[-1] > ratio[len(ratio) // 2] > ratio[0]  # it grows with the rollout
     assert blurred.metrics["drift_detail_gap_last32"].value > 1 and blurred.extra["drift_detail_ratio_last32"] < 0.5
     assert grown.metrics["drift_psnr_mean"].value < 100 and blurred.metrics["drift_psnr_mean"].value < 100
+    # a texture on the pixel grid averages out within 8x8 regions (but where it clamps at 0 or 255): the contrast between regions stays near the real one's
+    assert grown.metrics["drift_region_gap_last32"].value < 0.5
+
+
+@pytest.mark.slow
+def test_the_region_gap_sees_a_fade_to_flat_ground(explorer_ctx):
+    ctx = explorer_ctx
+    faded = coherence.coherence_group(_Checkered(_simulator(ctx), 0, fade=1 / 300), ctx)  # contrast x0.15-0.25 at steps 225-256
+    assert faded.extra["drift_region_ratio_last32"] < 0.1 and faded.metrics["drift_region_gap_last32"].value > 3
+    ratio = faded.curves["drift_region_ratio_by_step"]
+    assert ratio[0] > 0.9 > ratio[len(ratio) // 2] > ratio[-1]  # it falls with the rollout
 
 
 @pytest.mark.slow

@@ -23,7 +23,9 @@ per-step gap between generated and real frame statistics (mean and std of the pi
 autoregressive models often drift in brightness or saturation long before they lose the layout), and
 the ratio of their finest-detail energy (`metrics.detail_energy`): error a model adds each step and
 never removes grows there into a checkered texture that dissolves walls and landmarks, while the
-real world's stays flat; it needs no pixel alignment, so it still reads after the layout has gone.
+real world's stays flat; it needs no pixel alignment, so it still reads after the layout has gone. Its
+counterpart is the ratio of their contrast between 8x8 regions (`metrics.region_contrast`): a model that
+draws what it cannot know as its average fades towards flat ground, and that ratio falls below 1.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from playworld.eval.api import (
     register_group,
 )
 from playworld.media import labelled_panels
-from playworld.metrics import detail_energy, psnr
+from playworld.metrics import detail_energy, psnr, region_contrast
 from playworld.worlds.base import make_world
 
 GAPS = (5, 15, 30, 50)
@@ -273,6 +275,14 @@ def _drift(model, ctx: EvalContext, real: _RealWorld, windows: Windows, result: 
         abs(float(np.log2(max(ratio, 1e-9)))), False, 0.0, "log2",
         f"|log2 of generated over real finest-detail energy (metrics.detail_energy)| over steps {steps - 31}..{steps}: "
         "0 = the real world's texture, 1 = twice (a checkered texture grown step by step) or half (blur)")
+    region_gen, region_real = region_contrast(gen, channels_first=False).mean(0), region_contrast(truth, channels_first=False).mean(0)
+    result.curves["drift_region_ratio_by_step"] = (region_gen / np.maximum(region_real, 1e-9)).tolist()
+    ratio = float(region_gen[last].mean() / max(region_real[last].mean(), 1e-9))
+    result.extra["drift_region_ratio_last32"] = ratio
+    result.metrics["drift_region_gap_last32"] = Metric(
+        abs(float(np.log2(max(ratio, 1e-9)))), False, 0.0, "log2",
+        f"|log2 of generated over real contrast between 8x8 regions (metrics.region_contrast)| over steps {steps - 31}..{steps}: "
+        "0 = the real world's, 1 = half (faded towards flat ground) or twice")
     if not isinstance(model, DatasetOracle):
         result.videos[f"drift over {steps} steps: real | model"] = _side_by_side(truth[0], gen[0])
 

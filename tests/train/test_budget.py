@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import time
 
@@ -93,4 +94,4 @@ def test_a_run_with_a_cooldown_ends_at_a_rate_near_zero(tiny_data, tmp_path):
     held, cooled = lrs("held", []), lrs("cooled", ["train.lr_cooldown=0.25"])
     assert held[-1] == 0.01 and cooled[:30] == held[:30]  # the same until the last quarter of the 40 steps
     assert abs(cooled[35] - 0.01 * 0.5) < 1e-6 and cooled[-1] < 0.01 * 0.11  # then falling to about zero (step 39 of 40: 0.1x)
-    assert all(a >= b for a, b in zip(cooled[29:], cooled[30:]))
+    assert all(a >= b for a, b in itertools.pairwise(cooled[29:]))

@@ -215,7 +215,9 @@ def test_highpass_context_noise_perturbs_fine_detail_and_leaves_region_colours()
     white = torch.randn(8, 4, 3, 32, 32, generator=g)
     hp = diffusion_loss.highpass(white)
     assert hp.shape == white.shape and abs(float(hp.std()) - 1) < 0.05
-    region = lambda x: torch.nn.functional.avg_pool2d(x.reshape(-1, 3, 32, 32), 8).std()  # noqa: E731
+    def region(x):  # the spread of 8x8 region means: the colour of a region
+        return torch.nn.functional.avg_pool2d(x.reshape(-1, 3, 32, 32), 8).std()
+
     assert float(region(hp)) < 0.45 * float(region(white))
     flat, regions = torch.zeros(16, K, 3, 32, 32), {}
     for kind in ("white", "highpass"):

@@ -256,8 +256,6 @@ def _drift(model, ctx: EvalContext, real: _RealWorld, windows: Windows, result: 
     result.curves["drift_psnr_by_step"] = by_step.tolist()
     result.curves["drift_mean_gap_by_step"] = mean_gap.tolist()
     result.curves["drift_std_gap_by_step"] = std_gap.tolist()
-    detail_gen, detail_real = detail_energy(gen, channels_first=False).mean(0), detail_energy(truth, channels_first=False).mean(0)  # (S,)
-    result.curves["drift_detail_ratio_by_step"] = (detail_gen / np.maximum(detail_real, 1e-9)).tolist()
     last = slice(-32, None)
     result.metrics["drift_psnr_mean"] = Metric(
         float(by_step.mean()), True, None, "dB", f"per-step PSNR against the real world over {steps} steps, averaged")
@@ -269,22 +267,28 @@ def _drift(model, ctx: EvalContext, real: _RealWorld, windows: Windows, result: 
     result.metrics["drift_std_gap_last32"] = Metric(
         float(std_gap[last].mean()), False, 0.0, "grey levels",
         f"|pixel std of generated - real| over steps {steps - 31}..{steps} (contrast drift)")
-    ratio = float(detail_gen[last].mean() / max(detail_real[last].mean(), 1e-9))
-    result.extra["drift_detail_ratio_last32"] = ratio
-    result.metrics["drift_detail_gap_last32"] = Metric(
-        abs(float(np.log2(max(ratio, 1e-9)))), False, 0.0, "log2",
-        f"|log2 of generated over real finest-detail energy (metrics.detail_energy)| over steps {steps - 31}..{steps}: "
-        "0 = the real world's texture, 1 = twice (a checkered texture grown step by step) or half (blur)")
-    region_gen, region_real = region_contrast(gen, channels_first=False).mean(0), region_contrast(truth, channels_first=False).mean(0)
-    result.curves["drift_region_ratio_by_step"] = (region_gen / np.maximum(region_real, 1e-9)).tolist()
-    ratio = float(region_gen[last].mean() / max(region_real[last].mean(), 1e-9))
-    result.extra["drift_region_ratio_last32"] = ratio
-    result.metrics["drift_region_gap_last32"] = Metric(
-        abs(float(np.log2(max(ratio, 1e-9)))), False, 0.0, "log2",
-        f"|log2 of generated over real contrast between 8x8 regions (metrics.region_contrast)| over steps {steps - 31}..{steps}: "
-        "0 = the real world's, 1 = half (faded towards flat ground) or twice")
+    _ratio_of_statistic(result, "detail", detail_energy, gen, truth, steps,
+                        "finest-detail energy (metrics.detail_energy)",
+                        "0 = the real world's texture, 1 = twice (a checkered texture grown step by step) or half (blur)")
+    _ratio_of_statistic(result, "region", region_contrast, gen, truth, steps,
+                        "contrast between 8x8 regions (metrics.region_contrast)",
+                        "0 = the real world's, 1 = half (faded towards flat ground) or twice")
     if not isinstance(model, DatasetOracle):
         result.videos[f"drift over {steps} steps: real | model"] = _side_by_side(truth[0], gen[0])
+
+
+def _ratio_of_statistic(result: GroupResult, name: str, statistic, gen: np.ndarray, truth: np.ndarray, steps: int,
+                        what: str, reading: str) -> None:
+    """A per-frame statistic of the generated frames over the real ones' (both (N, S, H, W, 3), averaged over the
+    N starts): the curve drift_<name>_ratio_by_step, the ratio over the last 32 steps in `extra`, and the metric
+    drift_<name>_gap_last32, its |log2| (0: the real world's; growth and loss read alike)."""
+    ours, real = statistic(gen, channels_first=False).mean(0), statistic(truth, channels_first=False).mean(0)  # (S,)
+    result.curves[f"drift_{name}_ratio_by_step"] = (ours / np.maximum(real, 1e-9)).tolist()
+    ratio = float(ours[-32:].mean() / max(real[-32:].mean(), 1e-9))
+    result.extra[f"drift_{name}_ratio_last32"] = ratio
+    result.metrics[f"drift_{name}_gap_last32"] = Metric(
+        abs(float(np.log2(max(ratio, 1e-9)))), False, 0.0, "log2",
+        f"|log2 of generated over real {what}| over steps {steps - 31}..{steps}: {reading}")
 
 
 def _side_by_side(real: np.ndarray, gen: np.ndarray) -> np.ndarray:

@@ -108,3 +108,24 @@ def test_the_denoiser_takes_its_residual_from_the_moved_frame():
     assert plain.transport is None and torch.equal(base, context[:, -1]) and inside is None
     with pytest.raises(ValueError, match="needs residual"):
         Denoiser(DiffusionConfig(residual=False, transport=2), SPEC)
+
+
+def test_hard_transport_moves_each_block_by_its_most_likely_shift_outside_training():
+    """transport_hard: in play each block takes its argmax displacement alone (a frame shifted exactly, no
+    mixture's blur); in training the softmax mixture stays, so every displacement gets a gradient."""
+    torch.manual_seed(0)
+    t = Transport(SPEC, radius=2, patch=4, channels=16, action_dim=8, groups=4, hard=True)
+    with torch.no_grad():
+        t.out.bias.zero_()
+        t.out.bias[(1 + 2) * 5 + 0 + 2] = 3.0  # most weight on (dy, dx) = (1, 0), the rest spread
+    context, actions, frame = torch.rand(2, 2, 3, 16, 16) * 2 - 1, torch.randint(0, 3, (2, 3)), torch.randn(2, 3, 16, 16)
+    weights = t.weights(context, actions)
+    assert bool((weights.argmax(1) == 17).all()) and float(weights.max(1).values.max()) < 0.9  # a real mixture
+    t.eval()
+    hard, _ = t(context, actions, frame)
+    assert torch.allclose(hard, t.move(frame, _one_hot(2, 1, 0))[0])
+    t.train()
+    soft, _ = t(context, actions, frame)
+    assert torch.allclose(soft, t.move(frame, weights)[0]) and not torch.allclose(soft, hard)
+    config = DiffusionConfig(channels=(8, 8), depths=(1, 1), attention=(False, False), groups=4, transport=2, transport_hard=True)
+    assert Denoiser(config, SPEC).transport.hard

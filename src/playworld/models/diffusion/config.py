@@ -40,6 +40,10 @@ class DiffusionConfig:
     """width of the transport network (a stem on the context blocks, an attending and a plain residual block)"""
     transport_loss: float = 1.0
     """weight of the transport's own loss (the MSE of the moved frame against the next frame)"""
+    transport_hard: bool = False
+    """play (and validate) with each block's most likely displacement instead of the softmax mixture (training
+    keeps the mixture, whose gradient reaches every displacement): a mixture blurs where the shift is uncertain,
+    and over a long rollout the blur adds up"""
 
     # -- EDM (Karras et al. 2022) -------------------------------------------------------------
     sigma_data: float = 0.2

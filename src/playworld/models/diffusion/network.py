@@ -54,7 +54,7 @@ class Denoiser(nn.Module):
                 raise ValueError("transport moves the origin of the residual: it needs residual=true")
             self.transport = Transport(
                 spec, int(config.transport), int(config.transport_patch), int(config.transport_channels),
-                int(config.action_dim), int(config.groups),
+                int(config.action_dim), int(config.groups), hard=bool(config.transport_hard),
             )
         moved = 0 if self.transport is None else c + 1  # the moved frame and its share from inside the frame
         self.memory = bool(config.memory)

@@ -33,8 +33,10 @@ from playworld.models.nn import ActionEmbedding, ResBlock
 
 
 class Transport(nn.Module):
-    def __init__(self, spec: WorldSpec, radius: int, patch: int, channels: int, action_dim: int, groups: int):
+    def __init__(self, spec: WorldSpec, radius: int, patch: int, channels: int, action_dim: int, groups: int,
+                 hard: bool = False):
         super().__init__()
+        self.hard = bool(hard)  # outside training, move each block by its most likely displacement alone
         if spec.resolution % patch:
             raise ValueError(f"transport_patch {patch} must divide the frame size {spec.resolution}")
         self.radius, self.patch = int(radius), int(patch)
@@ -74,7 +76,10 @@ class Transport(nn.Module):
     def forward(self, context: Tensor, actions: Tensor, newest: Tensor) -> tuple[Tensor, Tensor]:
         """The newest frame (B, 3, H, W) moved to the next step, given the context and the K+1 actions, and
         the share of each pixel that came from inside the frame (B, 1, H, W)."""
-        return self.move(newest, self.weights(context, actions))
+        weights = self.weights(context, actions)
+        if self.hard and not self.training:  # one displacement per block: moved content stays sharp
+            weights = F.one_hot(weights.argmax(dim=1), weights.shape[1]).permute(0, 3, 1, 2).to(weights.dtype)
+        return self.move(newest, weights)
 
 
 def _mix(padded: Tensor, weights: Tensor, patch: int) -> Tensor:

@@ -18,13 +18,9 @@ from torch import Tensor
 
 from playworld.data.batch import Batch
 from playworld.models.clip.config import ClipConfig
-from playworld.models.clip.sampler import rand, randn
+from playworld.models.draw import rand, randn
+from playworld.models.draw import randint as _randint
 from playworld.models.interface import frames_to_unit
-
-
-def _randint(high: int, shape, generator: torch.Generator | None, device) -> Tensor:
-    gen_device = generator.device if generator is not None else device
-    return torch.randint(0, high, shape, generator=generator, device=gen_device).to(device)
 
 
 def training_timesteps(n: int, config: ClipConfig, generator: torch.Generator | None, device) -> Tensor:

@@ -92,7 +92,10 @@ class ClipDenoiser(nn.Module):
         self.action_tokens = nn.Linear(width, width) if config.action_tokens else None
         if config.latte_init:
             self._latte_init()
-        if self.action_tokens is not None:
+        self._zero_action_tokens()
+
+    def _zero_action_tokens(self) -> None:
+        if self.action_tokens is not None:  # starts (and, after --init, restarts) as the model without it
             nn.init.zeros_(self.action_tokens.weight)
             nn.init.zeros_(self.action_tokens.bias)
 
@@ -149,6 +152,4 @@ class ClipDenoiser(nn.Module):
     def zero_new_inputs(self) -> None:
         """Make the inputs a pretrained transformer lacks (actions, roles) start at zero (--init)."""
         self.condition.zero_output()
-        if self.action_tokens is not None:
-            nn.init.zeros_(self.action_tokens.weight)
-            nn.init.zeros_(self.action_tokens.bias)
+        self._zero_action_tokens()

@@ -25,6 +25,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import Tensor
 
 from playworld.models.clip.config import ClipConfig
+from playworld.models.draw import randn
 
 SAMPLING_SCHEDULERS = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "euler": EulerDiscreteScheduler}
 
@@ -43,18 +44,6 @@ def training_schedule(config: ClipConfig) -> DDPMScheduler:
 def sampling_scheduler(config: ClipConfig) -> SchedulerMixin:
     """The scheduler `config.scheduler` names, over the training schedule."""
     return SAMPLING_SCHEDULERS[config.scheduler].from_config(training_schedule(config).config)
-
-
-def randn(shape, generator: torch.Generator | None, device) -> Tensor:
-    """Normal noise drawn on the generator's own device (a CPU generator may drive a GPU run), then moved."""
-    gen_device = generator.device if generator is not None else device
-    return torch.randn(shape, generator=generator, device=gen_device).to(device)
-
-
-def rand(shape, generator: torch.Generator | None, device) -> Tensor:
-    """Uniform [0, 1) draws on the generator's own device, then moved (as `randn`)."""
-    gen_device = generator.device if generator is not None else device
-    return torch.rand(shape, generator=generator, device=gen_device).to(device)
 
 
 def sample(denoise: Denoise, x: Tensor, scheduler: SchedulerMixin, steps: int, generator: torch.Generator | None) -> Tensor:

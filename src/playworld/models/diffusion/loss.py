@@ -23,18 +23,9 @@ from playworld.errors import PlayworldError
 from playworld.models.diffusion.config import DiffusionConfig
 from playworld.models.diffusion.network import edm_coefficients
 from playworld.models.diffusion.sampler import SAMPLERS, karras_sigmas
+from playworld.models.draw import rand as _rand
+from playworld.models.draw import randn as _randn
 from playworld.models.interface import frames_to_unit
-
-
-def _randn(shape, generator: torch.Generator | None, device) -> Tensor:
-    # sample on the generator's own device (a CPU generator may drive a GPU run), then move
-    gen_device = generator.device if generator is not None else device
-    return torch.randn(shape, generator=generator, device=gen_device).to(device)
-
-
-def _rand(shape, generator: torch.Generator | None, device) -> Tensor:
-    gen_device = generator.device if generator is not None else device
-    return torch.rand(shape, generator=generator, device=gen_device).to(device)
 
 
 def teacher_forcing_windows(batch: Batch) -> tuple[Tensor, Tensor, Tensor]:

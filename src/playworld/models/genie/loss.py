@@ -26,14 +26,9 @@ from torch import Tensor
 
 from playworld.data.batch import Batch
 from playworld.metrics import unit_psnr
+from playworld.models.draw import rand as _rand
 from playworld.models.genie.config import GenieConfig
 from playworld.models.interface import frames_to_unit
-
-
-def _rand(shape, generator: torch.Generator | None, device) -> Tensor:
-    # drawn on the generator's own device (a CPU generator may drive a GPU run), then moved
-    gen_device = generator.device if generator is not None else device
-    return torch.rand(shape, generator=generator, device=gen_device).to(device)
 
 
 def cosine_mask(b: int, n: int, generator: torch.Generator | None, device) -> Tensor:

@@ -279,8 +279,10 @@ def test_init_errors_name_the_fix(tmp_path):
     with pytest.raises(PlayworldError, match="diffusers could not load it"):
         FAMILY.init_from(FAMILY.build(other, spec), other, spec, tmp_path / "deeper")
     with pytest.raises(PlayworldError, match="cannot start from pretrained weights") as e:
-        get_family("diffusion").init_from(net, config, spec, tmp_path / "pipe")
-    assert "clip" in e.value.fix
+        get_family("rssm").init_from(net, config, spec, tmp_path / "pipe")
+    assert "clip, diffusion" in e.value.fix
+    with pytest.raises(PlayworldError, match="not a UNet2DModel"):  # diffusion starts from a U-Net, not a Latte
+        get_family("diffusion").init_from(net, config, spec, tmp_path / "pipe" / "transformer")
 
 
 # -- a clip run: trained from a saved backbone, evaluated, played ----------------------------------------------
@@ -317,8 +319,8 @@ def test_train_init_fine_tunes_a_saved_backbone_and_the_run_evaluates(uniform, t
     physics = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())["groups"]["physics"]
     assert physics["extra"]["model"]["clips"] >= 1 and physics["extra"]["model"]["horizon"] == 8  # 8 frames per test clip
 
-    code, out, err = cli("train", "--data", uniform.path, "--model", "diffusion", "--preset", "debug", "--steps", "1",
-                         "--init", tmp_path / "backbone", "--out", tmp_path / "diffusion")
+    code, out, err = cli("train", "--data", uniform.path, "--model", "rssm", "--preset", "debug", "--steps", "1",
+                         "--init", tmp_path / "backbone", "--out", tmp_path / "rssm")
     assert code != 0 and "cannot start from pretrained weights" in out + err
 
 

@@ -11,7 +11,6 @@ network at step 0 computes what the backbone computes (see network.py).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from diffusers.models.transformers.latte_transformer_3d import LatteTransformer3DModel
@@ -20,6 +19,7 @@ from playworld.errors import PlayworldError
 from playworld.models.clip.config import ClipConfig
 from playworld.models.clip.network import ClipDenoiser, transformer_config
 from playworld.models.interface import WorldSpec
+from playworld.models.pretrained import backbone_folder, check_schedule, load_pretrained, read_config
 
 BACKBONE = "LatteTransformer3DModel"
 FIX = {  # saved config key -> how a run matches it
@@ -36,25 +36,8 @@ SCHEDULE = {  # saved scheduler key -> the clip option that must equal it
 }
 
 
-def backbone_folder(path: Path) -> Path:
-    """The model folder inside `path` (itself, or its transformer/ subfolder); a PlayworldError if there is none."""
-    path = Path(path)
-    if not path.is_dir():
-        raise PlayworldError(f"--init {path}: no such folder", "pass a local folder written by diffusers' save_pretrained")
-    for folder in (path, path / "transformer"):
-        if (folder / "config.json").is_file():
-            return folder
-    raise PlayworldError(
-        f"--init {path}: no config.json there or in {path / 'transformer'}",
-        f"pass the folder a {BACKBONE}'s save_pretrained wrote (or a pipeline folder with a transformer/ subfolder)",
-    )
-
-
 def check_backbone(saved: dict, config: ClipConfig, spec: WorldSpec, where: Path) -> None:
     """PlayworldError naming every difference between a saved config.json and what this run builds."""
-    if saved.get("_class_name") != BACKBONE:
-        raise PlayworldError(f"--init {where}: a {saved.get('_class_name')!r}, not a {BACKBONE}",
-                             f"the clip family starts from a {BACKBONE} (diffusers' Latte)")
     wanted = transformer_config(config, spec)
     if not config.caption_channels:  # no cross-attention: the saved caption projection is left out, whatever its width
         wanted.pop("caption_channels")
@@ -71,35 +54,12 @@ def check_backbone(saved: dict, config: ClipConfig, spec: WorldSpec, where: Path
         raise PlayworldError(f"--init {where} does not fit this run ({said})", "; ".join(dict.fromkeys(fixes)))
 
 
-def check_schedule(path: Path, config: ClipConfig) -> None:
-    """A pipeline folder's scheduler/scheduler_config.json must describe the run's training schedule."""
-    file = Path(path) / "scheduler" / "scheduler_config.json"
-    if not file.is_file():
-        return
-    saved = json.loads(file.read_text())
-    diffs = [(k, opt) for k, opt in SCHEDULE.items() if k in saved and saved[k] != getattr(config, opt)]
-    if diffs:
-        raise PlayworldError(
-            f"--init {path}: the backbone was trained with another schedule ("
-            + "; ".join(f"{k} {saved[k]!r}, this run {getattr(config, opt)!r}" for k, opt in diffs) + ")",
-            " ".join(f"--set model.{opt}={saved[k]}" for k, opt in diffs),
-        )
-
-
 def load_backbone(net: ClipDenoiser, path: Path, config: ClipConfig, spec: WorldSpec) -> dict:
     """Copy the backbone in `path` into `net` and zero its new inputs; returns what was loaded."""
-    folder = backbone_folder(path)
-    try:
-        saved = json.loads((folder / "config.json").read_text())
-    except json.JSONDecodeError as e:
-        raise PlayworldError(f"--init {folder}: config.json is not JSON ({e})", "save the model again with save_pretrained") from None
-    check_backbone(saved, config, spec, folder)
-    check_schedule(Path(path), config)
-    try:
-        backbone = LatteTransformer3DModel.from_pretrained(folder, local_files_only=True, low_cpu_mem_usage=False)
-    except (OSError, ValueError, RuntimeError) as e:
-        raise PlayworldError(f"--init {folder}: diffusers could not load it ({e})",
-                             "pass a complete folder written by save_pretrained (config.json and the weights)") from None
+    folder = backbone_folder(path, "transformer", BACKBONE)
+    check_backbone(read_config(folder, BACKBONE, "clip"), config, spec, folder)
+    check_schedule(Path(path), SCHEDULE, config)
+    backbone = load_pretrained(LatteTransformer3DModel, folder)
     unused = () if net.caption is not None else ("caption_projection.",)  # no cross-attention: the caption is never read
     state = {k: v for k, v in backbone.state_dict().items() if not k.startswith(unused)}
     missing, unexpected = net.transformer.load_state_dict(state, strict=False)

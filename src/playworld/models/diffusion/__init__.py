@@ -1,7 +1,9 @@
 """The `diffusion` family: an EDM denoiser over pixels conditioned on past frames and actions (GameNGen / DIAMOND).
 
     config.py   DiffusionConfig (every option, documented)
-    network.py  Denoiser: EDM preconditioning around the conditional U-Net of models/nn.py
+    network.py  Denoiser: EDM preconditioning around the conditional U-Net of models/nn.py (or backbone.py's)
+    backbone.py backbone 'diffusers': diffusers' UNet2DModel as that U-Net (the `video` extra)
+    pretrained.py --init: a UNet2DModel saved with save_pretrained, from a local folder
     loss.py     the EDM objective: teacher forcing with context noise, self forcing, diffusion forcing
     sampler.py  Euler and Heun samplers over a Karras schedule
     here        the Family registration and `DiffusionWorldModel`, the sampler behind `WorldModel`
@@ -9,7 +11,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -168,6 +172,16 @@ class Diffusion(Family):
 
     def world_model(self, net: nn.Module, config: DiffusionConfig, spec: WorldSpec) -> DiffusionWorldModel:
         return DiffusionWorldModel(_unwrap(net), config, spec)
+
+    def init_from(self, net: nn.Module, config: DiffusionConfig, spec: WorldSpec, path: Path) -> dict:
+        """Copy a UNet2DModel saved with save_pretrained in the local folder `path` (backbone 'diffusers'); see
+        pretrained.py."""
+        if importlib.util.find_spec("diffusers") is None:
+            raise PlayworldError("--init loads a diffusers UNet2DModel, and diffusers is not installed",
+                                 "pip install 'playworld[video]'")
+        from playworld.models.diffusion.pretrained import load_backbone  # diffusers: an optional extra
+
+        return load_backbone(_unwrap(net), Path(path), config, spec)
 
 
 __all__ = ["Diffusion", "DiffusionConfig", "DiffusionState", "DiffusionWorldModel", "Denoiser"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 from playworld.errors import PlayworldError
 
@@ -28,6 +29,14 @@ class DiffusionConfig:
     """embedding width of each action before the K+1 are flattened and projected to cond_dim"""
     groups: int = 8
     """groups of every group norm"""
+    backbone: str = "playworld"
+    """the U-Net: 'playworld' (models/nn.py, the presets' network) or 'diffusers' (diffusers' UNet2DModel built from
+    channels/depths/attention/groups/mid_attention and `unet_options`, the context frames as extra input channels,
+    the actions and context noise through its class embedding; what `--init` loads a saved UNet2DModel into,
+    see backbone.py). 'diffusers' needs patch 1 and the `video` extra"""
+    unet_options: dict[str, Any] = field(default_factory=dict)
+    """backbone 'diffusers': further UNet2DModel arguments (e.g. {"freq_shift": 1, "flip_sin_to_cos": false}), a
+    mapping in YAML or a JSON object on the command line; --init names the ones a saved model needs"""
 
     # -- learned transport (transport.py) -----------------------------------------------------------
     transport: int = 0
@@ -56,6 +65,19 @@ class DiffusionConfig:
     """the frame a residual is taken from: 'clean', the newest context frame before context noise, or 'noised',
     the frame as the network sees it, so the target also undoes the context noise and a model playing on its
     own frames learns to clean their errors instead of adding to them (diffusion forcing always uses 'clean')"""
+    prediction: str = "edm"
+    """what the network's output means: 'edm' (Karras et al.'s preconditioning around sigma_data, the presets'),
+    or a DDPM parameterisation as a pretrained diffusers model was trained with: 'epsilon' (the noise),
+    'v_prediction' or 'sample' (the clean frame); the noise level then reaches a 'diffusers' backbone as the DDPM
+    timestep of the same signal-to-noise ratio (train_timesteps / beta_*), so EDM's samplers drive it unchanged"""
+    train_timesteps: int = 1000
+    """backbone 'diffusers': the DDPM schedule's number of timesteps (a pretrained model's num_train_timesteps)"""
+    beta_schedule: str = "linear"
+    """backbone 'diffusers': the DDPM beta schedule, 'linear', 'scaled_linear' or 'squaredcos_cap_v2'"""
+    beta_start: float = 1e-4
+    """backbone 'diffusers': the DDPM schedule's first beta"""
+    beta_end: float = 0.02
+    """backbone 'diffusers': the DDPM schedule's last beta"""
     p_mean: float = -0.4
     """mean of log(sigma) of the log-normal training noise levels (DIAMOND: -0.4; one-step sampling from
     sigma_max only uses the high levels, so the `small` preset raises it to 0.5)"""
@@ -121,6 +143,27 @@ class DiffusionConfig:
         if self.context_noise_kind not in ("white", "highpass"):
             raise PlayworldError(f"unknown context_noise_kind {self.context_noise_kind!r}",
                                  "use context_noise_kind: white or context_noise_kind: highpass")
+        if isinstance(self.unet_options, str):  # --set model.unet_options='{"freq_shift": 1}' (JSON, never eval)
+            try:
+                self.unet_options = json.loads(self.unet_options or "{}")
+            except json.JSONDecodeError as e:
+                raise PlayworldError(f"model.unet_options is not JSON ({e})",
+                                     """write a JSON object, e.g. --set 'model.unet_options={"freq_shift": 1}'""") from None
+        if not isinstance(self.unet_options, dict):
+            raise PlayworldError(f"model.unet_options must be a mapping, got {self.unet_options!r}",
+                                 """write a JSON object, e.g. --set 'model.unet_options={"freq_shift": 1}'""")
+        if self.backbone not in ("playworld", "diffusers"):
+            raise PlayworldError(f"unknown diffusion backbone {self.backbone!r}", "use backbone: playworld or backbone: diffusers")
+        if self.backbone == "diffusers" and int(self.patch) != 1:
+            raise PlayworldError("the diffusers backbone runs at full resolution (UNet2DModel has no patch stem)",
+                                 "add --set model.patch=1")
+        if self.unet_options and self.backbone != "diffusers":
+            raise PlayworldError("model.unet_options configures the diffusers backbone", "add --set model.backbone=diffusers or drop them")
+        if self.prediction not in ("edm", "epsilon", "v_prediction", "sample"):
+            raise PlayworldError(f"unknown prediction {self.prediction!r}", "use prediction: edm, epsilon, v_prediction or sample")
+        if self.beta_schedule not in ("linear", "scaled_linear", "squaredcos_cap_v2"):
+            raise PlayworldError(f"unknown beta_schedule {self.beta_schedule!r}",
+                                 "use beta_schedule: linear, scaled_linear or squaredcos_cap_v2")
         if self.sampler not in ("euler", "heun"):
             raise PlayworldError(f"unknown diffusion sampler {self.sampler!r}", "use sampler: euler or sampler: heun")
         if not 1 <= int(self.steps) <= 4:

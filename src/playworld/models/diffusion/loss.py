@@ -21,7 +21,7 @@ from torch import Tensor
 from playworld.data.batch import Batch
 from playworld.errors import PlayworldError
 from playworld.models.diffusion.config import DiffusionConfig
-from playworld.models.diffusion.network import edm_coefficients
+from playworld.models.diffusion.network import coefficients
 from playworld.models.diffusion.sampler import SAMPLERS, karras_sigmas
 from playworld.models.draw import rand as _rand
 from playworld.models.draw import randn as _randn
@@ -122,7 +122,7 @@ def denoising_loss(
     x_noisy = x0 + sigma.view(-1, 1, 1, 1) * _randn(x0.shape, generator, device)
 
     out = net(x_noisy, sigma, context, actions, context_sigma, base, inside, memory)  # F, the U-Net's raw output
-    c_skip, c_out, _, _ = edm_coefficients(sigma, float(config.sigma_data))
+    c_skip, c_out, _, _ = coefficients(config.prediction, sigma, float(config.sigma_data))
     loss = F.mse_loss(out, (x0 - c_skip * x_noisy) / c_out)
     if config.transport > 0:
         loss = loss + float(config.transport_loss) * F.mse_loss(origin, target)

@@ -7,16 +7,25 @@ frame); F is the U-Net of models/nn.py; the K context frames enter by channel co
 stem share is computed once per frame, see `Conditioning`), the noise level, the context noise
 level and the K+1 actions through adaptive group norm.
 
+With `backbone: diffusers`, F is diffusers' UNet2DModel (backbone.py), and with `prediction` other than
+'edm' the coefficients are a DDPM parameterisation's, written in EDM's terms (Karras et al. 2022,
+Table 1, "VP"): epsilon: D = x - sigma * F; v: D = x / (sigma^2 + 1) - sigma / sqrt(sigma^2 + 1) * F;
+sample: D = F; always c_in = 1 / sqrt(sigma^2 + 1), which turns EDM's x = x0 + sigma * n into the
+DDPM sample of the same signal-to-noise ratio. A pretrained diffusers model then computes inside D
+exactly what it computed in its own pipeline, and EDM's samplers and losses run it unchanged.
+
 Shapes: frames (B, 3, H, W), context (B, K, 3, H, W), actions (B, K+1) or (B, K+1, dim).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from playworld.errors import PlayworldError
 from playworld.models.diffusion.config import DiffusionConfig
 from playworld.models.diffusion.transport import Transport
 from playworld.models.interface import WorldSpec
@@ -27,7 +36,8 @@ from playworld.models.nn import ActionEmbedding, FourierFeatures, UNet
 class Conditioning:
     """What stays fixed while one frame is denoised: computed once, reused by every sampler step."""
 
-    side: Tensor | None  # (B, C0, H/p, W/p): the context (and memory) frames' share of the U-Net stem
+    side: Tensor | None  # (B, C0, H/p, W/p): the context (and memory) frames' share of the U-Net stem (the diffusers
+    # backbone: the side frames themselves, (B, C_side, H, W), concatenated to x at each call)
     base: Tensor  # (B, 3, H, W): the newest context frame (the residual origin; zeros when not residual)
     cond: Tensor  # (B, cond_dim): action + context-noise embedding (noise level added per step)
 
@@ -40,14 +50,28 @@ class Denoiser(nn.Module):
         self.residual = bool(config.residual)
         k, c, d = spec.context, spec.channels, int(config.cond_dim)
         space = spec.action_space
-        self.noise_embed = FourierFeatures(d)
+        self.prediction = config.prediction
+        diffusers = config.backbone == "diffusers"  # the noise level enters UNet2DModel's own time embedding
+        self.noise_embed = None if diffusers else FourierFeatures(d)
         self.context_noise_embed = FourierFeatures(d)
         # diffusion forcing: the K per-frame level embeddings, flattened in frame order -> cond_dim
         self.frame_noise_proj = nn.Linear(k * d, d) if config.frame_noise_levels else None
         self.action_embed = ActionEmbedding(
             space.kind, space.n, space.dim, space.low, space.high, steps=k + 1, emb=int(config.action_dim), out_dim=d,
         )
-        self.cond_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        if diffusers:
+            if importlib.util.find_spec("diffusers") is None:
+                raise PlayworldError("backbone 'diffusers' is diffusers' UNet2DModel, and diffusers is not installed",
+                                     "pip install 'playworld[video]', or --set model.backbone=playworld")
+            from playworld.models.diffusion.backbone import DiffusersUNet, time_dim  # diffusers: an optional extra
+
+            # actions and context noise -> UNet2DModel's class embedding (identity), added to its time embedding;
+            # the last layer starts at zero, so a loaded backbone computes what it computed before (--init)
+            self.cond_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, time_dim(config)))
+            nn.init.zeros_(self.cond_mlp[-1].weight)
+            nn.init.zeros_(self.cond_mlp[-1].bias)
+        else:
+            self.cond_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.transport = None
         if config.transport > 0:
             if not self.residual:
@@ -59,11 +83,15 @@ class Denoiser(nn.Module):
         moved = 0 if self.transport is None else c + 1  # the moved frame and its share from inside the frame
         self.memory = bool(config.memory)
         remembered = c + 1 if self.memory else 0  # the memory frame and a plane saying whether there is one
-        self.unet = UNet(  # the side input: the K context frames, what transport made where it is on, the memory
-            c_x=c, c_side=k * c + moved + remembered, c_out=c, cond_dim=d, channels=config.channels, depths=config.depths,
-            attention=config.attention, patch=int(config.patch), groups=int(config.groups),
-            mid_attention=config.mid_attention,
-        )
+        c_side = k * c + moved + remembered  # the side input: the K context frames, what transport made, the memory
+        if diffusers:
+            self.unet = DiffusersUNet(config, spec, c_side)
+        else:
+            self.unet = UNet(
+                c_x=c, c_side=c_side, c_out=c, cond_dim=d, channels=config.channels, depths=config.depths,
+                attention=config.attention, patch=int(config.patch), groups=int(config.groups),
+                mid_attention=config.mid_attention,
+            )
 
     def origin(self, context: Tensor, actions: Tensor, newest: Tensor) -> tuple[Tensor, Tensor | None]:
         """The frame (B, 3, H, W) a residual model predicts the change from: the newest context frame, or it
@@ -114,13 +142,15 @@ class Denoiser(nn.Module):
 
     def raw(self, x: Tensor, sigma: Tensor, c: Conditioning) -> Tensor:
         """F(c_in * x, c_noise, ...): the U-Net's output for x (B, 3, H, W) in diffusion space at levels sigma (B,)."""
-        _, _, c_in, c_noise = edm_coefficients(sigma, self.sigma_data)
+        _, _, c_in, c_noise = coefficients(self.prediction, sigma, self.sigma_data)
+        if self.noise_embed is None:  # the diffusers backbone: sigma becomes its DDPM timestep inside
+            return self.unet(c_in * x, c.side, self.cond_mlp(c.cond), sigma).float()
         cond = self.cond_mlp(c.cond + self.noise_embed(c_noise))
         return self.unet(c_in * x, c.side, cond).float()
 
     def denoise(self, x: Tensor, sigma: Tensor, c: Conditioning) -> Tensor:
         """D(x; sigma): the denoised estimate, in diffusion space (the frame, or its change when residual)."""
-        c_skip, c_out, _, _ = edm_coefficients(sigma, self.sigma_data)
+        c_skip, c_out, _, _ = coefficients(self.prediction, sigma, self.sigma_data)
         return c_skip * x + c_out * self.raw(x, sigma, c)
 
     def forward(
@@ -139,3 +169,21 @@ def edm_coefficients(sigma: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, 
     c_in = 1 / (s2 + sd2).sqrt()
     view = (-1, 1, 1, 1)
     return c_skip.view(view), c_out.view(view), c_in.view(view), sigma.log() / 4
+
+
+def coefficients(prediction: str, sigma: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """c_skip, c_out, c_in (B, 1, 1, 1) and c_noise (B,) of `prediction` (DiffusionConfig.prediction) at levels
+    sigma (B,): EDM's, or a DDPM parameterisation's in EDM's terms (see the module docstring)."""
+    if prediction == "edm":
+        return edm_coefficients(sigma, sigma_data)
+    s = sigma.float().view(-1, 1, 1, 1)
+    c_in = 1 / (s**2 + 1).sqrt()
+    if prediction == "epsilon":
+        c_skip, c_out = torch.ones_like(s), -s
+    elif prediction == "v_prediction":
+        c_skip, c_out = 1 / (s**2 + 1), -s * c_in
+    elif prediction == "sample":
+        c_skip, c_out = torch.zeros_like(s), torch.ones_like(s)
+    else:
+        raise ValueError(f"unknown prediction {prediction!r}")
+    return c_skip, c_out, c_in, sigma.log() / 4

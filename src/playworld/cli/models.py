@@ -24,8 +24,9 @@ def train_cmd(
     init: Optional[Path] = typer.Option(
         None, "--init", metavar="PATH",
         help="Start from pretrained weights in this local folder, written by diffusers' save_pretrained (clip: a "
-             "LatteTransformer3DModel, or a pipeline folder with transformer/); the new action inputs start at zero, so "
-             "step 0 is the pretrained model. Nothing is downloaded. Same as --set train.init=PATH."),
+             "LatteTransformer3DModel, or a pipeline folder with transformer/; diffusion: a UNet2DModel, or a pipeline "
+             "folder with unet/); the new action and context inputs start at zero, so step 0 is the pretrained model. "
+             "Nothing is downloaded. Same as --set train.init=PATH."),
     regime: Optional[str] = typer.Option(
         None, "--regime",
         help="Training regime against drift: teacher_forcing (default), self_forcing or diffusion_forcing "

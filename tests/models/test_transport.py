@@ -129,3 +129,30 @@ def test_hard_transport_moves_each_block_by_its_most_likely_shift_outside_traini
     assert torch.allclose(soft, t.move(frame, weights)[0]) and not torch.allclose(soft, hard)
     config = DiffusionConfig(channels=(8, 8), depths=(1, 1), attention=(False, False), groups=4, transport=2, transport_hard=True)
     assert Denoiser(config, SPEC).transport.hard
+
+
+def test_hard_training_gives_the_denoiser_the_hard_move_and_the_transport_loss_the_mixture():
+    """transport_hard_train: the denoiser's origin is the argmax move in training as in play (no gradient), while
+    the transport's own loss scores the softmax mixture, whose gradient reaches the transport network."""
+    config = DiffusionConfig(channels=(8, 8), depths=(1, 1), attention=(False, False), cond_dim=16, action_dim=8, groups=4,
+                             transport=2, transport_channels=16, transport_hard_train=True)
+    torch.manual_seed(0)
+    net = Denoiser(config, SPEC).train()
+    with torch.no_grad():
+        net.transport.out.bias.zero_()
+        net.transport.out.bias[(1 + 2) * 5 + 0 + 2] = 3.0  # most weight on (dy, dx) = (1, 0), the rest spread
+    context, actions = torch.rand(2, 2, 3, 16, 16) * 2 - 1, torch.randint(0, 3, (2, 3))
+    newest = context[:, -1]
+    mixed, base, inside = net.training_origin(context, actions, newest)
+    weights = net.transport.weights(context, actions)
+    torch.testing.assert_close(mixed, net.transport.move(newest, weights)[0])
+    hard, hard_inside = net.transport.move(newest, _one_hot(2, 1, 0))
+    assert torch.equal(base, hard) and torch.equal(inside, hard_inside) and not torch.allclose(mixed, base)
+    assert mixed.requires_grad and not base.requires_grad and not inside.requires_grad
+    mixed.sum().backward()
+    assert net.transport.out.weight.grad.abs().sum() > 0
+    for mode in (net.train(), net.eval()):  # play, and self forcing's rollouts in training, continue from the hard move
+        assert torch.equal(mode.origin(context, actions, newest)[0], hard)
+    plain = Denoiser(DiffusionConfig(channels=(8, 8), depths=(1, 1), attention=(False, False), groups=4, transport=2), SPEC)
+    mixed, base, _ = plain.train().training_origin(context, actions, newest)
+    assert torch.equal(mixed.detach(), base) and not base.requires_grad  # without it: one origin, the mixture

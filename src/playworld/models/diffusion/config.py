@@ -53,6 +53,11 @@ class DiffusionConfig:
     """play (and validate) with each block's most likely displacement instead of the softmax mixture (training
     keeps the mixture, whose gradient reaches every displacement): a mixture blurs where the shift is uncertain,
     and over a long rollout the blur adds up"""
+    transport_hard_train: bool = False
+    """move by each block's most likely displacement in training too: the denoiser learns to continue from the
+    sharp origin it will play from (with transport_hard alone it learns from the mixture and plays from the hard
+    move, and the two disagree); the transport's own loss still scores the mixture, whose gradient reaches every
+    displacement"""
 
     # -- EDM (Karras et al. 2022) -------------------------------------------------------------
     sigma_data: float = 0.2

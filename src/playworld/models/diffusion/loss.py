@@ -113,9 +113,8 @@ def denoising_loss(
     the residual's origin is that frame moved, and the transport's own loss is added (weight transport_loss).
     memory: a memory model's (frames, valid) of `memory_inputs`."""
     n, device = target.shape[0], target.device
-    origin, inside = net.origin(context, actions, newest)  # (N, 3, H, W): zeros, the newest frame, or it moved
-    base = origin.detach()  # the denoiser's target takes the transport as given
-    inside = None if inside is None else inside.detach()
+    # (N, 3, H, W): zeros, the newest frame, or it moved; the denoiser's target takes the transport as given
+    origin, base, inside = net.training_origin(context, actions, newest)
     # the frame, or (residual) its change from the origin
     x0 = target - base
     sigma = (float(config.p_mean) + float(config.p_std) * _randn((n,), generator, device)).exp()

@@ -79,6 +79,7 @@ class Denoiser(nn.Module):
             self.transport = Transport(
                 spec, int(config.transport), int(config.transport_patch), int(config.transport_channels),
                 int(config.action_dim), int(config.groups), hard=bool(config.transport_hard),
+                hard_always=bool(config.transport_hard_train),
             )
         moved = 0 if self.transport is None else c + 1  # the moved frame and its share from inside the frame
         self.memory = bool(config.memory)
@@ -107,6 +108,15 @@ class Denoiser(nn.Module):
         if not self.residual:
             return torch.zeros_like(newest), None
         return (newest, None) if self.transport is None else self.transport(context, actions, newest)
+
+    def training_origin(self, context: Tensor, actions: Tensor, newest: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """In training: the transported frame the transport's own loss scores, the origin the denoiser continues
+        from (without gradient: its target takes the transport as given) and that origin's inside share (or None).
+        The first two differ with transport_hard_train alone: the mixture, and the hard move play will use."""
+        if self.transport is not None and self.transport.hard_always:
+            return self.transport.both(context, actions, newest)
+        origin, inside = self.origin(context, actions, newest)
+        return origin, origin.detach(), None if inside is None else inside.detach()
 
     def condition(
         self, context: Tensor, actions: Tensor, context_sigma: Tensor, base: Tensor, inside: Tensor | None = None,

@@ -34,9 +34,10 @@ from playworld.models.nn import ActionEmbedding, ResBlock
 
 class Transport(nn.Module):
     def __init__(self, spec: WorldSpec, radius: int, patch: int, channels: int, action_dim: int, groups: int,
-                 hard: bool = False):
+                 hard: bool = False, hard_always: bool = False):
         super().__init__()
         self.hard = bool(hard)  # outside training, move each block by its most likely displacement alone
+        self.hard_always = bool(hard_always)  # in training too (the transport's own loss then uses `both`)
         if spec.resolution % patch:
             raise ValueError(f"transport_patch {patch} must divide the frame size {spec.resolution}")
         self.radius, self.patch = int(radius), int(patch)
@@ -77,9 +78,24 @@ class Transport(nn.Module):
         """The newest frame (B, 3, H, W) moved to the next step, given the context and the K+1 actions, and
         the share of each pixel that came from inside the frame (B, 1, H, W)."""
         weights = self.weights(context, actions)
-        if self.hard and not self.training:  # one displacement per block: moved content stays sharp
-            weights = F.one_hot(weights.argmax(dim=1), weights.shape[1]).permute(0, 3, 1, 2).to(weights.dtype)
+        if self.hard_always or (self.hard and not self.training):  # one displacement per block: moved content stays sharp
+            weights = most_likely(weights)
         return self.move(newest, weights)
+
+    def both(self, context: Tensor, actions: Tensor, newest: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Training with `hard_always`: the mixture (B, 3, H, W), which the transport's own loss scores (its gradient
+        reaches every displacement), and, without gradient, the frame moved by each block's most likely
+        displacement with its inside share, the origin the denoiser learns to continue from as it will in play."""
+        weights = self.weights(context, actions)
+        mixed, _ = self.move(newest, weights)
+        with torch.no_grad():
+            moved, inside = self.move(newest, most_likely(weights))
+        return mixed, moved, inside
+
+
+def most_likely(weights: Tensor) -> Tensor:
+    """Softmax weights (B, N, h, w) -> one-hot weights on each block's most likely displacement."""
+    return F.one_hot(weights.argmax(dim=1), weights.shape[1]).permute(0, 3, 1, 2).to(weights.dtype)
 
 
 def _mix(padded: Tensor, weights: Tensor, patch: int) -> Tensor:

@@ -126,6 +126,20 @@ def test_generation_bench_and_playworld_bench_measure_the_networks_they_build(tm
                                             "the reference 3 euler steps with full resolution")
 
 
+def test_playworld_bench_times_the_configuration_set_on_the_command_line(cli):
+    args = ("bench", "--preset", "debug", "--repeats", 1, "--frames", 1, "--threads", 1, "--no-progress")
+    code, stdout, err = cli(*args, "--set", "model.transport=2", "--set", "model.steps=2")
+    assert code == 0, err
+    out = json.loads(stdout)
+    p = load_preset("debug")
+    spec = WorldSpec(resolution=64, action_space=ActionSpace.discrete(5), context=resolve_context(p))
+    built = _diffusion(p, spec, transport=2, steps=2)
+    assert (out["small"]["transport"], out["small"]["steps"]) == (2, 2) and out["setup"]["sets"] == {"transport": "2", "steps": "2"}
+    assert out["small"]["params_millions"] == round(_params(built) / 1e6, 3) != round(_params(_diffusion(p, spec)) / 1e6, 3)
+    code, stdout, err = cli(*args, "--set", "train.lr=1e-3")
+    assert code != 0 and "model options only" in stdout + err
+
+
 @pytest.mark.slow
 def test_genie_speed_reads_every_size_from_the_models_it_builds():
     out = _bench("speed/genie_speed.py", "--preset", "debug", "--frames", 2, "--repeats", 1, "--iris-layers", 2,

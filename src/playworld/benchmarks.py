@@ -74,11 +74,11 @@ class _Generator:
     """One world model ready to generate: a random-weight network (speed does not depend on weights)."""
 
     def __init__(self, overrides: dict[str, Any] | None, preset: str | None, action_space: ActionSpace, seed: int = 0,
-                 context: int | None = None, family: str = "diffusion"):
+                 context: int | None = None, family: str = "diffusion", sets: dict[str, str] | None = None):
         self.family = family
         family = get_family(family)
         p = load_preset(preset) if preset else None
-        config = make_model_config(family, p)
+        config = make_model_config(family, p, sets)  # sets: command-line strings (`playworld bench --set`)
         if overrides:
             config = dataclasses.replace(config, **overrides)
         self.config = config
@@ -125,10 +125,15 @@ def describe(gen: _Generator) -> dict[str, Any]:
         return {"scheduler": c.scheduler, "steps": int(c.steps), "chunk": int(c.chunk), "context": gen.model.spec.context,
                 "tokens_per_frame": (RESOLUTION // tr.patch_size) ** 2, "width": tr.num_attention_heads * tr.attention_head_dim,
                 "layers": tr.num_layers}
+    c = gen.config
+    out = {"sampler": c.sampler, "steps": int(c.steps), "channels": list(c.channels), "backbone": c.backbone,
+           "transport": int(c.transport)}
+    if c.backbone == "diffusers":  # UNet2DModel: full resolution, attention as configured
+        mid = c.attention[-1] if c.mid_attention is None else bool(c.mid_attention)
+        return {**out, "patch": 1, "unet_resolution": RESOLUTION, "level_attention": list(c.attention), "mid_attention": mid}
     unet = gen.net.unet
     return {
-        "sampler": gen.config.sampler, "steps": int(gen.config.steps), "channels": list(gen.config.channels),
-        "patch": int(unet.patch), "unet_resolution": RESOLUTION // int(unet.patch),
+        **out, "patch": int(unet.patch), "unet_resolution": RESOLUTION // int(unet.patch),
         "level_attention": [any(b.attn is not None for b in blocks) for blocks in unet.down],
         "mid_attention": unet.mid[0].attn is not None,
     }
@@ -144,17 +149,19 @@ def _comparison(small: dict[str, Any], reference: dict[str, Any]) -> str:
 
 def generation_benchmark(
     threads: int = 2, repeats: int = 5, frames: int = 20, dtypes: tuple[str, ...] = ("fp32", "bf16"),
-    preset: str = "small", progress=None,
+    preset: str = "small", progress=None, sets: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The figures described in the module docstring, as a JSON-ready dict. bf16 is skipped (with a note)
-    on a CPU that only emulates it, where one step takes tens of times longer than in fp32."""
+    on a CPU that only emulates it, where one step takes tens of times longer than in fp32. `sets`: diffusion
+    options ({"transport": "4"}) the preset's diffusion model is built with, to time a configuration before
+    training it."""
     torch.set_num_threads(int(threads))
     skipped = {}
     if "bf16" in dtypes and native_bf16() is False:
         dtypes = tuple(d for d in dtypes if d != "bf16")
         skipped["bf16"] = f"emulated on this CPU (no AVX-512 BF16 / AMX): {bf16_slowdown():.0f}x slower than fp32 in a matmul"
     space = ActionSpace.discrete(5)
-    models = {"small": _Generator(None, preset, space), "reference": _Generator(REFERENCE, None, space, context=REFERENCE_CONTEXT)}
+    models = {"small": _Generator(None, preset, space, sets=sets), "reference": _Generator(REFERENCE, None, space, context=REFERENCE_CONTEXT)}
     if "clip" in list_families():
         models["clip"] = _Generator(None, preset, space, family="clip")
     else:
@@ -180,7 +187,7 @@ def generation_benchmark(
             "resolution": RESOLUTION, "batch": 1, "threads": torch.get_num_threads(), "repeats": repeats,
             "frames_per_repeat": frames, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
             "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-            "native_bf16": native_bf16(), "skipped": skipped,
+            "native_bf16": native_bf16(), "skipped": skipped, "sets": dict(sets or {}),
         },
         "matmul_gflops": {d: round(v, 2) for d, v in matmul.items()},
     }

@@ -142,3 +142,20 @@ def test_rollouts_report_their_progress(explorer):
     ctx.generate(Noisy(ctx.spec), ctx.windows())
     assert [d for _, d, _ in seen] == list(range(1, 11)) and {t for _, _, t in seen} == {10}  # 2 batches x 5 steps
     assert seen[0][0] == "3 rollouts x 5 steps"
+
+
+def test_sampling_steps_evaluates_the_same_run_with_another_sampler(explorer, tmp_path, cli):
+    from playworld.train.loop import train
+
+    train(tmp_path / "run", data=explorer.path, model="diffusion", preset="debug", steps=2, progress=False)
+    args = ["eval", tmp_path / "run", "--data", explorer.path, "--suite", "fidelity", "--episodes", "2",
+            "--horizon", "2", "--no-baselines", "--threads", "1"]
+    assert cli(*args)[0] == 0 and cli(*args, "--sampling-steps", "3")[0] == 0
+    as_trained = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())
+    three = json.loads(next((tmp_path / "run" / "sampling-steps-3" / "eval").glob("*.json")).read_text())
+    psnr = [r["groups"]["fidelity"]["metrics"]["psnr_auc"]["values"]["model"] for r in (as_trained, three)]
+    assert psnr[0] != psnr[1]  # the same weights, another sampler; the run's own report is kept
+    code, out, err = cli("eval", "copy-last", "--data", explorer.path, "--sampling-steps", "2", "--out", tmp_path / "c")
+    assert code != 0 and "no tunable sampler" in out + err
+    code, out, err = cli(*args, "--sampling-steps", "17")
+    assert code != 0 and "outside 1 to 16" in out + err

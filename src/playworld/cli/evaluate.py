@@ -26,6 +26,11 @@ def eval_cmd(
     device: str = typer.Option("cpu", "--device", help="Torch device for the model, e.g. cpu or cuda."),
     full: bool = typer.Option(False, "--full", help="The long evaluation: every group at its full size (more windows, "
                               "longer loops, the planner among the ranked policies); tens of minutes on a laptop CPU."),
+    sampling_steps: Optional[int] = typer.Option(
+        None, "--sampling-steps", min=1,
+        help="Evaluate with this many denoising steps instead of those the run was trained with (models with a "
+             "tunable sampler: diffusion, clip), to weigh quality against the cost per frame; the report goes to "
+             "RUN/sampling-steps-N unless --out says otherwise."),
     threads: Optional[int] = threads_option(),
 ) -> None:
     """Evaluate a trained world model against the calibration baselines and write an HTML report.
@@ -38,6 +43,16 @@ def eval_cmd(
     use_threads(threads)
     dataset = Dataset(data)
     model, run_dir, label = _load(run, dataset, context, device)
+    if sampling_steps is not None:
+        from playworld.errors import PlayworldError
+        from playworld.models.interface import TunableSampler
+
+        if not isinstance(model, TunableSampler):
+            raise PlayworldError(f"{run} has no tunable sampler, so --sampling-steps has nothing to change",
+                                 "drop --sampling-steps (diffusion and clip runs take it)")
+        model.set_sampling_steps(sampling_steps)  # a value out of the model's range is its own clear error
+        if out is None and run_dir is not None:  # keep the report of the run as trained
+            out = run_dir / f"sampling-steps-{sampling_steps}"
     if out is None and run_dir is None:
         out = Path("runs") / f"{run}-{Path(data).resolve().name}"
     groups = [g for g in suite.split(",")] if suite else None

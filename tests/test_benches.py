@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from playworld.agents.agent import world_returns
 from playworld.benchmarks import REFERENCE, REFERENCE_CONTEXT
@@ -326,6 +327,20 @@ def test_teacher_forced_psnr_bench(tmp_path):
     assert out["windows"] == 8 and out["model_psnr"] > 0 and out["copy_last_psnr"] > out["model_psnr"]  # 2 steps: worse
     w = validation_windows(Dataset(tmp_path / "data"), out["context"], 8, "val")  # copy-last, computed here
     assert out["copy_last_psnr"] == pytest.approx(pooled_psnr(w.context_frames[:, -1].numpy(), w.future_frames[:, 0].numpy()))
+
+
+def test_rollout_strip_bench_draws_the_real_rows_and_scores_the_model_rows(tmp_path):
+    collect("explorer", tmp_path / "data", episodes=10, steps=30, resolution=32, progress=False)
+    train(tmp_path / "run", data=tmp_path / "data", model="diffusion", preset="debug", steps=2, progress=False)
+    out = _bench("diagnose/rollout_strip.py", tmp_path / "run", f"{tmp_path / 'run'}:2", "--data", tmp_path / "data",
+                 "--out", tmp_path / "strip.png", "--at", "1,3", "--episodes", 1, "--scale", 1)
+    k = resolve_context(load_preset("debug"))
+    image = np.asarray(Image.open(tmp_path / "strip.png"))
+    assert image.shape == (3 * 32, 2 * 32, 3) and out["rows"] == ["real", str(tmp_path / "run"), f"{tmp_path / 'run'}:2"]
+    episode = Dataset(tmp_path / "data").load_episode(out["episodes"][0])
+    assert np.array_equal(image[:32, :32], np.asarray(episode.frames[k]))  # the real row: the first frame after K
+    one, two = (row["psnr"] for row in out["psnr"])
+    assert set(one) == {"1", "3"} and one != two  # the same weights, another sampler
 
 
 def test_error_ring_bench(tmp_path):

@@ -259,11 +259,7 @@ def test_init_loads_every_backbone_weight_and_starts_as_the_backbone(tmp_path):
 def test_init_errors_name_the_fix(tmp_path):
     config, spec = _setup()
     net = FAMILY.build(config, spec)
-    with pytest.raises(PlayworldError, match="no such folder"):
-        FAMILY.init_from(net, config, spec, tmp_path / "nowhere")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(PlayworldError, match="no config.json"):
-        FAMILY.init_from(net, config, spec, tmp_path / "empty")
+    # (a missing folder or config.json: tests/models/test_pretrained.py, for every family)
     other, _ = _setup(layers=2, heads=4)
     _backbone(other, spec).save_pretrained(tmp_path / "deeper")
     with pytest.raises(PlayworldError, match="num_layers: saved 2") as e:

@@ -145,11 +145,7 @@ def test_the_diffusers_backbone_trains_from_scratch_and_conditions_on_the_contex
 def test_init_errors_name_the_fix(tmp_path):
     config, spec = _setup()
     net = FAMILY.build(config, spec)
-    with pytest.raises(PlayworldError, match="no such folder"):
-        FAMILY.init_from(net, config, spec, tmp_path / "nowhere")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(PlayworldError, match="no config.json"):
-        FAMILY.init_from(net, config, spec, tmp_path / "empty")
+    # (a missing folder or config.json: tests/models/test_pretrained.py, for every family)
 
     # a run built otherwise: one error lists every --set the saved model needs
     _pretrained(block_out_channels=(8, 16, 16), down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3,

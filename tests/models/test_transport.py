@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from playworld.errors import PlayworldError
 from playworld.models.diffusion import Denoiser, DiffusionConfig
 from playworld.models.diffusion.transport import Transport
 from playworld.models.interface import WorldSpec
@@ -156,3 +157,18 @@ def test_hard_training_gives_the_denoiser_the_hard_move_and_the_transport_loss_t
     plain = Denoiser(DiffusionConfig(channels=(8, 8), depths=(1, 1), attention=(False, False), groups=4, transport=2), SPEC)
     mixed, base, _ = plain.train().training_origin(context, actions, newest)
     assert torch.equal(mixed.detach(), base) and not base.requires_grad  # without it: one origin, the mixture
+
+
+def test_zero_edges_move_nothing_in_from_beyond_the_frame():
+    """transport_edge zeros: a shift that reaches beyond the frame brings in 0, not the edge repeated; the
+    inside share is the same either way, and inside the frame the two agree."""
+    frame = torch.rand(1, 3, 16, 16) * 2 - 1
+    weights = _one_hot(2, 0, -2, batch=1)  # fill (y, x) from (y, x - 2): the two leftmost columns from beyond the edge
+    kwargs = {"radius": 2, "patch": 4, "channels": 16, "action_dim": 8, "groups": 4}
+    rep, inside = Transport(SPEC, **kwargs).move(frame, weights)
+    zero, inside_zero = Transport(SPEC, **kwargs, edge="zeros").move(frame, weights)
+    assert torch.equal(inside, inside_zero) and not inside[..., :2].any() and inside[..., 2:].all()
+    assert not zero[..., :2].any() and torch.allclose(rep[..., :2], frame[..., :1].expand(-1, -1, -1, 2))
+    assert torch.allclose(zero[..., 2:], rep[..., 2:]) and torch.allclose(zero[..., 2:], frame[..., :-2])
+    with pytest.raises(PlayworldError, match="transport_edge"):
+        DiffusionConfig(transport_edge="wrap")

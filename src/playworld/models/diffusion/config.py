@@ -59,6 +59,11 @@ class DiffusionConfig:
     move, and the two disagree); the transport's own loss still scores the mixture, whose gradient reaches every
     displacement"""
 
+    transport_edge: str = "replicate"
+    """what the transport moves in from beyond the frame's edge: 'replicate' (the edge repeated: right for
+    ground that continues, but an object at the edge is then copied inward step after step, a trail) or
+    'zeros' (0, mid-grey: nothing, for the denoiser to draw; `inside` marks those pixels either way)"""
+
     # -- EDM (Karras et al. 2022) -------------------------------------------------------------
     sigma_data: float = 0.2
     """standard deviation of the data the denoiser predicts: about 0.5 for frames in [-1, 1], 0.15-0.2 for the
@@ -157,6 +162,8 @@ class DiffusionConfig:
         if not isinstance(self.unet_options, dict):
             raise PlayworldError(f"model.unet_options must be a mapping, got {self.unet_options!r}",
                                  """write a JSON object, e.g. --set 'model.unet_options={"freq_shift": 1}'""")
+        if self.transport_edge not in ("replicate", "zeros"):
+            raise PlayworldError(f"unknown transport_edge {self.transport_edge!r}", "use transport_edge: replicate or zeros")
         if self.backbone not in ("playworld", "diffusers"):
             raise PlayworldError(f"unknown diffusion backbone {self.backbone!r}", "use backbone: playworld or backbone: diffusers")
         if self.backbone == "diffusers" and int(self.patch) != 1:

@@ -79,7 +79,7 @@ class Denoiser(nn.Module):
             self.transport = Transport(
                 spec, int(config.transport), int(config.transport_patch), int(config.transport_channels),
                 int(config.action_dim), int(config.groups), hard=bool(config.transport_hard),
-                hard_always=bool(config.transport_hard_train),
+                hard_always=bool(config.transport_hard_train), edge=config.transport_edge,
             )
         moved = 0 if self.transport is None else c + 1  # the moved frame and its share from inside the frame
         self.memory = bool(config.memory)

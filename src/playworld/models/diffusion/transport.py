@@ -34,8 +34,11 @@ from playworld.models.nn import ActionEmbedding, ResBlock
 
 class Transport(nn.Module):
     def __init__(self, spec: WorldSpec, radius: int, patch: int, channels: int, action_dim: int, groups: int,
-                 hard: bool = False, hard_always: bool = False):
+                 hard: bool = False, hard_always: bool = False, edge: str = "replicate"):
         super().__init__()
+        if edge not in ("replicate", "zeros"):
+            raise ValueError(f"unknown transport edge {edge!r}")
+        self.edge = edge  # what is moved in from beyond the frame: its edge repeated, or 0 (mid-grey)
         self.hard = bool(hard)  # outside training, move each block by its most likely displacement alone
         self.hard_always = bool(hard_always)  # in training too (the transport's own loss then uses `both`)
         if spec.resolution % patch:
@@ -68,9 +71,11 @@ class Transport(nn.Module):
     def move(self, frame: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
         """frame (B, C, H, W) shifted by every displacement and mixed by `weights` -> the moved frame
         (B, C, H, W) and the share of each pixel's weight from inside the frame (B, 1, H, W).
-        Displacement (dy, dx) fills pixel (y, x) from (y + dy, x + dx); edges are repeated."""
+        Displacement (dy, dx) fills pixel (y, x) from (y + dy, x + dx); beyond the frame, its edges are repeated
+        (`edge` 'replicate') or 0 ('zeros')."""
         r = self.radius
-        moved = _mix(F.pad(frame.float(), (r, r, r, r), mode="replicate"), weights, self.patch)
+        padded = F.pad(frame.float(), (r, r, r, r), mode="replicate") if self.edge == "replicate" else F.pad(frame.float(), (r, r, r, r))
+        moved = _mix(padded, weights, self.patch)
         inside = _mix(F.pad(torch.ones_like(frame[:, :1], dtype=torch.float32), (r, r, r, r)), weights, self.patch)
         return moved, inside
 

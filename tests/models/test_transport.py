@@ -172,3 +172,34 @@ def test_zero_edges_move_nothing_in_from_beyond_the_frame():
     assert torch.allclose(zero[..., 2:], rep[..., 2:]) and torch.allclose(zero[..., 2:], frame[..., :-2])
     with pytest.raises(PlayworldError, match="transport_edge"):
         DiffusionConfig(transport_edge="wrap")
+
+
+def test_flow_warps_by_the_expected_displacement():
+    """transport_flow: a whole-pixel expected shift moves the frame exactly as the one-hot mixture does; half the
+    weight on 0 and half on +1 reads half a pixel over (the mean of the two neighbours, inside the frame);
+    the denoiser then trains and plays from the warp while the transport's loss scores the mixture."""
+    kwargs = {"radius": 2, "patch": 4, "channels": 16, "action_dim": 8, "groups": 4}
+    torch.manual_seed(0)
+    frame = torch.rand(2, 3, 16, 16) * 2 - 1
+    for edge in ("replicate", "zeros"):
+        t = Transport(SPEC, **kwargs, edge=edge, flow=True)
+        for dy, dx in [(0, 0), (1, 0), (-2, 1), (2, -2)]:
+            warped, inside = t.warp(frame, _one_hot(2, dy, dx))
+            moved, inside_moved = t.move(frame, _one_hot(2, dy, dx))
+            torch.testing.assert_close(warped, moved, atol=1e-5, rtol=0)
+            torch.testing.assert_close(inside, inside_moved, atol=1e-5, rtol=0)
+    half = (_one_hot(2, 0, 0) + _one_hot(2, 0, 1)) / 2
+    warped, _ = t.warp(frame, half)
+    torch.testing.assert_close(warped[..., :-1], (frame[..., :-1] + frame[..., 1:]) / 2, atol=1e-5, rtol=0)
+    config = DiffusionConfig(channels=(8, 8), depths=(1, 1), attention=(False, False), cond_dim=16, action_dim=8, groups=4,
+                             transport=2, transport_channels=16, transport_flow=True)
+    net = Denoiser(config, SPEC).train()
+    context, actions = torch.rand(2, 2, 3, 16, 16) * 2 - 1, torch.randint(0, 3, (2, 3))
+    mixed, base, _ = net.training_origin(context, actions, context[:, -1])
+    weights = net.transport.weights(context, actions)
+    torch.testing.assert_close(mixed, net.transport.move(context[:, -1], weights)[0])
+    torch.testing.assert_close(base, net.transport.warp(context[:, -1], weights)[0])
+    assert mixed.requires_grad and not base.requires_grad
+    torch.testing.assert_close(net.eval().origin(context, actions, context[:, -1])[0], base)
+    with pytest.raises(PlayworldError, match="two ways"):
+        DiffusionConfig(transport_flow=True, transport_hard_train=True)

@@ -59,6 +59,11 @@ class DiffusionConfig:
     move, and the two disagree); the transport's own loss still scores the mixture, whose gradient reaches every
     displacement"""
 
+    transport_flow: bool = False
+    """move each block by its expected displacement under the softmax (bilinear warp, sub-pixel) in training and
+    play, instead of the mixture: sharp where the shift is certain, and a speed of 1.5 pixels a step stays 1.5 where
+    the most likely shift (transport_hard_train) rounds it to a whole pixel; the transport's own loss still scores
+    the mixture (a flow field alone learns slowly); not with transport_hard / transport_hard_train"""
     transport_edge: str = "replicate"
     """what the transport moves in from beyond the frame's edge: 'replicate' (the edge repeated: right for
     ground that continues, but an object at the edge is then copied inward step after step, a trail) or
@@ -162,6 +167,9 @@ class DiffusionConfig:
         if not isinstance(self.unet_options, dict):
             raise PlayworldError(f"model.unet_options must be a mapping, got {self.unet_options!r}",
                                  """write a JSON object, e.g. --set 'model.unet_options={"freq_shift": 1}'""")
+        if self.transport_flow and (self.transport_hard or self.transport_hard_train):
+            raise PlayworldError("transport_flow and transport_hard(_train) are two ways to move blocks",
+                                 "set one of them")
         if self.transport_edge not in ("replicate", "zeros"):
             raise PlayworldError(f"unknown transport_edge {self.transport_edge!r}", "use transport_edge: replicate or zeros")
         if self.backbone not in ("playworld", "diffusers"):

@@ -79,7 +79,7 @@ class Denoiser(nn.Module):
             self.transport = Transport(
                 spec, int(config.transport), int(config.transport_patch), int(config.transport_channels),
                 int(config.action_dim), int(config.groups), hard=bool(config.transport_hard),
-                hard_always=bool(config.transport_hard_train), edge=config.transport_edge,
+                hard_always=bool(config.transport_hard_train), edge=config.transport_edge, flow=bool(config.transport_flow),
             )
         moved = 0 if self.transport is None else c + 1  # the moved frame and its share from inside the frame
         self.memory = bool(config.memory)
@@ -112,8 +112,9 @@ class Denoiser(nn.Module):
     def training_origin(self, context: Tensor, actions: Tensor, newest: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """In training: the transported frame the transport's own loss scores, the origin the denoiser continues
         from (without gradient: its target takes the transport as given) and that origin's inside share (or None).
-        The first two differ with transport_hard_train alone: the mixture, and the hard move play will use."""
-        if self.transport is not None and self.transport.hard_always:
+        The first two differ with transport_hard_train or transport_flow alone: the mixture, and the hard move or the
+        warp play will use."""
+        if self.transport is not None and (self.transport.hard_always or self.transport.flow):
             return self.transport.both(context, actions, newest)
         origin, inside = self.origin(context, actions, newest)
         return origin, origin.detach(), None if inside is None else inside.detach()

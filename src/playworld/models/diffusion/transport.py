@@ -34,8 +34,11 @@ from playworld.models.nn import ActionEmbedding, ResBlock
 
 class Transport(nn.Module):
     def __init__(self, spec: WorldSpec, radius: int, patch: int, channels: int, action_dim: int, groups: int,
-                 hard: bool = False, hard_always: bool = False, edge: str = "replicate"):
+                 hard: bool = False, hard_always: bool = False, edge: str = "replicate", flow: bool = False):
         super().__init__()
+        if flow and (hard or hard_always):
+            raise ValueError("transport flow and hard are two ways to move: choose one")
+        self.flow = bool(flow)  # training and play: each block warped by its expected displacement (sub-pixel)
         if edge not in ("replicate", "zeros"):
             raise ValueError(f"unknown transport edge {edge!r}")
         self.edge = edge  # what is moved in from beyond the frame: its edge repeated, or 0 (mid-grey)
@@ -83,18 +86,44 @@ class Transport(nn.Module):
         """The newest frame (B, 3, H, W) moved to the next step, given the context and the K+1 actions, and
         the share of each pixel that came from inside the frame (B, 1, H, W)."""
         weights = self.weights(context, actions)
+        if self.flow:
+            return self.warp(newest, weights)
         if self.hard_always or (self.hard and not self.training):  # one displacement per block: moved content stays sharp
             weights = most_likely(weights)
         return self.move(newest, weights)
 
+    def warp(self, frame: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+        """frame (B, C, H, W) warped by each block's expected displacement under `weights` (bilinear, so a speed of
+        1.5 pixels a step stays 1.5, where the most likely shift rounds it to a whole pixel and the mixture blurs
+        it) -> the moved frame and the share of each pixel from inside the frame (B, 1, H, W)."""
+        b, _, h, w = frame.shape
+        n = math.isqrt(weights.shape[1])
+        r = (n - 1) // 2
+        offsets = torch.arange(n, device=weights.device, dtype=weights.dtype) - r
+        grid = weights.view(b, n, n, *weights.shape[2:])
+        dy = (grid.sum(2) * offsets.view(1, n, 1, 1)).sum(1)  # (B, h/p, w/p): E[dy] per block
+        dx = (grid.sum(1) * offsets.view(1, n, 1, 1)).sum(1)
+        dy = dy.repeat_interleave(self.patch, 1).repeat_interleave(self.patch, 2)  # (B, H, W)
+        dx = dx.repeat_interleave(self.patch, 1).repeat_interleave(self.patch, 2)
+        ys = torch.arange(h, device=frame.device, dtype=torch.float32).view(1, h, 1)
+        xs = torch.arange(w, device=frame.device, dtype=torch.float32).view(1, 1, w)
+        # pixel (y, x) reads (y + dy, x + dx); grid_sample's coordinates run from -1 to 1 over pixel edges
+        sample = torch.stack([(xs + dx + 0.5) / w * 2 - 1, (ys + dy + 0.5) / h * 2 - 1], dim=-1)  # (B, H, W, 2)
+        pad = "border" if self.edge == "replicate" else "zeros"
+        moved = F.grid_sample(frame.float(), sample, mode="bilinear", padding_mode=pad, align_corners=False)
+        ones = torch.ones_like(frame[:, :1], dtype=torch.float32)
+        inside = F.grid_sample(ones, sample, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return moved, inside
+
     def both(self, context: Tensor, actions: Tensor, newest: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Training with `hard_always`: the mixture (B, 3, H, W), which the transport's own loss scores (its gradient
-        reaches every displacement), and, without gradient, the frame moved by each block's most likely
-        displacement with its inside share, the origin the denoiser learns to continue from as it will in play."""
+        """Training with `hard_always` or `flow`: the mixture (B, 3, H, W), which the transport's own loss scores (its
+        gradient reaches every displacement), and, without gradient, the frame moved by each block's most likely
+        displacement (or warped by its expected one) with its inside share, the origin the denoiser learns to
+        continue from as it will in play."""
         weights = self.weights(context, actions)
         mixed, _ = self.move(newest, weights)
         with torch.no_grad():
-            moved, inside = self.move(newest, most_likely(weights))
+            moved, inside = self.warp(newest, weights) if self.flow else self.move(newest, most_likely(weights))
         return mixed, moved, inside
 
 

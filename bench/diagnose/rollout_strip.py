@@ -16,13 +16,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 import playworld
 from playworld.data.store import Dataset
+from playworld.data.windows import collate_windows, cut_window
 from playworld.metrics import psnr
 from playworld.models.interface import TunableSampler
+from playworld.models.rollout import rollout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the repo root, for bench.common
 from bench import common
@@ -30,7 +31,9 @@ from bench import common
 
 def load(spec: str):
     """RUN or RUN:STEPS -> (label, WorldModel), the sampler set to STEPS when given."""
-    run, _, steps = spec.rpartition(":") if ":" in spec and spec.rsplit(":", 1)[1].isdigit() else (spec, "", "")
+    run, sep, steps = spec.rpartition(":")
+    if not (sep and steps.isdigit()):
+        run, steps = spec, ""
     model = playworld.load(run)
     if steps:
         if not isinstance(model, TunableSampler):
@@ -39,15 +42,9 @@ def load(spec: str):
     return spec, model
 
 
-def rollout(model, frames: np.ndarray, actions: np.ndarray, horizon: int) -> np.ndarray:
-    """(horizon, H, W, 3) uint8: the model played from the episode's first K frames with its recorded actions."""
-    k = model.spec.context
-    state = model.reset(torch.as_tensor(frames[:k]).permute(0, 3, 1, 2)[None], torch.as_tensor(actions[:k])[None], seed=0)
-    out = []
-    for t in range(k, k + horizon):
-        state, frame = model.step(state, torch.as_tensor(actions[t : t + 1]))
-        out.append(frame[0].permute(1, 2, 0).numpy())
-    return np.stack(out)
+def strip(frames, at: list[int]) -> np.ndarray:
+    """(T, 3, H, W) uint8 -> (H, W * len(at), 3): the frames at steps `at` (1-based) side by side."""
+    return np.concatenate([frames[t - 1].permute(1, 2, 0).numpy() for t in at], axis=1)
 
 
 def main() -> None:
@@ -63,22 +60,24 @@ def main() -> None:
     at = [int(a) for a in args.at.split(",")]
     models = [load(r) for r in args.runs]
     data = Dataset(args.data)
-    k = max(m.spec.context for _, m in models)
-    episodes = [e for e in data.episode_ids("test") if data.episode_length(e) >= k + max(at)][: args.episodes]
+    k, horizon = max(m.spec.context for _, m in models), max(at)
+    episodes = [e for e in data.episode_ids("test") if data.episode_length(e) >= k + horizon][: args.episodes]
     if not episodes:
-        raise SystemExit(f"{args.data} has no test episode of {k + max(at)} frames (K + the last step shown)")
+        raise SystemExit(f"{args.data} has no test episode of {k + horizon} frames (K + the last step shown)")
+    loaded = [data.load_episode(e) for e in episodes]
+    real = collate_windows([cut_window(ep, k, k, horizon) for ep in loaded], k).future_frames  # (E, T, 3, H, W)
+    generated = []  # each model from its own K newest frames before the same step, on the recorded actions
+    for label, model in models:
+        own = model.spec.context
+        batch = collate_windows([cut_window(ep, k, own, horizon) for ep in loaded], own)
+        generated.append((label, rollout(model, batch, horizon, seed=0)))  # (E, T, 3, H, W) uint8
     rows, table = [], []
-    for e in episodes:
-        ep = data.load_episode(e)
-        frames, actions = np.asarray(ep.frames[:]), np.asarray(ep.actions)
-        real = frames[k : k + max(at)]
-        rows.append(np.concatenate([real[t - 1] for t in at], axis=1))
-        for label, model in models:
-            own = model.spec.context  # each model from its own K newest frames before the same step
-            gen = rollout(model, frames[k - own :], actions[k - own :], max(at))
-            rows.append(np.concatenate([gen[t - 1] for t in at], axis=1))
+    for i, e in enumerate(episodes):
+        rows.append(strip(real[i], at))
+        for label, gen in generated:
+            rows.append(strip(gen[i], at))
             table.append({"episode": int(e), "run": label, "psnr": {
-                str(t): round(float(psnr(gen[t - 1], real[t - 1], channels_first=False)), 2) for t in at}})
+                str(t): round(float(psnr(gen[i, t - 1], real[i, t - 1])), 2) for t in at}})
     image = Image.fromarray(np.concatenate(rows, axis=0))
     image = image.resize((image.width * args.scale, image.height * args.scale), Image.NEAREST)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

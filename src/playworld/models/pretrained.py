@@ -56,10 +56,9 @@ def saved_schedule(path: Path) -> dict:
     return saved
 
 
-def check_schedule(path: Path, options: dict[str, str], config: Any) -> None:
-    """A pipeline folder's scheduler/scheduler_config.json must describe the run's training schedule:
+def check_schedule(saved: dict, path: Path, options: dict[str, str], config: Any) -> None:
+    """A pipeline folder's scheduler config (`saved_schedule(path)`) must describe the run's training schedule:
     `options` maps each saved scheduler key to the model option that must equal it."""
-    saved = saved_schedule(path)
     diffs = [(k, opt) for k, opt in options.items() if k in saved and saved[k] != getattr(config, opt)]
     if diffs:
         raise PlayworldError(

@@ -19,7 +19,7 @@ from playworld.errors import PlayworldError
 from playworld.models.clip.config import ClipConfig
 from playworld.models.clip.network import ClipDenoiser, transformer_config
 from playworld.models.interface import WorldSpec
-from playworld.models.pretrained import backbone_folder, check_schedule, load_pretrained, read_config
+from playworld.models.pretrained import backbone_folder, check_schedule, load_pretrained, read_config, saved_schedule
 
 BACKBONE = "LatteTransformer3DModel"
 FIX = {  # saved config key -> how a run matches it
@@ -58,7 +58,7 @@ def load_backbone(net: ClipDenoiser, path: Path, config: ClipConfig, spec: World
     """Copy the backbone in `path` into `net` and zero its new inputs; returns what was loaded."""
     folder = backbone_folder(path, "transformer", BACKBONE)
     check_backbone(read_config(folder, BACKBONE, "clip"), config, spec, folder)
-    check_schedule(Path(path), SCHEDULE, config)
+    check_schedule(saved_schedule(Path(path)), Path(path), SCHEDULE, config)
     backbone = load_pretrained(LatteTransformer3DModel, folder)
     unused = () if net.caption is not None else ("caption_projection.",)  # no cross-attention: the caption is never read
     state = {k: v for k, v in backbone.state_dict().items() if not k.startswith(unused)}

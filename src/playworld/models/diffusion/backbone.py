@@ -76,11 +76,6 @@ def unet_kwargs(config: DiffusionConfig, spec: WorldSpec, c_side: int) -> dict:
     }
 
 
-def time_dim(config: DiffusionConfig) -> int:
-    """Width of UNet2DModel's time embedding, which the condition vector is added to."""
-    return int(config.unet_options.get("time_embedding_dim") or 4 * int(config.channels[0]))
-
-
 def ddpm_log_sigmas(config: DiffusionConfig) -> Tensor:
     """log sigma_t = log sqrt((1 - alphabar_t) / alphabar_t) of each DDPM timestep t (increasing), in float64."""
     scheduler = DDPMScheduler(num_train_timesteps=int(config.train_timesteps), beta_schedule=config.beta_schedule,
@@ -106,6 +101,7 @@ class DiffusersUNet(nn.Module):
         super().__init__()
         self.c_x, self.c_side = spec.channels, c_side
         self.model = UNet2DModel(**unet_kwargs(config, spec, c_side))
+        self.time_dim = self.model.time_embedding.linear_2.out_features  # the width the condition is added at
         self.register_buffer("log_sigmas", ddpm_log_sigmas(config), persistent=False)
 
     def embed_side(self, side: Tensor | None) -> Tensor | None:
@@ -115,5 +111,5 @@ class DiffusersUNet(nn.Module):
     def forward(self, x: Tensor, side: Tensor | None, cond: Tensor, sigma: Tensor) -> Tensor:
         """x (B, 3, H, W) already scaled by c_in, side (B, C_side, H, W), cond (B, time_dim), sigma (B,)."""
         sample = x if side is None else torch.cat([x, side.to(x.dtype)], dim=1)
-        timestep = sigma_to_timestep(sigma, self.log_sigmas.to(sigma.device))
+        timestep = sigma_to_timestep(sigma, self.log_sigmas)  # (a buffer: on the module's device)
         return self.model(sample, timestep, class_labels=cond, return_dict=False)[0]

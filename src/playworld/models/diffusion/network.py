@@ -59,18 +59,10 @@ class Denoiser(nn.Module):
         self.action_embed = ActionEmbedding(
             space.kind, space.n, space.dim, space.low, space.high, steps=k + 1, emb=int(config.action_dim), out_dim=d,
         )
-        if diffusers:
-            if importlib.util.find_spec("diffusers") is None:
-                raise PlayworldError("backbone 'diffusers' is diffusers' UNet2DModel, and diffusers is not installed",
-                                     "pip install 'playworld[video]', or --set model.backbone=playworld")
-            from playworld.models.diffusion.backbone import DiffusersUNet, time_dim  # diffusers: an optional extra
-
-            # actions and context noise -> UNet2DModel's class embedding (identity), added to its time embedding;
-            # the last layer starts at zero, so a loaded backbone computes what it computed before (--init)
-            self.cond_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, time_dim(config)))
-            nn.init.zeros_(self.cond_mlp[-1].weight)
-            nn.init.zeros_(self.cond_mlp[-1].bias)
-        else:
+        if diffusers and importlib.util.find_spec("diffusers") is None:
+            raise PlayworldError("backbone 'diffusers' is diffusers' UNet2DModel, and diffusers is not installed",
+                                 "pip install 'playworld[video]', or --set model.backbone=playworld")
+        if not diffusers:  # (the diffusers backbone's is built beside its U-Net, whose time embedding it feeds)
             self.cond_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.transport = None
         if config.transport > 0:
@@ -86,7 +78,14 @@ class Denoiser(nn.Module):
         remembered = c + 1 if self.memory else 0  # the memory frame and a plane saying whether there is one
         c_side = k * c + moved + remembered  # the side input: the K context frames, what transport made, the memory
         if diffusers:
+            from playworld.models.diffusion.backbone import DiffusersUNet  # diffusers: an optional extra
+
             self.unet = DiffusersUNet(config, spec, c_side)
+            # actions and context noise -> UNet2DModel's class embedding (identity), added to its time embedding;
+            # the last layer starts at zero, so a loaded backbone computes what it computed before (--init)
+            self.cond_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, self.unet.time_dim))
+            nn.init.zeros_(self.cond_mlp[-1].weight)
+            nn.init.zeros_(self.cond_mlp[-1].bias)
         else:
             self.unet = UNet(
                 c_x=c, c_side=c_side, c_out=c, cond_dim=d, channels=config.channels, depths=config.depths,

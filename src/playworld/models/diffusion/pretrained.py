@@ -40,6 +40,8 @@ def _same(a, b) -> bool:
 def required_sets(saved: dict, config: DiffusionConfig, prediction: str) -> list[str]:
     """The --set options that make this run build the saved UNet2DModel (empty: it does already); `prediction`:
     what the pretrained model predicts, if known (a pipeline's scheduler says), else diffusers' default."""
+    defaults = unet_arguments()
+    args = {**defaults, **saved}  # every argument the saved model was built with
     fixes = []
     if config.backbone != "diffusers":
         fixes.append("--set model.backbone=diffusers")
@@ -49,25 +51,19 @@ def required_sets(saved: dict, config: DiffusionConfig, prediction: str) -> list
         fixes.append("--set model.residual=false")
     if config.prediction == "edm":
         fixes.append(f"--set model.prediction={prediction}")
-    down = list(saved.get("down_block_types", unet_arguments()["down_block_types"]))
-    attention = [BLOCKS[b] for b in down if b in BLOCKS]
-    levels = len(down)
-    channels = list(saved.get("block_out_channels", unet_arguments()["block_out_channels"]))
-    depth = saved.get("layers_per_block", unet_arguments()["layers_per_block"])
-    groups = saved.get("norm_num_groups", unet_arguments()["norm_num_groups"])
-    mid = saved.get("add_attention", unet_arguments()["add_attention"])
-    if not _same(channels, list(config.channels)):
-        fixes.append(f"--set model.channels={','.join(map(str, channels))}")
+    levels, attention = len(args["down_block_types"]), [BLOCKS[b] for b in args["down_block_types"]]
+    depth, groups, mid = args["layers_per_block"], int(args["norm_num_groups"]), bool(args["add_attention"])
+    if not _same(list(args["block_out_channels"]), list(config.channels)):
+        fixes.append(f"--set model.channels={','.join(map(str, args['block_out_channels']))}")
     if not _same([depth] * levels, list(config.depths)):
         fixes.append(f"--set model.depths={','.join([str(depth)] * levels)}")
-    if len(attention) == levels and not _same(attention, list(config.attention)):
+    if not _same(attention, list(config.attention)):
         fixes.append(f"--set model.attention={','.join(str(a).lower() for a in attention)}")
-    if int(groups) != int(config.groups):
+    if groups != int(config.groups):
         fixes.append(f"--set model.groups={groups}")
-    last = attention[-1] if len(attention) == levels else config.attention[-1]  # the coarsest level once the fixes hold
-    if bool(mid) != (last if config.mid_attention is None else bool(config.mid_attention)):
-        fixes.append(f"--set model.mid_attention={str(bool(mid)).lower()}")
-    defaults = unet_arguments()
+    # the bottleneck attends as the coarsest level once the fixes above hold, unless mid_attention says otherwise
+    if mid != (attention[-1] if config.mid_attention is None else bool(config.mid_attention)):
+        fixes.append(f"--set model.mid_attention={str(mid).lower()}")
     wanted = {k: v for k, v in saved.items()
               if k in defaults and k not in SET_BY_OPTIONS and k not in UNSUPPORTED and not _same(v, defaults[k])}
     if not _same(wanted, {k: v for k, v in config.unet_options.items() if not _same(v, defaults[k])}):
@@ -77,20 +73,20 @@ def required_sets(saved: dict, config: DiffusionConfig, prediction: str) -> list
 
 def check_unet(saved: dict, config: DiffusionConfig, spec: WorldSpec, where: Path, prediction: str = "epsilon") -> None:
     """PlayworldError for a saved UNet2DModel this family cannot start from, or one this run does not build."""
-    down = list(saved.get("down_block_types", unet_arguments()["down_block_types"]))
-    up = list(saved.get("up_block_types", unet_arguments()["up_block_types"]))
+    args = {**unet_arguments(), **saved}
+    down, up = list(args["down_block_types"]), list(args["up_block_types"])
     mirrored = [b.replace("Down", "Up") for b in reversed(down)]
     if any(b not in BLOCKS for b in down) or up != mirrored:
         raise PlayworldError(f"--init {where}: blocks {down} / {up} are not supported",
                              "the diffusion family builds DownBlock2D / AttnDownBlock2D levels and their mirrored up blocks")
     for key, (value, why) in UNSUPPORTED.items():
-        if saved.get(key, value) != value:
-            raise PlayworldError(f"--init {where}: {key} {saved[key]!r} is not supported ({why})", f"start from a model with {key} {value!r}")
-    if saved.get("in_channels", 3) != spec.channels or saved.get("out_channels", 3) != spec.channels:
+        if args[key] != value:
+            raise PlayworldError(f"--init {where}: {key} {args[key]!r} is not supported ({why})", f"start from a model with {key} {value!r}")
+    if args["in_channels"] != spec.channels or args["out_channels"] != spec.channels:
         raise PlayworldError(
-            f"--init {where}: a {saved.get('in_channels')}-to-{saved.get('out_channels')}-channel model; the diffusion family "
+            f"--init {where}: a {args['in_channels']}-to-{args['out_channels']}-channel model; the diffusion family "
             f"denoises {spec.channels}-channel frames", "start from a pixel-space model (a latent one needs a VAE, which this family does not have)")
-    if saved.get("class_embed_type") is not None or saved.get("num_class_embeds") is not None:
+    if args["class_embed_type"] is not None or args["num_class_embeds"] is not None:
         raise PlayworldError(f"--init {where}: a class-conditional model", "start from an unconditional UNet2DModel")
     fixes = required_sets(saved, config, prediction)
     if fixes:
@@ -101,8 +97,9 @@ def load_backbone(net: Denoiser, path: Path, config: DiffusionConfig, spec: Worl
     """Copy the UNet2DModel in `path` into `net` (new input channels and condition at zero); returns what was loaded."""
     folder = backbone_folder(path, "unet", BACKBONE)
     saved = read_config(folder, BACKBONE, "diffusion")
-    check_unet(saved, config, spec, folder, saved_schedule(Path(path)).get("prediction_type", "epsilon"))
-    check_schedule(Path(path), SCHEDULE, config)
+    schedule = saved_schedule(Path(path))  # a pipeline's scheduler config, {} for a model folder
+    check_unet(saved, config, spec, folder, schedule.get("prediction_type", "epsilon"))
+    check_schedule(schedule, Path(path), SCHEDULE, config)
     c_side = net.unet.c_side
     state = load_pretrained(UNet2DModel, folder).state_dict()
     ours = net.unet.model.state_dict()

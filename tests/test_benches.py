@@ -361,6 +361,68 @@ def test_error_ring_bench(tmp_path):
     assert all(0 < v < 1 for v in out["model"].values())
 
 
+def test_seen_ground_marks_what_the_context_showed_on_a_camera_path():
+    seen_mask = _load_script("diagnose/seen_ground.py").seen_mask
+    cameras = np.array([[5, 5], [6, 5], [7, 5], [5, 5], [6, 7]])  # K = 2 context cells, then 3 future ones
+    m = seen_mask(cameras, context=2, size=16, cell=2)
+    assert m.shape == (3, 16, 16)
+    assert m[0, :, :14].all() and not m[0, :, 14:].any()  # one cell right of the newest: its last 2 columns are new
+    assert m[1].all()  # back at the first context cell
+    assert m[2, :12].all() and not m[2, 12:].any()  # two cells down from both: the last 4 rows are new
+
+
+def test_seen_ground_convention_matches_the_explorer_view(tmp_path):
+    """The pixels seen_mask calls seen are where explorer draws the same ground again: pixel (y, x) of a frame
+    one move on shows what pixel (y + cell dy, x + cell dx) of the frame before showed (a reversed convention
+    does not)."""
+    collect("explorer", tmp_path / "data", episodes=2, steps=40, resolution=32, progress=False)
+    ds = Dataset(tmp_path / "data")
+    seen_mask = _load_script("diagnose/seen_ground.py").seen_mask
+    pix = np.arange(32)
+
+    def agreement(sign: int) -> float:
+        same = total = 0
+        for ep in range(2):
+            episode = ds.load_episode(ep)
+            cams, frames = np.asarray(episode.state["camera"]), np.asarray(episode.frames).astype(int)
+            for t in range(1, len(cams)):
+                if (cams[t] == cams[t - 1]).all():
+                    continue
+                mask = seen_mask(cams[t - 1 : t + 1], context=1, size=32, cell=2)[0]
+                dx, dy = sign * 2 * (cams[t] - cams[t - 1])
+                oy, ox = np.clip(pix + dy, 0, 31), np.clip(pix + dx, 0, 31)
+                before = frames[t - 1][np.ix_(oy, ox)]
+                match = np.abs(frames[t] - before).max(axis=-1) <= 8
+                same, total = same + match[mask].sum(), total + mask.sum()
+        assert total > 0  # the camera moved on the recorded episodes
+        return same / total
+
+    assert agreement(1) > 0.97 and agreement(-1) < 0.95
+
+
+def test_seen_ground_bench(tmp_path):
+    collect("explorer", tmp_path / "data", episodes=10, steps=30, resolution=32, progress=False)
+    collect("physics/uniform", tmp_path / "phys", episodes=4, steps=12, resolution=32, progress=False)
+    train(tmp_path / "run", data=tmp_path / "data", model="diffusion", preset="debug", steps=2, progress=False)
+    k = resolve_context(load_preset("debug"))
+    out = _bench("diagnose/seen_ground.py", tmp_path / "data", tmp_path / "run", "--context", k, "--horizon", 8)
+    assert out["cell"] == 2 and set(out["unseen_share"]) == {"1", "2", "4", "8"}
+    assert all(0 <= v < 1 for v in out["unseen_share"].values())
+    # the oracle's unseen colour is the per-frame mean, the best constant there: never below the newest frame's mean
+    assert all(out["seen_oracle_mean_fill"][s] >= out["seen_oracle_last_fill"][s] - 0.01 for s in out["unseen_share"])
+    row = out["models"][str(tmp_path / "run")]
+    # the real seen ground in place of the model's can only lower its error
+    assert all(row["with_seen_real"][s] >= row["psnr"][s] - 0.01 for s in row["psnr"])
+    common = _load_script("diagnose/seen_ground.py").common  # copy-last on the bench's windows, computed here
+    batch = common.non_overlapping(Dataset(tmp_path / "data"), "test", k, 8, 32, 0).batch()
+    copy = pooled_psnr(batch.context_frames[:, -1:].float().expand_as(batch.future_frames), batch.future_frames.float(), axis=0)
+    assert [out["copy_last"][s] for s in ("1", "8")] == pytest.approx([float(copy[0]), float(copy[7])], abs=0.01)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, str(ROOT / "bench/diagnose/seen_ground.py"), str(tmp_path / "phys")],
+                         check=False, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert res.returncode != 0 and "records no `camera` state" in res.stderr
+
+
 @pytest.mark.skipif(importlib.util.find_spec("diffusers") is None, reason="the clip family needs the video extra")
 def test_clip_timesteps_bench(tmp_path):
     collect("physics/uniform", tmp_path / "data", episodes=12, steps=12, resolution=32, progress=False)

@@ -203,3 +203,33 @@ def test_flow_warps_by_the_expected_displacement():
     torch.testing.assert_close(net.eval().origin(context, actions, context[:, -1])[0], base)
     with pytest.raises(PlayworldError, match="two ways"):
         DiffusionConfig(transport_flow=True, transport_hard_train=True)
+
+
+def test_the_remainder_is_the_sub_pixel_part_the_whole_pixel_move_left_out():
+    """transport_remainder: beside the hard-moved frame the denoiser gets each block's expected displacement less the
+    one it was moved by: 0 where one shift has all the weight; +0.5 pixel in x where the weight is split between
+    +1 and +2 and the move took +1; a run with it has two more input planes and plays with them."""
+    kwargs = {"radius": 2, "patch": 4, "channels": 16, "action_dim": 8, "groups": 4}
+    t = Transport(SPEC, **kwargs, hard_always=True, remainder=True)
+    frame = torch.rand(2, 3, 16, 16) * 2 - 1
+    moved, planes = t._move_hard(frame, _one_hot(2, 1, -2))
+    hard, inside = t.move(frame, _one_hot(2, 1, -2))
+    assert planes.shape == (2, 3, 16, 16) and torch.equal(moved, hard) and torch.equal(planes[:, :1], inside)
+    assert not planes[:, 1:].any()
+    split = (_one_hot(2, 0, 1) + _one_hot(2, 0, 2)) / 2
+    split[:, :, 0, 0] = _one_hot(2, -1, 0)[:, :, 0, 0]  # one block certain: nothing left over there
+    moved, planes = t._move_hard(frame, split)
+    torch.testing.assert_close(moved[..., 4:, :], t.move(frame, _one_hot(2, 0, 1))[0][..., 4:, :])
+    assert not planes[:, 1].any()  # no sub-pixel part in y anywhere
+    assert not planes[:, 2, :4, :4].any() and torch.allclose(planes[:, 2, 4:], torch.full((2, 12, 16), 0.5))
+    config = DiffusionConfig(channels=(8, 8), depths=(1, 1), attention=(False, False), cond_dim=16, action_dim=8, groups=4,
+                             transport=2, transport_channels=16, transport_hard_train=True, transport_remainder=True)
+    net = Denoiser(config, SPEC)
+    assert net.unet.stem_side.in_channels == (2 * 3 + 3 + 3) * 4  # K frames, the moved frame, inside + remainder
+    context, actions = torch.rand(2, 2, 3, 16, 16) * 2 - 1, torch.randint(0, 3, (2, 3))
+    _, base, planes = net.train().training_origin(context, actions, context[:, -1])
+    assert planes.shape == (2, 3, 16, 16)
+    out = net(torch.randn(2, 3, 16, 16), torch.ones(2), context, actions, torch.zeros(2), base, planes)
+    assert out.shape == (2, 3, 16, 16)
+    with pytest.raises(PlayworldError, match="transport_hard_train"):
+        DiffusionConfig(transport=2, transport_remainder=True)

@@ -64,6 +64,11 @@ class DiffusionConfig:
     play, instead of the mixture: sharp where the shift is certain, and a speed of 1.5 pixels a step stays 1.5 where
     the most likely shift (transport_hard_train) rounds it to a whole pixel; the transport's own loss still scores
     the mixture (a flow field alone learns slowly); not with transport_hard / transport_hard_train"""
+    transport_remainder: bool = False
+    """with transport_hard_train: also hand the denoiser, per pixel, what the whole-pixel move left out, each block's
+    expected displacement under the softmax less its most likely one (2 planes, in pixels), so a ball at 1.5 pixels a
+    step that the block moved by 1 is known to lack half a pixel: the U-Net corrects the sub-pixel part of a move
+    that the whole-pixel shift keeps sharp"""
     transport_edge: str = "replicate"
     """what the transport moves in from beyond the frame's edge: 'replicate' (the edge repeated: right for
     ground that continues, but an object at the edge is then copied inward step after step, a trail) or
@@ -94,8 +99,9 @@ class DiffusionConfig:
     beta_end: float = 0.02
     """backbone 'diffusers': the DDPM schedule's last beta"""
     p_mean: float = -0.4
-    """mean of log(sigma) of the log-normal training noise levels (DIAMOND: -0.4; one-step sampling from
-    sigma_max only uses the high levels, so the `small` preset raises it to 0.5)"""
+    """mean of log(sigma) of the log-normal training noise levels (DIAMOND: -0.4; the `small` preset uses 0.0;
+    one-step sampling starts at sigma_max, but training at the low levels is what lets the model correct its own
+    errors: LogNormal(1.6, 0.5) sharpened each frame and drifted, docs/results.md)"""
     p_std: float = 1.2
     """standard deviation of log(sigma) of the training noise levels"""
 
@@ -170,6 +176,9 @@ class DiffusionConfig:
         if self.transport_flow and (self.transport_hard or self.transport_hard_train):
             raise PlayworldError("transport_flow and transport_hard(_train) are two ways to move blocks",
                                  "set one of them")
+        if self.transport_remainder and not self.transport_hard_train:
+            raise PlayworldError("transport_remainder is what a whole-pixel move leaves out: it needs transport_hard_train",
+                                 "add --set model.transport_hard_train=true, or drop transport_remainder")
         if self.transport_edge not in ("replicate", "zeros"):
             raise PlayworldError(f"unknown transport_edge {self.transport_edge!r}", "use transport_edge: replicate or zeros")
         if self.backbone not in ("playworld", "diffusers"):

@@ -72,8 +72,10 @@ class Denoiser(nn.Module):
                 spec, int(config.transport), int(config.transport_patch), int(config.transport_channels),
                 int(config.action_dim), int(config.groups), hard=bool(config.transport_hard),
                 hard_always=bool(config.transport_hard_train), edge=config.transport_edge, flow=bool(config.transport_flow),
+                remainder=bool(config.transport_remainder),
             )
-        moved = 0 if self.transport is None else c + 1  # the moved frame and its share from inside the frame
+        # the moved frame, its share from inside the frame and (transport_remainder) the sub-pixel part of the move
+        moved = 0 if self.transport is None else c + self.transport.planes
         self.memory = bool(config.memory)
         remembered = c + 1 if self.memory else 0  # the memory frame and a plane saying whether there is one
         c_side = k * c + moved + remembered  # the side input: the K context frames, what transport made, the memory
@@ -96,7 +98,8 @@ class Denoiser(nn.Module):
     def origin(self, context: Tensor, actions: Tensor, newest: Tensor) -> tuple[Tensor, Tensor | None]:
         """The frame (B, 3, H, W) a residual model predicts the change from: the newest context frame, or it
         moved by the learned transport (transport.py); zeros for a model that predicts the frame itself.
-        Second, with transport, the share of each pixel that came from inside the frame (B, 1, H, W), else None.
+        Second, with transport, the share of each pixel that came from inside the frame (B, 1, H, W; with
+        transport_remainder also the move's sub-pixel remainder, (B, 3, H, W)), else None.
 
         context (B, K, 3, H, W) in [-1, 1] as the network sees it (noised in training), actions (B, K+1[, dim]);
         newest: the newest context frame before any noise (residual_base 'clean': noise on the context is then
@@ -123,7 +126,7 @@ class Denoiser(nn.Module):
         memory: tuple[Tensor, Tensor] | None = None,
     ) -> Conditioning:
         """context (B, K, 3, H, W) in [-1, 1] (already noised by `context_sigma`), actions (B, K+1[, dim]),
-        base (B, 3, H, W) and inside (B, 1, H, W) or None: the residual's origin, as `origin` returns them.
+        base (B, 3, H, W) and inside (B, 1 or 3, H, W) or None: the residual's origin, as `origin` returns them.
 
         context_sigma: (B,) one level per example, or (B, K) one per frame (needs frame_noise_levels).
         memory: a memory model's (frame (B, 3, H, W) in [-1, 1], valid (B,) bool); None: no example has one.

@@ -34,10 +34,15 @@ from playworld.models.nn import ActionEmbedding, ResBlock
 
 class Transport(nn.Module):
     def __init__(self, spec: WorldSpec, radius: int, patch: int, channels: int, action_dim: int, groups: int,
-                 hard: bool = False, hard_always: bool = False, edge: str = "replicate", flow: bool = False):
+                 hard: bool = False, hard_always: bool = False, edge: str = "replicate", flow: bool = False,
+                 remainder: bool = False):
         super().__init__()
         if flow and (hard or hard_always):
             raise ValueError("transport flow and hard are two ways to move: choose one")
+        if remainder and not hard_always:
+            raise ValueError("the transport's remainder is what a whole-pixel move leaves out: it needs hard_always")
+        self.remainder = bool(remainder)  # also return each block's expected less its most likely displacement
+        self.planes = 3 if remainder else 1  # the side planes beside the moved frame: inside share (+ dy, dx remainder)
         self.flow = bool(flow)  # training and play: each block warped by its expected displacement (sub-pixel)
         if edge not in ("replicate", "zeros"):
             raise ValueError(f"unknown transport edge {edge!r}")
@@ -89,20 +94,27 @@ class Transport(nn.Module):
         if self.flow:
             return self.warp(newest, weights)
         if self.hard_always or (self.hard and not self.training):  # one displacement per block: moved content stays sharp
-            weights = most_likely(weights)
+            return self._move_hard(newest, weights)
         return self.move(newest, weights)
+
+    def _move_hard(self, frame: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+        """frame moved by each block's most likely displacement -> the moved frame and its side planes: the inside
+        share, and with `remainder` each block's expected displacement less the one it was moved by (dy, dx in
+        pixels, (B, 2, H, W)): the sub-pixel part of the motion that the whole-pixel move left for the denoiser."""
+        hard = most_likely(weights)
+        moved, inside = self.move(frame, hard)
+        if not self.remainder:
+            return moved, inside
+        left = torch.stack(expected_displacement(weights), 1) - torch.stack(expected_displacement(hard), 1)
+        left = left.repeat_interleave(self.patch, 2).repeat_interleave(self.patch, 3)
+        return moved, torch.cat([inside, left.to(inside.dtype)], dim=1)
 
     def warp(self, frame: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
         """frame (B, C, H, W) warped by each block's expected displacement under `weights` (bilinear, so a speed of
         1.5 pixels a step stays 1.5, where the most likely shift rounds it to a whole pixel and the mixture blurs
         it) -> the moved frame and the share of each pixel from inside the frame (B, 1, H, W)."""
-        b, _, h, w = frame.shape
-        n = math.isqrt(weights.shape[1])
-        r = (n - 1) // 2
-        offsets = torch.arange(n, device=weights.device, dtype=weights.dtype) - r
-        grid = weights.view(b, n, n, *weights.shape[2:])
-        dy = (grid.sum(2) * offsets.view(1, n, 1, 1)).sum(1)  # (B, h/p, w/p): E[dy] per block
-        dx = (grid.sum(1) * offsets.view(1, n, 1, 1)).sum(1)
+        _, _, h, w = frame.shape
+        dy, dx = expected_displacement(weights)  # (B, h/p, w/p) each
         dy = dy.repeat_interleave(self.patch, 1).repeat_interleave(self.patch, 2)  # (B, H, W)
         dx = dx.repeat_interleave(self.patch, 1).repeat_interleave(self.patch, 2)
         ys = torch.arange(h, device=frame.device, dtype=torch.float32).view(1, h, 1)
@@ -123,8 +135,17 @@ class Transport(nn.Module):
         weights = self.weights(context, actions)
         mixed, _ = self.move(newest, weights)
         with torch.no_grad():
-            moved, inside = self.warp(newest, weights) if self.flow else self.move(newest, most_likely(weights))
+            moved, inside = self.warp(newest, weights) if self.flow else self._move_hard(newest, weights)
         return mixed, moved, inside
+
+
+def expected_displacement(weights: Tensor) -> tuple[Tensor, Tensor]:
+    """Weights (B, (2r+1)^2, h, w) over the displacements -> each block's expected (dy, dx) in pixels, (B, h, w) each."""
+    b, n2, h, w = weights.shape
+    n = math.isqrt(n2)
+    offsets = torch.arange(n, device=weights.device, dtype=weights.dtype).view(1, n, 1, 1) - (n - 1) // 2
+    grid = weights.view(b, n, n, h, w)  # (B, dy, dx, h, w)
+    return (grid.sum(2) * offsets).sum(1), (grid.sum(1) * offsets).sum(1)
 
 
 def most_likely(weights: Tensor) -> Tensor:

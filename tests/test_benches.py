@@ -423,6 +423,37 @@ def test_seen_ground_bench(tmp_path):
     assert res.returncode != 0 and "records no `camera` state" in res.stderr
 
 
+def test_ball_speed_reads_a_ball_played_twice_as_fast_as_twice_the_speed(tmp_path):
+    collect("physics/uniform", tmp_path / "data", episodes=3, steps=31, resolution=64, progress=False)
+    speed_rows = _load_script("diagnose/ball_speed.py").speed_rows
+    episode = Dataset(tmp_path / "data").load_episode(0)
+    frames, pos = np.asarray(episode.frames), np.asarray(episode.state["positions"])
+    radii, t = np.asarray(episode.state["radii"][0]), 4
+    same = speed_rows(frames[t : t + 12], pos, radii, t)
+    double = speed_rows(frames[t + 1 : t + 24 : 2], pos, radii, t)  # each shown step covers two true ones
+    assert same["step"].size >= 4 and double["step"].size >= 4
+    assert np.median(same["along"]) == pytest.approx(1.0, abs=0.05) and np.median(same["across"]) < 0.05
+    assert np.median(double["along"]) == pytest.approx(2.0, abs=0.1)
+    assert np.median(double["position"]) > 5 * np.median(same["position"])  # it runs ahead of the true centre
+
+
+def test_ball_speed_bench(tmp_path):
+    collect("physics/uniform", tmp_path / "data", episodes=16, steps=31, resolution=32, progress=False)
+    train(tmp_path / "run", data=tmp_path / "data", model="diffusion", preset="debug", steps=2, progress=False)
+    out = _bench("diagnose/ball_speed.py", tmp_path / "data", tmp_path / "run", "--horizon", 8)
+    rows = out["rows"]
+    assert set(rows) == {"real", "copy_last", str(tmp_path / "run")} and out["clips"] >= 1
+    assert rows["real"]["along"]["4"] == pytest.approx(1.0, abs=0.15)  # the parser on real frames: the right speed
+    assert rows["copy_last"]["along"]["4"] == 0.0  # a frozen frame: a stopped ball
+    assert rows["copy_last"]["position_error"]["8"] > rows["real"]["position_error"]["8"]
+    explorer = tmp_path / "explorer"
+    collect("explorer", explorer, episodes=2, steps=10, resolution=32, progress=False)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, str(ROOT / "bench/diagnose/ball_speed.py"), str(explorer)],
+                         check=False, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert res.returncode != 0 and "parses the balls of a physics/* world" in res.stderr
+
+
 @pytest.mark.skipif(importlib.util.find_spec("diffusers") is None, reason="the clip family needs the video extra")
 def test_clip_timesteps_bench(tmp_path):
     collect("physics/uniform", tmp_path / "data", episodes=12, steps=12, resolution=32, progress=False)

@@ -445,6 +445,7 @@ def test_ball_speed_bench(tmp_path):
     assert set(rows) == {"real", "copy_last", str(tmp_path / "run")} and out["clips"] >= 1
     assert rows["real"]["along"]["4"] == pytest.approx(1.0, abs=0.15)  # the parser on real frames: the right speed
     assert rows["copy_last"]["along"]["4"] == 0.0  # a frozen frame: a stopped ball
+    assert rows["real"]["velocity_error"] < 0.5 * rows["copy_last"]["velocity_error"]  # the floor, far below a stop
     assert rows["copy_last"]["position_error"]["8"] > rows["real"]["position_error"]["8"]
     explorer = tmp_path / "explorer"
     collect("explorer", explorer, episodes=2, steps=10, resolution=32, progress=False)

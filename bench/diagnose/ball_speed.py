@@ -13,7 +13,10 @@ frames of the step, the generated displacement is compared with the true one fro
 - `by_true_speed`: the median `along` of steps 1-12 in quartiles of the ball's true speed: a model that
   cannot read a ball's speed from its context predicts one pulled towards the training data's typical speed
   (slow balls sped up, fast ones slowed), and on its own frames the pull compounds step after step;
-- `position_error`: median distance (world units) between parsed and true centres per step.
+- `position_error`: median distance (world units) between parsed and true centres per step;
+- `velocity_error`: Kang et al.'s |v_gen - v_true| (units/s) averaged over every measured pair, and per step:
+  it grows with the step, so two runs compare only over the same generated steps (`--horizon`: a run with a
+  longer context K has fewer steps left of a 32-frame clip, 32 - K, unless both are cut to the same count).
 
 Two calibration rows come with every report: `real` (the parser on the real frames: `along` ~1 and
 `across` ~0, the floor) and `copy_last` (the newest context frame repeated: `along` 0, the ball stopped).
@@ -33,6 +36,7 @@ from playworld.data.store import Dataset
 from playworld.eval.api import EvalContext
 from playworld.eval.physical import ball_positions, in_view, physics_windows
 from playworld.models.interface import WorldSpec
+from playworld.worlds.physics import DT
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the repo root, for bench.common
 from bench import common
@@ -57,7 +61,8 @@ def speed_rows(frames: np.ndarray, positions: np.ndarray, radii: np.ndarray, sta
     along = (d_gen * unit).sum(-1) / np.maximum(speed, 1e-9)
     across = np.abs(d_gen[..., 0] * unit[..., 1] - d_gen[..., 1] * unit[..., 0]) / np.maximum(speed, 1e-9)
     found = visible[1:] & np.isfinite(parsed).all(-1)
-    return {"step": steps[ok], "along": along[ok], "across": across[ok], "speed": speed[ok],
+    v_err = np.linalg.norm(d_gen - d_true, axis=-1) / DT
+    return {"step": steps[ok], "along": along[ok], "across": across[ok], "speed": speed[ok], "v_err": v_err[ok],
             "step_pos": steps[found], "position": np.linalg.norm(parsed - true[1:], axis=-1)[found]}
 
 
@@ -66,8 +71,8 @@ def summarise(rows: list[dict[str, np.ndarray]], horizon: int) -> dict:
     cat = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
     steps = [s for s in STEPS if s <= horizon]
 
-    def per_step(key: str, step_key: str = "step") -> dict[str, float | None]:
-        return {str(s): (round(float(np.median(v)), 3) if (v := cat[key][cat[step_key] == s]).size else None) for s in steps}
+    def per_step(key: str, step_key: str = "step", stat=np.median) -> dict[str, float | None]:
+        return {str(s): (round(float(stat(v)), 3) if (v := cat[key][cat[step_key] == s]).size else None) for s in steps}
 
     early = cat["step"] <= 12
     quartiles = {}
@@ -77,7 +82,8 @@ def summarise(rows: list[dict[str, np.ndarray]], horizon: int) -> dict:
             sel = early & (cat["speed"] >= lo) & (cat["speed"] <= hi)
             quartiles[f"{lo:.3f}-{hi:.3f}"] = round(float(np.median(cat["along"][sel])), 3)
     return {"along": per_step("along"), "across": per_step("across"), "by_true_speed": quartiles,
-            "position_error": per_step("position", "step_pos"), "pairs": int(cat["step"].size)}
+            "position_error": per_step("position", "step_pos"), "velocity_error": round(float(cat["v_err"].mean()), 4),
+            "velocity_error_by_step": per_step("v_err", stat=np.mean), "pairs": int(cat["step"].size)}
 
 
 def main() -> None:

@@ -635,3 +635,12 @@ def test_quality_bench_measures_each_row_against_copy_last_and_reuses_what_it_me
                    "--row", "cn3=model.context_noise_max=0.3", timeout=900)
     assert again["table"]["explorer"]["default"]["0.1"] == row and saved.stat().st_mtime_ns == stamp
     assert again["table"]["explorer"]["cn3"]["0.1"]["sets"] == ["model.context_noise_max=0.3"]
+    # more training seeds: seed 0's run is read back, seed 1's trained, and the physics target judged on their median
+    seeds = _bench("repro/quality.py", "--tiny", "--rows", "default", "--worlds", "physics/uniform", "--out", tmp_path,
+                   "--seeds", "0,1", timeout=900)
+    one = seeds["table"]["physics/uniform"]["default-seed1"]["0.1"]
+    assert seeds["table"]["physics/uniform"]["default"]["0.1"] == phys and one["sets"] == ["train.seed=1"]
+    by_seed = [phys["over_floor"], one["over_floor"]]
+    spread = seeds["spread"]["physics/uniform"]["default"]["over_floor"]
+    assert spread["by_seed"] == by_seed and spread["median"] == pytest.approx(float(np.median(by_seed)), abs=1e-3)
+    assert seeds["targets"]["physics_velocity_within_2.5x_floor"] == (spread["median"] <= 2.5)

@@ -413,6 +413,11 @@ def test_seen_ground_bench(tmp_path):
     row = out["models"][str(tmp_path / "run")]
     # the real seen ground in place of the model's can only lower its error
     assert all(row["with_seen_real"][s] >= row["psnr"][s] - 0.01 for s in row["psnr"])
+    # with the seen ground real, the error left is the unseen ground's, spread over the whole frame
+    for s, share in out["unseen_share"].items():
+        if share > 0.02:
+            left = 10 ** (-row["psnr_unseen"][s] / 10) * share
+            assert 10 ** (-row["with_seen_real"][s] / 10) == pytest.approx(left, rel=0.03)
     common = _load_script("diagnose/seen_ground.py").common  # copy-last on the bench's windows, computed here
     batch = common.non_overlapping(Dataset(tmp_path / "data"), "test", k, 8, 32, 0).batch()
     copy = pooled_psnr(batch.context_frames[:, -1:].float().expand_as(batch.future_frames), batch.future_frames.float(), axis=0)

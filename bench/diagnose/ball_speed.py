@@ -57,9 +57,10 @@ def speed_rows(frames: np.ndarray, positions: np.ndarray, radii: np.ndarray, sta
     speed = np.linalg.norm(d_true, axis=-1)
     ok = visible[1:] & visible[:-1] & np.isfinite(d_gen).all(-1) & (speed > 1e-9)
     steps = np.broadcast_to(np.arange(1, len(frames) + 1)[:, None], ok.shape)
-    unit = d_true / np.maximum(speed, 1e-9)[..., None]
-    along = (d_gen * unit).sum(-1) / np.maximum(speed, 1e-9)
-    across = np.abs(d_gen[..., 0] * unit[..., 1] - d_gen[..., 1] * unit[..., 0]) / np.maximum(speed, 1e-9)
+    length = np.maximum(speed, 1e-9)
+    unit = d_true / length[..., None]
+    along = (d_gen * unit).sum(-1) / length
+    across = np.abs(d_gen[..., 0] * unit[..., 1] - d_gen[..., 1] * unit[..., 0]) / length
     found = visible[1:] & np.isfinite(parsed).all(-1)
     v_err = np.linalg.norm(d_gen - d_true, axis=-1) / DT
     return {"step": steps[ok], "along": along[ok], "across": across[ok], "speed": speed[ok], "v_err": v_err[ok],

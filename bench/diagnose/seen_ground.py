@@ -94,6 +94,9 @@ def main() -> None:
     result = {"data": args.data, "context": K, "windows": len(w), "cell": cell,
               "unseen_share": by_step(unseen.mean(dim=(0, 2, 3, 4)), 4)}
     result |= {name: by_step(M.pooled_psnr(v, real, axis=0)) for name, v in refs.items()}
+    pixels = {"seen": seen.expand_as(real).sum(dim=(0, 2, 3, 4)).clamp_min(1),  # per step, pooled over windows
+              "unseen": unseen.expand_as(real).sum(dim=(0, 2, 3, 4)).clamp_min(1)}
+    kinds = {"seen": seen, "unseen": unseen}
     models = {}
     for run in args.runs:
         model = playworld.load(run)
@@ -102,10 +105,8 @@ def main() -> None:
         ctx = EvalContext(dataset=ds, spec=model.spec, split="test", episodes=len(w), horizon=H, seed=args.seed)
         gen = ctx.generate(model, w).float()
         sq = (gen - real) ** 2
-        masked = {  # pooled over windows: the mean squared error over the pixels of each kind, per step
-            "seen": (sq * seen).sum(dim=(0, 2, 3, 4)) / (seen.expand_as(sq).sum(dim=(0, 2, 3, 4)).clamp_min(1)),
-            "unseen": (sq * unseen).sum(dim=(0, 2, 3, 4)) / (unseen.expand_as(sq).sum(dim=(0, 2, 3, 4)).clamp_min(1)),
-        }
+        # pooled over windows: the mean squared error over the pixels of each kind, per step
+        masked = {kind: (sq * mask).sum(dim=(0, 2, 3, 4)) / pixels[kind] for kind, mask in kinds.items()}
         models[run] = {
             "psnr": by_step(M.pooled_psnr(gen, real, axis=0)),
             "psnr_seen": by_step(M.psnr_from_mse(masked["seen"].numpy())),

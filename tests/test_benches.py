@@ -25,6 +25,7 @@ from playworld.agents.agent import world_returns
 from playworld.benchmarks import REFERENCE, REFERENCE_CONTEXT
 from playworld.data.collect import collect
 from playworld.data.store import Dataset
+from playworld.eval.physical import ball_positions, in_view
 from playworld.metrics import pooled_psnr
 from playworld.models import get_family
 from playworld.models.interface import WorldSpec
@@ -456,6 +457,50 @@ def test_ball_speed_bench(tmp_path):
     collect("explorer", explorer, episodes=2, steps=10, resolution=32, progress=False)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     res = subprocess.run([sys.executable, str(ROOT / "bench/diagnose/ball_speed.py"), str(explorer)],
+                         check=False, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert res.returncode != 0 and "parses the balls of a physics/* world" in res.stderr
+
+
+def test_soft_context_reads_a_real_step_as_itself_and_a_doubled_one_as_twice(tmp_path):
+    collect("physics/uniform", tmp_path / "data", episodes=3, steps=31, resolution=64, progress=False)
+    sc = _load_script("diagnose/soft_context.py")
+    ep = Dataset(tmp_path / "data").load_episode(0)
+    frames, pos = np.asarray(ep.frames), np.asarray(ep.state["positions"])
+    valid = in_view(pos, np.asarray(ep.state["radii"][0]))
+    parsed = ball_positions(frames, 1)
+    t = np.arange(2, 29)
+    ok = valid[t - 2] & valid[t - 1] & valid[t]
+    step = pos[t] - pos[t - 1]
+    direction = step / np.maximum(np.linalg.norm(step, axis=-1, keepdims=True), 1e-9)
+    same = sc.gains(parsed[t - 2], parsed[t - 1], parsed[t], direction, ok)
+    # the "prediction" two true steps on: twice the context's step
+    t2 = t[t + 1 < len(frames)]
+    ok2 = ok[: len(t2)] & valid[t2 + 1]
+    double = sc.gains(parsed[t2 - 2], parsed[t2 - 1], parsed[t2 + 1], direction[: len(t2)], ok2)
+    assert same.size >= 4 and double.size >= 4
+    assert np.median(same) == pytest.approx(1.0, abs=0.05) and np.median(double) == pytest.approx(2.0, abs=0.1)
+    # softness: the rim of a blurred disc is wider than the antialiased rim of a drawn one, and grows with the blur
+    clip = frames[None, 4:6]
+    soft = [sc.softness(sc.blurred(clip, b)[0, -1], 1) for b in (0.0, 0.5, 1.0)]
+    assert soft[0] == sc.softness(frames[5], 1) and soft[0] < soft[1] < soft[2]
+    assert sc.softness(np.full((8, 8, 3), 255, np.uint8), 1) == 0.0  # no ball, nothing partly covered
+
+
+def test_soft_context_bench(tmp_path):
+    # 64 px: the gain is a ratio of two parsed steps, and at 32 px the parse's rounding swamps a step of a pixel
+    collect("physics/uniform", tmp_path / "data", episodes=16, steps=31, resolution=64, progress=False)
+    train(tmp_path / "run", data=tmp_path / "data", model="diffusion", preset="debug", steps=2, progress=False)
+    out = _bench("diagnose/soft_context.py", tmp_path / "data", tmp_path / "run", "--horizon", 8, "--at", "4,8", "--blur", "0,1")
+    row = out["rows"][str(tmp_path / "run")]
+    assert out["at"] == [4, 8] and set(row["blur"]) == {"0.0", "1.0"} and set(row["own"]) == {str(s) for s in range(3, 9)}
+    assert out["real"]["gain"] == pytest.approx(1.0, abs=0.1)  # the parser on the real next frame: the speed kept
+    assert row["blur"]["1.0"]["softness_context"] > row["blur"]["0.0"]["softness_context"] == out["real"]["softness"]
+    medians = [v["gain"] for v in row["own"].values() if v["gain"] is not None]
+    assert row["compounded"] == pytest.approx(float(np.prod(medians)), rel=1e-2, abs=1e-2)
+    explorer = tmp_path / "explorer"
+    collect("explorer", explorer, episodes=2, steps=10, resolution=32, progress=False)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, str(ROOT / "bench/diagnose/soft_context.py"), str(explorer), str(tmp_path / "run")],
                          check=False, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert res.returncode != 0 and "parses the balls of a physics/* world" in res.stderr
 

@@ -230,3 +230,47 @@ def test_highpass_context_noise_perturbs_fine_detail_and_leaves_region_colours()
     assert regions["highpass"] < 0.45 * regions["white"]
     with pytest.raises(PlayworldError, match="context_noise_kind"):
         dataclasses.replace(config, context_noise_kind="pink")
+
+
+def test_gaussian_blur_spreads_a_point_by_its_sigma_per_example_and_keeps_its_mass():
+    point = torch.zeros(3, 2, 3, 21, 21)
+    point[..., 10, 10] = 1.0
+    out = diffusion_loss.gaussian_blur(point, torch.tensor([0.0, 0.6, 1.2]))
+    torch.testing.assert_close(out[0], point[0])  # sigma 0: unchanged
+    torch.testing.assert_close(out.sum(dim=(-2, -1)), point.sum(dim=(-2, -1)))
+    xs = torch.arange(21.0) - 10
+    for i, sigma in ((1, 0.6), (2, 1.2)):
+        variance = float((out[i, 0, 0].sum(0) * xs**2).sum())  # the spread along x of the blurred point
+        assert variance == pytest.approx(sigma**2, rel=0.05)
+
+
+def test_context_blur_softens_each_examples_context_and_the_residual_origin_alike(monkeypatch):
+    """context_blur_max: every example's K context frames blurred by its own level in [0, max] (none with
+    context noise off or max 0), and the residual taken from the blurred newest frame, as play takes it from the
+    model's own soft frame."""
+    family, config, net = _diffusion()
+    edges = torch.zeros(16, K, 3, RES, RES)
+    edges[..., :, RES // 2 :] = 1.0  # a sharp vertical edge
+    blur = dataclasses.replace(config, context_blur_max=1.0)
+    out = diffusion_loss.blur_context(edges, blur, torch.Generator().manual_seed(0))
+    step = (out[..., RES // 2] - out[..., RES // 2 - 1]).mean(dim=(1, 2, 3))  # (16,): the edge's height per example
+    assert float(step.min()) < 0.5 < float(step.max()) <= 1.0  # each its own level, some barely blurred
+    assert torch.equal(out[:, 0], out[:, 1])  # one level for all of an example's frames
+    assert diffusion_loss.blur_context(edges, blur, None, on=False) is edges
+    assert diffusion_loss.blur_context(edges, config, None) is edges  # the preset: off
+    seen = {}
+
+    def spy(net, context, target, actions, context_sigma, config, generator, newest, memory=None):
+        seen["context"], seen["newest"] = context, newest
+        return torch.zeros(()), 0.0
+
+    monkeypatch.setattr(diffusion_loss, "denoising_loss", spy)
+    quiet = dataclasses.replace(blur, context_noise_max=0.0)
+    batch = _batch()
+    clean = diffusion_loss.teacher_forcing_windows(batch)[0]
+    for regime in (diffusion_loss.edm_loss, lambda *a: diffusion_loss.self_forcing_loss(*a, rollout=1)):
+        regime(net, batch, quiet, torch.Generator().manual_seed(0))
+        torch.testing.assert_close(seen["newest"], seen["context"][:, -1])  # the origin: the newest frame as seen
+        assert float((seen["context"] - clean[: len(seen["context"])]).abs().mean()) > 0.01  # and it is blurred
+    with pytest.raises(PlayworldError, match="context_blur_max"):
+        dataclasses.replace(config, context_blur_max=-1.0)

@@ -116,6 +116,14 @@ class DiffusionConfig:
     rescaled to the same standard deviation), which perturbs only the finest detail, where a long rollout's
     error piles up, and leaves each region's colour alone; with `residual_base: noised` the model learns to
     clean fine detail the frame it continues from should not have without pulling colours towards the mean"""
+    context_blur_max: float = 0.0
+    """training blurs each example's context frames with a Gaussian of standard deviation drawn uniformly from
+    [0, this] pixels, before context noise, the residual's origin alike; 0 disables. A one-step sampler draws the
+    conditional mean, so the model's own frames come out softer than real ones, and a model trained on sharp
+    frames alone misreads softness as motion: on physics/uniform a context blurred by 0.5 px (about as soft as
+    the model's own frames) gives a 4% faster ball at every step, which compounds over a rollout
+    (bench/diagnose/soft_context.py). Trained on soft contexts too, it learns that softness is not motion, and
+    (the origin blurred alike) to restore the sharpness its own frames lose"""
     frame_noise_levels: bool = False
     """tell the network one context noise level per context frame (a learned projection of the K level
     embeddings) instead of one per example; diffusion forcing (train.regime=diffusion_forcing) needs it"""
@@ -161,6 +169,9 @@ class DiffusionConfig:
             )
         if self.residual_base not in ("clean", "noised"):
             raise PlayworldError(f"unknown residual_base {self.residual_base!r}", "use residual_base: clean or residual_base: noised")
+        if not 0.0 <= float(self.context_blur_max) <= 4.0:
+            raise PlayworldError(f"context_blur_max {self.context_blur_max} is outside 0 to 4 pixels",
+                                 "use 0 (off) or a blur of about a pixel, e.g. context_blur_max: 0.8")
         if self.context_noise_kind not in ("white", "highpass"):
             raise PlayworldError(f"unknown context_noise_kind {self.context_noise_kind!r}",
                                  "use context_noise_kind: white or context_noise_kind: highpass")

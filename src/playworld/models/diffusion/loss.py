@@ -5,7 +5,8 @@ For each target frame: draw sigma ~ LogNormal(p_mean, p_std), noise the target, 
 What differs between the regimes is the context the target is predicted from:
 
     teacher forcing    the K real frames before it, noised with one level per example drawn from
-                       U[0, context_noise_max] (GameNGen context noise; off: clean context)
+                       U[0, context_noise_max] (GameNGen context noise; off: clean context), and
+                       first, with context_blur_max, blurred (the residual's origin alike)
     self forcing       the model's own few-step samples: a rollout of R frames from real context,
                        one loss term per rolled-out frame on the context generated so far
     diffusion forcing  the K real frames, each noised with its own level (Karras schedule at a
@@ -13,6 +14,8 @@ What differs between the regimes is the context the target is predicted from:
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -68,6 +71,7 @@ def edm_loss(
 ) -> tuple[Tensor, dict[str, float]]:
     """Teacher forcing: every future frame of the batch from the real frames before it."""
     clean, target, actions = teacher_forcing_windows(batch)
+    clean = blur_context(clean, config, generator, context_noise)
     context, context_sigma = noise_context(clean, config, generator, context_noise)
     loss, denoise_mse = denoising_loss(net, context, target, actions, context_sigma, config, generator, base_frame(clean, context, config),
                                        memory_inputs(batch, config, generator))
@@ -88,6 +92,30 @@ def noise_context(
             noise = highpass(noise)
         context = context + context_sigma.view(-1, 1, 1, 1, 1) * noise
     return context, context_sigma
+
+
+def blur_context(context: Tensor, config: DiffusionConfig, generator: torch.Generator | None, on: bool = True) -> Tensor:
+    """context (N, K, 3, H, W), each example's K frames blurred by a Gaussian of standard deviation ~ U[0,
+    context_blur_max] pixels: the softness of the model's own frames (`context_blur_max`)."""
+    level = float(config.context_blur_max) if on else 0.0
+    if level <= 0:
+        return context
+    return gaussian_blur(context, _rand((context.shape[0],), generator, context.device) * level)
+
+
+def gaussian_blur(frames: Tensor, sigma: Tensor) -> Tensor:
+    """frames (N, ..., H, W) blurred by a separable Gaussian of standard deviation sigma (N,) pixels, one per
+    example (0: unchanged), edges repeated."""
+    n, (h, w) = frames.shape[0], frames.shape[-2:]
+    r = max(1, int(math.ceil(3 * float(sigma.max()))))
+    taps = torch.arange(-r, r + 1, device=frames.device, dtype=torch.float32)
+    kernel = torch.exp(-taps[None] ** 2 / (2 * sigma.float().clamp_min(1e-3)[:, None] ** 2))  # 1e-3: the identity
+    planes = frames[0].numel() // (h * w)  # the planes of one example, each blurred with its example's kernel
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(planes, dim=0)  # (N * planes, 2r + 1)
+    x = frames.reshape(1, n * planes, h, w).float()
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), kernel.view(-1, 1, 1, 2 * r + 1), groups=n * planes)
+    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), kernel.view(-1, 1, 2 * r + 1, 1), groups=n * planes)
+    return x.view(frames.shape).to(frames.dtype)
 
 
 def highpass(noise: Tensor) -> Tensor:
@@ -198,9 +226,10 @@ def self_forcing_loss(
     for j in range(rollout):
         acts = actions[:, j : j + k + 1]  # (B, K+1[, dim]): the K context actions and the one into frame j
         target = frames[:, k + j]
-        noised, context_sigma = noise_context(context, config, generator, context_noise)
+        blurred = blur_context(context, config, generator, context_noise)
+        noised, context_sigma = noise_context(blurred, config, generator, context_noise)
         memory = memory_inputs(batch, config, generator, [j])
-        loss_j, mse = denoising_loss(net, noised, target, acts, context_sigma, config, generator, base_frame(context, noised, config), memory)
+        loss_j, mse = denoising_loss(net, noised, target, acts, context_sigma, config, generator, base_frame(blurred, noised, config), memory)
         total, mses = total + loss_j, mses + [mse]
         if j == rollout - 1:
             break

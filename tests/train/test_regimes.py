@@ -248,7 +248,7 @@ def test_context_blur_softens_each_examples_context_and_the_residual_origin_alik
     """context_blur_max: every example's K context frames blurred by its own level in [0, max] (none with
     context noise off or max 0), and the residual taken from the blurred newest frame, as play takes it from the
     model's own soft frame."""
-    family, config, net = _diffusion()
+    _, config, net = _diffusion()
     edges = torch.zeros(16, K, 3, RES, RES)
     edges[..., :, RES // 2 :] = 1.0  # a sharp vertical edge
     blur = dataclasses.replace(config, context_blur_max=1.0)

@@ -107,7 +107,7 @@ def gaussian_blur(frames: Tensor, sigma: Tensor) -> Tensor:
     """frames (N, ..., H, W) blurred by a separable Gaussian of standard deviation sigma (N,) pixels, one per
     example (0: unchanged), edges repeated."""
     n, (h, w) = frames.shape[0], frames.shape[-2:]
-    r = max(1, int(math.ceil(3 * float(sigma.max()))))
+    r = max(1, math.ceil(3 * float(sigma.max())))
     taps = torch.arange(-r, r + 1, device=frames.device, dtype=torch.float32)
     kernel = torch.exp(-taps[None] ** 2 / (2 * sigma.float().clamp_min(1e-3)[:, None] ** 2))  # 1e-3: the identity
     planes = frames[0].numel() // (h * w)  # the planes of one example, each blurred with its example's kernel

@@ -244,10 +244,10 @@ def test_gaussian_blur_spreads_a_point_by_its_sigma_per_example_and_keeps_its_ma
         assert variance == pytest.approx(sigma**2, rel=0.05)
 
 
-def test_context_blur_softens_each_examples_context_and_the_residual_origin_alike(monkeypatch):
+def test_context_blur_softens_each_examples_context_and_with_a_blurred_base_the_residual_origin_alike(monkeypatch):
     """context_blur_max: every example's K context frames blurred by its own level in [0, max] (none with
-    context noise off or max 0), and the residual taken from the blurred newest frame, as play takes it from the
-    model's own soft frame."""
+    context noise off or max 0); the residual taken from the clean newest frame, or with residual_base 'blurred'
+    from the blurred one, as play takes it from the model's own soft frame."""
     _, config, net = _diffusion()
     edges = torch.zeros(16, K, 3, RES, RES)
     edges[..., :, RES // 2 :] = 1.0  # a sharp vertical edge
@@ -265,12 +265,14 @@ def test_context_blur_softens_each_examples_context_and_the_residual_origin_alik
         return torch.zeros(()), 0.0
 
     monkeypatch.setattr(diffusion_loss, "denoising_loss", spy)
-    quiet = dataclasses.replace(blur, context_noise_max=0.0)
     batch = _batch()
     clean = diffusion_loss.teacher_forcing_windows(batch)[0]
-    for regime in (diffusion_loss.edm_loss, lambda *a: diffusion_loss.self_forcing_loss(*a, rollout=1)):
-        regime(net, batch, quiet, torch.Generator().manual_seed(0))
-        torch.testing.assert_close(seen["newest"], seen["context"][:, -1])  # the origin: the newest frame as seen
-        assert float((seen["context"] - clean[: len(seen["context"])]).abs().mean()) > 0.01  # and it is blurred
+    for base in ("clean", "blurred"):
+        quiet = dataclasses.replace(blur, context_noise_max=0.0, residual_base=base)
+        for regime in (diffusion_loss.edm_loss, lambda *a: diffusion_loss.self_forcing_loss(*a, rollout=1)):
+            regime(net, batch, quiet, torch.Generator().manual_seed(0))
+            n = len(seen["context"])
+            assert float((seen["context"] - clean[:n]).abs().mean()) > 0.01  # the network sees the context blurred
+            torch.testing.assert_close(seen["newest"], (seen["context"] if base == "blurred" else clean[:n])[:, -1])
     with pytest.raises(PlayworldError, match="context_blur_max"):
         dataclasses.replace(config, context_blur_max=-1.0)

@@ -82,9 +82,11 @@ class DiffusionConfig:
     """diffuse the change from the newest context frame instead of the frame itself, so 'nothing moves' is the
     zero output (on explorer it learns faster than predicting the frame: 22.7 vs 20.3 dB after 100 steps)"""
     residual_base: str = "clean"
-    """the frame a residual is taken from: 'clean', the newest context frame before context noise, or 'noised',
-    the frame as the network sees it, so the target also undoes the context noise and a model playing on its
-    own frames learns to clean their errors instead of adding to them (diffusion forcing always uses 'clean')"""
+    """the frame a residual is taken from: 'clean', the newest context frame before context blur and noise;
+    'blurred', after `context_blur_max`'s blur and before noise, so the target also restores the sharpness the
+    blur took; or 'noised', the frame as the network sees it, so the target also undoes the context noise and a
+    model playing on its own frames learns to clean their errors instead of adding to them (diffusion forcing
+    always uses 'clean'; in play, with no blur or noise, 'clean' and 'blurred' are the frame itself)"""
     prediction: str = "edm"
     """what the network's output means: 'edm' (Karras et al.'s preconditioning around sigma_data, the presets'),
     or a DDPM parameterisation as a pretrained diffusers model was trained with: 'epsilon' (the noise),
@@ -118,12 +120,12 @@ class DiffusionConfig:
     clean fine detail the frame it continues from should not have without pulling colours towards the mean"""
     context_blur_max: float = 0.0
     """training blurs each example's context frames with a Gaussian of standard deviation drawn uniformly from
-    [0, this] pixels, before context noise, the residual's origin alike; 0 disables. A one-step sampler draws the
+    [0, this] pixels, before context noise; 0 disables. A one-step sampler draws the
     conditional mean, so the model's own frames come out softer than real ones, and a model trained on sharp
     frames alone misreads softness as motion: on physics/uniform a context blurred by 0.5 px (about as soft as
     the model's own frames) gives a 4% faster ball at every step, which compounds over a rollout
     (bench/diagnose/soft_context.py). Trained on soft contexts too, it learns that softness is not motion, and
-    (the origin blurred alike) to restore the sharpness its own frames lose"""
+    with `residual_base: blurred` also to restore the sharpness its own frames lose"""
     frame_noise_levels: bool = False
     """tell the network one context noise level per context frame (a learned projection of the K level
     embeddings) instead of one per example; diffusion forcing (train.regime=diffusion_forcing) needs it"""
@@ -167,8 +169,8 @@ class DiffusionConfig:
                 "diffusion channels, depths and attention must have one entry per U-Net level",
                 f"got {len(self.channels)}, {len(self.depths)} and {len(self.attention)} entries",
             )
-        if self.residual_base not in ("clean", "noised"):
-            raise PlayworldError(f"unknown residual_base {self.residual_base!r}", "use residual_base: clean or residual_base: noised")
+        if self.residual_base not in ("clean", "blurred", "noised"):
+            raise PlayworldError(f"unknown residual_base {self.residual_base!r}", "use residual_base: clean, blurred or noised")
         if not 0.0 <= float(self.context_blur_max) <= 4.0:
             raise PlayworldError(f"context_blur_max {self.context_blur_max} is outside 0 to 4 pixels",
                                  "use 0 (off) or a blur of about a pixel, e.g. context_blur_max: 0.8")

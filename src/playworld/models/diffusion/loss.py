@@ -6,7 +6,7 @@ What differs between the regimes is the context the target is predicted from:
 
     teacher forcing    the K real frames before it, noised with one level per example drawn from
                        U[0, context_noise_max] (GameNGen context noise; off: clean context), and
-                       first, with context_blur_max, blurred (the residual's origin alike)
+                       first, with context_blur_max, blurred
     self forcing       the model's own few-step samples: a rollout of R frames from real context,
                        one loss term per rolled-out frame on the context generated so far
     diffusion forcing  the K real frames, each noised with its own level (Karras schedule at a
@@ -71,9 +71,9 @@ def edm_loss(
 ) -> tuple[Tensor, dict[str, float]]:
     """Teacher forcing: every future frame of the batch from the real frames before it."""
     clean, target, actions = teacher_forcing_windows(batch)
-    clean = blur_context(clean, config, generator, context_noise)
-    context, context_sigma = noise_context(clean, config, generator, context_noise)
-    loss, denoise_mse = denoising_loss(net, context, target, actions, context_sigma, config, generator, base_frame(clean, context, config),
+    blurred = blur_context(clean, config, generator, context_noise)
+    context, context_sigma = noise_context(blurred, config, generator, context_noise)
+    loss, denoise_mse = denoising_loss(net, context, target, actions, context_sigma, config, generator, base_frame(clean, context, config, blurred),
                                        memory_inputs(batch, config, generator))
     return loss, {"loss": loss.item(), "denoise_mse": denoise_mse}
 
@@ -127,9 +127,12 @@ def highpass(noise: Tensor) -> Tensor:
     return ((flat - mean) * (3.0 / 8**0.5)).reshape(*lead, c, h, w)
 
 
-def base_frame(clean: Tensor, noised: Tensor, config: DiffusionConfig) -> Tensor:
-    """The newest context frame a residual is taken from (N, 3, H, W): before or after context noise (residual_base)."""
-    return noised[:, -1] if config.residual_base == "noised" else clean[:, -1]
+def base_frame(clean: Tensor, noised: Tensor, config: DiffusionConfig, blurred: Tensor | None = None) -> Tensor:
+    """The newest context frame a residual is taken from (N, 3, H, W): before context blur and noise, after the
+    blur (`blurred`, the clean frames when none is given), or after both (residual_base)."""
+    if config.residual_base == "noised":
+        return noised[:, -1]
+    return (clean if blurred is None or config.residual_base == "clean" else blurred)[:, -1]
 
 
 def denoising_loss(
@@ -229,7 +232,7 @@ def self_forcing_loss(
         blurred = blur_context(context, config, generator, context_noise)
         noised, context_sigma = noise_context(blurred, config, generator, context_noise)
         memory = memory_inputs(batch, config, generator, [j])
-        loss_j, mse = denoising_loss(net, noised, target, acts, context_sigma, config, generator, base_frame(blurred, noised, config), memory)
+        loss_j, mse = denoising_loss(net, noised, target, acts, context_sigma, config, generator, base_frame(context, noised, config, blurred), memory)
         total, mses = total + loss_j, mses + [mse]
         if j == rollout - 1:
             break

@@ -39,7 +39,8 @@ from playworld.compute import cpu_count, cpu_flags, machine_load, native_bf16, s
 from playworld.data.collect import collect
 from playworld.data.store import Dataset
 from playworld.data.windows import make_loader
-from playworld.eval.api import Windows
+from playworld.eval.api import EvalContext, Windows
+from playworld.eval.physical import physics_windows
 from playworld.models import get_family
 from playworld.models.interface import WorldSpec
 from playworld.runs.checkpoints import resolve_checkpoint
@@ -359,3 +360,21 @@ def non_overlapping(ds: Dataset, split: str, K: int, H: int, n: int, seed: int) 
     if not index:
         raise SystemExit(f"no {split} episode of {ds.path} holds {K + H} frames")
     return Windows(ds, index[:n], K, H)
+
+
+def physics_test_windows(data: str, runs: list[str], clips: int, horizon: int, seed: int,
+                         context: int | None = None) -> tuple[Dataset, dict[str, Any], EvalContext, Windows]:
+    """The physics group's windows (`eval.physical.physics_windows`) of a physics/* dataset's test split, for runs
+    that share one context K (`context` when no run is given): the dataset, the loaded models by run, the eval
+    context and the windows. Exits with a message on another world or on runs of different contexts."""
+    ds = Dataset(data)
+    if not ds.world.startswith("physics/"):
+        raise SystemExit(f"{data} is a {ds.world!r} dataset: this diagnosis parses the balls of a physics/* world")
+    models = {run: load_world_model(run) for run in runs}
+    contexts = {m.spec.context for m in models.values()} or {context}
+    if len(contexts) > 1:
+        raise SystemExit(f"the runs have different contexts {sorted(contexts)}: measure them one at a time")
+    K = contexts.pop()
+    spec = WorldSpec(resolution=ds.resolution, action_space=ds.action_space, context=K, fps=ds.fps, world=ds.world)
+    ctx = EvalContext(dataset=ds, spec=spec, split="test", episodes=clips, horizon=horizon, seed=seed)
+    return ds, models, ctx, physics_windows(ctx)

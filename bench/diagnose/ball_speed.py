@@ -31,11 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-import playworld
-from playworld.data.store import Dataset
-from playworld.eval.api import EvalContext
-from playworld.eval.physical import ball_positions, in_view, physics_windows
-from playworld.models.interface import WorldSpec
+from playworld.eval.physical import ball_positions, in_view
 from playworld.worlds.physics import DT
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the repo root, for bench.common
@@ -96,17 +92,8 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=4, help="K, when no run is given (the calibration rows alone)")
     args = ap.parse_args()
     common.start(args)
-    ds = Dataset(args.data)
-    if not ds.world.startswith("physics/"):
-        raise SystemExit(f"{args.data} is a {ds.world!r} dataset: this diagnosis parses the balls of a physics/* world")
-    models = {run: playworld.load(run) for run in args.runs}
-    contexts = {m.spec.context for m in models.values()} or {args.context}
-    if len(contexts) > 1:
-        raise SystemExit(f"the runs have different contexts {sorted(contexts)}: measure them one at a time")
-    K = contexts.pop()
-    spec = WorldSpec(resolution=ds.resolution, action_space=ds.action_space, context=K, fps=ds.fps, world=ds.world)
-    ctx = EvalContext(dataset=ds, spec=spec, split="test", episodes=args.clips, horizon=args.horizon, seed=args.seed)
-    w = physics_windows(ctx)
+    ds, models, ctx, w = common.physics_test_windows(args.data, args.runs, args.clips, args.horizon, args.seed, args.context)
+    K = ctx.spec.context
     episodes = [ds.load_episode(ep) for ep, _ in w.index]
     real = [np.asarray(e.frames[t : t + w.horizon]) for e, (_, t) in zip(episodes, w.index)]
     shown = {"real": real, "copy_last": [np.repeat(np.asarray(e.frames[t - 1 : t]), w.horizon, axis=0)

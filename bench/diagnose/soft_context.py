@@ -31,12 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import playworld
-from playworld.data.store import Dataset
-from playworld.eval.api import EvalContext
-from playworld.eval.physical import ball_positions, in_view, physics_windows
+from playworld.eval.physical import ball_positions, in_view
 from playworld.models.diffusion.loss import gaussian_blur
-from playworld.models.interface import WorldSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the repo root, for bench.common
 from bench import common
@@ -105,17 +101,8 @@ def main() -> None:
         raise SystemExit(f"--blur {args.blur!r}: give comma-separated numbers of pixels, e.g. 0,0.5,0.8") from None
     if any(b < 0 for b in blurs):
         raise SystemExit(f"--blur {args.blur!r}: a blur is a standard deviation, 0 or more pixels")
-    ds = Dataset(args.data)
-    if not ds.world.startswith("physics/"):
-        raise SystemExit(f"{args.data} is a {ds.world!r} dataset: this diagnosis parses the balls of a physics/* world")
-    models = {run: playworld.load(run) for run in args.runs}
-    contexts = {m.spec.context for m in models.values()}
-    if len(contexts) > 1:
-        raise SystemExit(f"the runs have different contexts {sorted(contexts)}: measure them one at a time")
-    K = contexts.pop()
-    spec = WorldSpec(resolution=ds.resolution, action_space=ds.action_space, context=K, fps=ds.fps, world=ds.world)
-    ctx = EvalContext(dataset=ds, spec=spec, split="test", episodes=args.clips, horizon=args.horizon, seed=args.seed)
-    w = physics_windows(ctx)
+    ds, models, ctx, w = common.physics_test_windows(args.data, args.runs, args.clips, args.horizon, args.seed)
+    K = ctx.spec.context
     batch = w.batch()
     at = [s for s in args.at if s <= w.horizon]
     if not at:

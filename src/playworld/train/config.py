@@ -87,7 +87,8 @@ class TrainConfig:
     given to the network (Chen et al. 2024; diffusion needs model.frame_noise_levels=true)"""
     context_noise: bool = True
     """GameNGen context noise augmentation where the family has it (diffusion: context noised at a level
-    drawn from U[0, model.context_noise_max]); false trains on clean context"""
+    drawn from U[0, model.context_noise_max], and first blurred by up to model.context_blur_max pixels); false
+    trains on clean context"""
     rollout: int = 4
     """self forcing: R, the frames the model generates per training window (windows hold R future frames)"""
     rollout_grad_steps: int = 0

@@ -8,7 +8,8 @@ What differs between the regimes is the context the target is predicted from:
                        U[0, context_noise_max] (GameNGen context noise; off: clean context), and
                        first, with context_blur_max, blurred
     self forcing       the model's own few-step samples: a rollout of R frames from real context,
-                       one loss term per rolled-out frame on the context generated so far
+                       one loss term per rolled-out frame on the context generated so far (blurred
+                       and noised as in teacher forcing)
     diffusion forcing  the K real frames, each noised with its own level (Karras schedule at a
                        uniform position), the network told every frame's level
 """

@@ -106,7 +106,8 @@ def blur_context(context: Tensor, config: DiffusionConfig, generator: torch.Gene
 
 def gaussian_blur(frames: Tensor, sigma: Tensor) -> Tensor:
     """frames (N, ..., H, W) blurred by a separable Gaussian of standard deviation sigma (N,) pixels, one per
-    example (0: unchanged), edges repeated."""
+    example (0: unchanged), edges repeated. Written here, not taken from torchvision (which pulls a CUDA torch)
+    or scikit-image (numpy, one sigma per call): training blurs a batch of torch tensors, each its own level."""
     n, (h, w) = frames.shape[0], frames.shape[-2:]
     r = max(1, math.ceil(3 * float(sigma.max())))
     taps = torch.arange(-r, r + 1, device=frames.device, dtype=torch.float32)

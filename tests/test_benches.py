@@ -694,3 +694,25 @@ def test_quality_bench_measures_each_row_against_copy_last_and_reuses_what_it_me
     spread = seeds["spread"]["physics/uniform"]["default"]["over_floor"]
     assert spread["by_seed"] == by_seed and spread["median"] == pytest.approx(float(np.median(by_seed)), abs=1e-3)
     assert seeds["targets"]["physics_velocity_within_2.5x_floor"] == (spread["median"] <= 2.5)
+
+
+def test_events_bench_splits_the_error_at_the_flagged_frames(tmp_path):
+    collect("explorer", tmp_path / "data", episodes=20, steps=40, resolution=32, progress=False)
+    collect("physics/uniform", tmp_path / "phys", episodes=4, steps=12, resolution=32, progress=False)
+    train(tmp_path / "run", data=tmp_path / "data", model="diffusion", preset="debug", steps=2, progress=False)
+    out = _bench("diagnose/events.py", tmp_path / "data", tmp_path / "run", "--horizon", 4, "--every", 1)
+    assert 0 < out["flagged_share"] <= out["with_event_share"] < 1
+    # a blocked move leaves the view where it was: copy-last is far better on the flagged frames than on the others,
+    # which holds only if the flags line up with the frames they mark
+    copy = out["copy_last"]
+    assert copy["step1"]["flagged"] > copy["step1"]["unflagged"] + 5
+    assert copy["step1"]["error_share"] < out["flagged_share"]
+    for row in (copy, out["models"][str(tmp_path / "run")]):
+        assert 0 <= row["step1"]["error_share"] <= 1
+        by = row["by_step"]
+        assert set(by["all"]) == {"1", "2", "4"}
+        assert all(by["all_if_event_windows_exact"][s] >= by["all"][s] - 0.01 for s in by["all"])
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, str(ROOT / "bench/diagnose/events.py"), str(tmp_path / "phys"), str(tmp_path / "run")],
+                         check=False, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert res.returncode != 0 and "records no `bumped` state" in res.stderr

@@ -233,3 +233,46 @@ def test_the_remainder_is_the_sub_pixel_part_the_whole_pixel_move_left_out():
     assert out.shape == (2, 3, 16, 16)
     with pytest.raises(PlayworldError, match="transport_hard_train"):
         DiffusionConfig(transport=2, transport_remainder=True)
+
+
+def test_a_global_transport_moves_every_block_alike_and_learns_a_camera_move():
+    """transport_global: one displacement for the frame (every block's weights equal), trained as the per-block one
+    is: a few hundred steps of its own loss make the moved frame the next frame of a scrolling view."""
+    torch.manual_seed(0)
+    t = Transport(SPEC, radius=2, patch=4, channels=16, action_dim=8, groups=4, global_=True)
+    context, actions = torch.rand(3, 2, 3, 16, 16) * 2 - 1, torch.randint(0, 3, (3, 3))
+    w = t.weights(context, actions).detach()
+    assert torch.allclose(w, w[:, :, :1, :1].expand_as(w)) and torch.allclose(w.sum(1), torch.ones(3, 4, 4))
+    per_block = _transport(radius=2).weights(context, actions).detach()
+    assert not torch.allclose(per_block, per_block[:, :, :1, :1].expand_as(per_block))  # the check can fail
+    opt = torch.optim.Adam(t.parameters(), 3e-3)
+
+    def batch(n=16):
+        world = (torch.rand(n, 3, 8, 8) > 0.5).float().repeat_interleave(2, -1).repeat_interleave(2, -2) * 2 - 1
+        a = torch.randint(0, 3, (n,))
+        padded = F.pad(world, (2, 2, 2, 2), mode="replicate")
+        nxt = torch.stack([padded[i, :, 2 + 2 * int(a[i] == 2) : 18 + 2 * int(a[i] == 2), 2 + 2 * int(a[i] == 1) : 18 + 2 * int(a[i] == 1)]
+                           for i in range(n)])
+        return torch.stack([world, world], 1), torch.stack([torch.zeros_like(a), torch.zeros_like(a), a], 1), nxt
+
+    for _ in range(300):
+        context, actions, nxt = batch()
+        loss = F.mse_loss(t(context, actions, context[:, -1])[0], nxt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    context, actions, nxt = batch(64)
+    with torch.no_grad():
+        moved = F.mse_loss(t(context, actions, context[:, -1])[0], nxt).item()
+    assert moved < 0.05 * F.mse_loss(context[:, -1], nxt).item()
+
+
+def test_the_config_hands_transport_global_to_the_transport():
+    config = DiffusionConfig(channels=(16, 16), depths=(1, 1), attention=(False, False), cond_dim=32, action_dim=8,
+                             groups=4, transport=2, transport_channels=16, transport_global=True)
+    assert Denoiser(config, SPEC).transport.global_
+
+
+def test_transport_global_without_a_transport_is_refused():
+    with pytest.raises(PlayworldError, match="transport is off"):
+        DiffusionConfig(transport_global=True)

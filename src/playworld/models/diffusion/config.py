@@ -69,6 +69,12 @@ class DiffusionConfig:
     expected displacement under the softmax less its most likely one (2 planes, in pixels), so a ball at 1.5 pixels a
     step that the block moved by 1 is known to lack half a pixel: the U-Net corrects the sub-pixel part of a move
     that the whole-pixel shift keeps sharp"""
+    transport_global: bool = False
+    """one displacement for the whole frame instead of one per block: the blocks' logits are averaged before the
+    softmax, so the transport can only move the view as a camera moves it (a scrolling or panning view), and
+    whatever moves within the frame (a ball, a sprite) is left to the U-Net. Per-block shifts tear a view apart
+    where neighbouring blocks pick different shifts and round a ball's speed to whole pixels; a global shift does
+    neither, and where the camera stands still it learns to stay at 0"""
     transport_edge: str = "replicate"
     """what the transport moves in from beyond the frame's edge: 'replicate' (the edge repeated: right for
     ground that continues, but an object at the edge is then copied inward step after step, a trail) or
@@ -192,6 +198,9 @@ class DiffusionConfig:
         if self.transport_remainder and not self.transport_hard_train:
             raise PlayworldError("transport_remainder is what a whole-pixel move leaves out: it needs transport_hard_train",
                                  "add --set model.transport_hard_train=true, or drop transport_remainder")
+        if self.transport_global and int(self.transport) <= 0:
+            raise PlayworldError("transport_global sets how the learned transport moves, and transport is off",
+                                 "add --set model.transport=4, or drop transport_global")
         if self.transport_edge not in ("replicate", "zeros"):
             raise PlayworldError(f"unknown transport_edge {self.transport_edge!r}", "use transport_edge: replicate or zeros")
         if self.backbone not in ("playworld", "diffusers"):

@@ -35,8 +35,9 @@ from playworld.models.nn import ActionEmbedding, ResBlock
 class Transport(nn.Module):
     def __init__(self, spec: WorldSpec, radius: int, patch: int, channels: int, action_dim: int, groups: int,
                  hard: bool = False, hard_always: bool = False, edge: str = "replicate", flow: bool = False,
-                 remainder: bool = False):
+                 remainder: bool = False, global_: bool = False):
         super().__init__()
+        self.global_ = bool(global_)  # one displacement for the whole frame (the blocks vote, each by its learned say)
         if flow and (hard or hard_always):
             raise ValueError("transport flow and hard are two ways to move: choose one")
         if remainder and not hard_always:
@@ -62,7 +63,9 @@ class Transport(nn.Module):
         self.blocks = nn.ModuleList(
             [ResBlock(channels, channels, channels, groups, attention=True), ResBlock(channels, channels, channels, groups, False)]
         )
-        self.out = nn.Conv2d(channels, n, 1)
+        # global: one more output per block, how much its vote counts (a softmax over the blocks): a block of flat
+        # ground fits any shift and should not outvote the one with a tree or a wall in it
+        self.out = nn.Conv2d(channels, n + int(self.global_), 1)
         with torch.no_grad():  # start as the identity: (almost) all weight on 'no displacement'
             self.out.weight.mul_(0.1)
             self.out.bias.zero_()
@@ -74,7 +77,11 @@ class Transport(nn.Module):
         h = self.stem(F.pixel_unshuffle(context.flatten(1, 2), self.patch))
         for block in self.blocks:
             h = block(h, cond)
-        return self.out(h).float().softmax(dim=1)
+        logits = self.out(h).float()
+        if self.global_:  # the camera's move: every block votes, weighted by its say, one displacement for the frame
+            logits, say = logits[:, :-1], logits[:, -1:].flatten(2).softmax(dim=-1).view_as(logits[:, -1:])
+            logits = (logits * say).sum(dim=(2, 3), keepdim=True).expand_as(logits)
+        return logits.softmax(dim=1)
 
     def move(self, frame: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
         """frame (B, C, H, W) shifted by every displacement and mixed by `weights` -> the moved frame

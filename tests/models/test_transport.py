@@ -276,3 +276,20 @@ def test_the_config_hands_transport_global_to_the_transport():
 def test_transport_global_without_a_transport_is_refused():
     with pytest.raises(PlayworldError, match="transport is off"):
         DiffusionConfig(transport_global=True)
+
+
+def test_a_global_transport_with_zero_edges_scores_only_what_its_shifts_know():
+    """On flat ground with one faint patch, moved 2 px left: scored with the unknown strip as 0, a half-moved mixture
+    beats the true move (the hedge the renormalised score removes); scored on what is known, the true move wins."""
+    frame = torch.full((1, 3, 16, 16), 0.5)
+    frame[..., 6:10, 6:10] = 0.2  # a patch of another ground: faint, as most of a scrolling view is
+    target = F.pad(frame, (2, 2, 2, 2), mode="replicate")[:, :, 2:18, 4:20]  # the ground continues beyond the edge
+
+    def loss(t: Transport, move: float) -> float:
+        weights = _one_hot(2, 0, 2, batch=1) * move + _one_hot(2, 0, 0, batch=1) * (1 - move)
+        return F.mse_loss(t.scored(frame, weights), target).item()
+
+    kwargs = dict(radius=2, patch=4, channels=16, action_dim=8, groups=4, edge="zeros")
+    per_block, global_ = Transport(SPEC, **kwargs), Transport(SPEC, global_=True, **kwargs)
+    assert loss(per_block, 0.99) > loss(per_block, 0.5)  # the zeros brought in cost the true move more than a hedge
+    assert loss(global_, 0.99) < 1e-4 < loss(global_, 0.5)  # (a sliver of "stay" knows the strip)

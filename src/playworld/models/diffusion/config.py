@@ -70,11 +70,11 @@ class DiffusionConfig:
     step that the block moved by 1 is known to lack half a pixel: the U-Net corrects the sub-pixel part of a move
     that the whole-pixel shift keeps sharp"""
     transport_global: bool = False
-    """one displacement for the whole frame instead of one per block: the blocks' logits are averaged before the
-    softmax, so the transport can only move the view as a camera moves it (a scrolling or panning view), and
-    whatever moves within the frame (a ball, a sprite) is left to the U-Net. Per-block shifts tear a view apart
-    where neighbouring blocks pick different shifts and round a ball's speed to whole pixels; a global shift does
-    neither, and where the camera stands still it learns to stay at 0"""
+    """one displacement for the whole frame instead of one per block (the blocks' logits averaged before the
+    softmax): the view moves as a camera moves it, with no tearing between blocks, and what moves inside the frame
+    is left to the U-Net. Quality bench, 10 CPU-min, with transport_hard_train and transport_edge zeros: explorer
+    TF 29.1 dB against 27.6, but physics/uniform 5.7x its floor: on a blank background only the balls vote, and the
+    frame follows them (docs/results.md). Off"""
     transport_edge: str = "replicate"
     """what the transport moves in from beyond the frame's edge: 'replicate' (the edge repeated: right for
     ground that continues, but an object at the edge is then copied inward step after step, a trail) or

@@ -37,7 +37,7 @@ class Transport(nn.Module):
                  hard: bool = False, hard_always: bool = False, edge: str = "replicate", flow: bool = False,
                  remainder: bool = False, global_: bool = False):
         super().__init__()
-        self.global_ = bool(global_)  # one displacement for the whole frame (the blocks vote, each by its learned say)
+        self.global_ = bool(global_)  # one displacement for the whole frame (the blocks' logits averaged)
         if flow and (hard or hard_always):
             raise ValueError("transport flow and hard are two ways to move: choose one")
         if remainder and not hard_always:
@@ -63,13 +63,14 @@ class Transport(nn.Module):
         self.blocks = nn.ModuleList(
             [ResBlock(channels, channels, channels, groups, attention=True), ResBlock(channels, channels, channels, groups, False)]
         )
-        # global: one more output per block, how much its vote counts (a softmax over the blocks): a block of flat
-        # ground fits any shift and should not outvote the one with a tree or a wall in it
-        self.out = nn.Conv2d(channels, n + int(self.global_), 1)
+        self.out = nn.Conv2d(channels, n, 1)
         with torch.no_grad():  # start as the identity: (almost) all weight on 'no displacement'
             self.out.weight.mul_(0.1)
             self.out.bias.zero_()
-            self.out.bias[n // 2] = 4.0
+            # global: 'no displacement' only the most likely at the start (the hard move is the identity) with the
+            # weight spread over every shift, so the mixture's loss reaches all of them: one frame-wide choice
+            # started at 4.0 learns the camera's move too slowly to commit to it (a half-moved mixture after 850 steps)
+            self.out.bias[n // 2] = 1.0 if self.global_ else 4.0
 
     def weights(self, context: Tensor, actions: Tensor) -> Tensor:
         """Softmax weights over the displacements, (B, (2r+1)^2, H/patch, W/patch)."""
@@ -78,9 +79,9 @@ class Transport(nn.Module):
         for block in self.blocks:
             h = block(h, cond)
         logits = self.out(h).float()
-        if self.global_:  # the camera's move: every block votes, weighted by its say, one displacement for the frame
-            logits, say = logits[:, :-1], logits[:, -1:].flatten(2).softmax(dim=-1).view_as(logits[:, -1:])
-            logits = (logits * say).sum(dim=(2, 3), keepdim=True).expand_as(logits)
+        if self.global_:  # the camera's move: every block votes alike, one displacement for the frame (a vote weighted
+            # by a learned say follows what moves most, a ball, and moves the whole view with it: physics/uniform 4.1x)
+            logits = logits.mean(dim=(2, 3), keepdim=True).expand_as(logits)
         return logits.softmax(dim=1)
 
     def move(self, frame: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
@@ -134,13 +135,24 @@ class Transport(nn.Module):
         inside = F.grid_sample(ones, sample, mode="bilinear", padding_mode="zeros", align_corners=False)
         return moved, inside
 
+    def scored(self, frame: Tensor, weights: Tensor) -> Tensor:
+        """The mixture (B, C, H, W) the transport's own loss scores: `move`'s, or, for a global transport with zero
+        edges, the mixture of only the shifts that know each pixel. What a shift brings in from beyond the frame is
+        unknown, not mid-grey: scored as 0, the true move loses to 'stay' on every frame whose new strip continues
+        the ground (most of them), and the one frame-wide choice hedges between the two (explorer: half-moved after
+        850 steps)."""
+        mixed, inside = self.move(frame, weights)
+        if self.global_ and self.edge == "zeros":
+            mixed = mixed / inside.clamp_min(1e-3)
+        return mixed
+
     def both(self, context: Tensor, actions: Tensor, newest: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Training with `hard_always` or `flow`: the mixture (B, 3, H, W), which the transport's own loss scores (its
         gradient reaches every displacement), and, without gradient, the frame moved by each block's most likely
         displacement (or warped by its expected one) with its inside share, the origin the denoiser learns to
         continue from as it will in play."""
         weights = self.weights(context, actions)
-        mixed, _ = self.move(newest, weights)
+        mixed = self.scored(newest, weights)
         with torch.no_grad():
             moved, inside = self.warp(newest, weights) if self.flow else self._move_hard(newest, weights)
         return mixed, moved, inside

@@ -62,34 +62,39 @@ def test_it_starts_close_to_the_identity():
     assert float(w[:, 12].min()) > 0.5  # the centre ('stay') holds most of the weight
 
 
-def test_it_learns_to_move_the_frame_the_way_the_action_says():
-    """Action 1 shifts the world 2 px left, action 2 2 px up, action 0 holds it: a few hundred steps of the
-    transport's own loss make the moved frame the next frame (the frame as it was is far off)."""
-    torch.manual_seed(0)
-    t = _transport(radius=2)
+def _scroll_batch(n: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A world of 2 px cells that action 1 shifts 2 px left, action 2 2 px up, action 0 holds: context, actions, next."""
+    world = (torch.rand(n, 3, 8, 8) > 0.5).float().repeat_interleave(2, -1).repeat_interleave(2, -2)  # 16 x 16, 2 px cells
+    world = world * 2 - 1
+    a = torch.randint(0, 3, (n,))
+    shift = torch.stack([torch.zeros(n), torch.where(a == 2, 2, 0), torch.where(a == 1, 2, 0)], 1).long()
+    padded = F.pad(world, (2, 2, 2, 2), mode="replicate")
+    nxt = torch.stack([padded[i, :, 2 + s[1] : 18 + s[1], 2 + s[2] : 18 + s[2]] for i, s in enumerate(shift)])
+    context = torch.stack([world, world], 1)
+    actions = torch.stack([torch.zeros_like(a), torch.zeros_like(a), a], 1)
+    return context, actions, nxt
+
+
+def _fit_the_scroll(t: Transport, steps: int = 300) -> tuple[float, float]:
+    """Train `t` on its own loss over `_scroll_batch`es; the MSE of its moved frame and of the frame as it was."""
     opt = torch.optim.Adam(t.parameters(), 3e-3)
-
-    def batch(n=16):
-        world = (torch.rand(n, 3, 8, 8) > 0.5).float().repeat_interleave(2, -1).repeat_interleave(2, -2)  # 16 x 16, 2 px cells
-        world = world * 2 - 1
-        a = torch.randint(0, 3, (n,))
-        shift = torch.stack([torch.zeros(n), torch.where(a == 2, 2, 0), torch.where(a == 1, 2, 0)], 1).long()
-        padded = F.pad(world, (2, 2, 2, 2), mode="replicate")
-        nxt = torch.stack([padded[i, :, 2 + s[1] : 18 + s[1], 2 + s[2] : 18 + s[2]] for i, s in enumerate(shift)])
-        context = torch.stack([world, world], 1)
-        actions = torch.stack([torch.zeros_like(a), torch.zeros_like(a), a], 1)
-        return context, actions, nxt
-
-    for _ in range(300):
-        context, actions, nxt = batch()
+    for _ in range(steps):
+        context, actions, nxt = _scroll_batch()
         loss = F.mse_loss(t(context, actions, context[:, -1])[0], nxt)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    context, actions, nxt = batch(64)
+    context, actions, nxt = _scroll_batch(64)
     with torch.no_grad():
         moved = F.mse_loss(t(context, actions, context[:, -1])[0], nxt).item()
-    held = F.mse_loss(context[:, -1], nxt).item()
+    return moved, F.mse_loss(context[:, -1], nxt).item()
+
+
+def test_it_learns_to_move_the_frame_the_way_the_action_says():
+    """Action 1 shifts the world 2 px left, action 2 2 px up, action 0 holds it: a few hundred steps of the
+    transport's own loss make the moved frame the next frame (the frame as it was is far off)."""
+    torch.manual_seed(0)
+    moved, held = _fit_the_scroll(_transport(radius=2))
     assert moved < 0.05 * held, (moved, held)
 
 
@@ -245,26 +250,8 @@ def test_a_global_transport_moves_every_block_alike_and_learns_a_camera_move():
     assert torch.allclose(w, w[:, :, :1, :1].expand_as(w)) and torch.allclose(w.sum(1), torch.ones(3, 4, 4))
     per_block = _transport(radius=2).weights(context, actions).detach()
     assert not torch.allclose(per_block, per_block[:, :, :1, :1].expand_as(per_block))  # the check can fail
-    opt = torch.optim.Adam(t.parameters(), 3e-3)
-
-    def batch(n=16):
-        world = (torch.rand(n, 3, 8, 8) > 0.5).float().repeat_interleave(2, -1).repeat_interleave(2, -2) * 2 - 1
-        a = torch.randint(0, 3, (n,))
-        padded = F.pad(world, (2, 2, 2, 2), mode="replicate")
-        nxt = torch.stack([padded[i, :, 2 + 2 * int(a[i] == 2) : 18 + 2 * int(a[i] == 2), 2 + 2 * int(a[i] == 1) : 18 + 2 * int(a[i] == 1)]
-                           for i in range(n)])
-        return torch.stack([world, world], 1), torch.stack([torch.zeros_like(a), torch.zeros_like(a), a], 1), nxt
-
-    for _ in range(300):
-        context, actions, nxt = batch()
-        loss = F.mse_loss(t(context, actions, context[:, -1])[0], nxt)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    context, actions, nxt = batch(64)
-    with torch.no_grad():
-        moved = F.mse_loss(t(context, actions, context[:, -1])[0], nxt).item()
-    assert moved < 0.05 * F.mse_loss(context[:, -1], nxt).item()
+    moved, held = _fit_the_scroll(t)
+    assert moved < 0.05 * held, (moved, held)
 
 
 def test_the_config_hands_transport_global_to_the_transport():
@@ -289,7 +276,7 @@ def test_a_global_transport_with_zero_edges_scores_only_what_its_shifts_know():
         weights = _one_hot(2, 0, 2, batch=1) * move + _one_hot(2, 0, 0, batch=1) * (1 - move)
         return F.mse_loss(t.scored(frame, weights), target).item()
 
-    kwargs = dict(radius=2, patch=4, channels=16, action_dim=8, groups=4, edge="zeros")
+    kwargs = {"radius": 2, "patch": 4, "channels": 16, "action_dim": 8, "groups": 4, "edge": "zeros"}
     per_block, global_ = Transport(SPEC, **kwargs), Transport(SPEC, global_=True, **kwargs)
     assert loss(per_block, 0.99) > loss(per_block, 0.5)  # the zeros brought in cost the true move more than a hedge
     assert loss(global_, 0.99) < 1e-4 < loss(global_, 0.5)  # (a sliver of "stay" knows the strip)

@@ -72,9 +72,9 @@ class DiffusionConfig:
     transport_global: bool = False
     """one displacement for the whole frame instead of one per block (the blocks' logits averaged before the
     softmax): the view moves as a camera moves it, with no tearing between blocks, and what moves inside the frame
-    is left to the U-Net. Quality bench, 10 CPU-min, with transport_hard_train and transport_edge zeros: explorer
-    TF 29.1 dB against 27.6, but physics/uniform 5.7x its floor: on a blank background only the balls vote, and the
-    frame follows them (docs/results.md). Off"""
+    is left to the U-Net. Quality bench, 10 CPU-min, with transport_hard_train: explorer TF 29.8 dB with replicate
+    edges (29.1 with zeros) against 27.6, FD at step 64 1.7x its floor, but physics/uniform 5.1x (5.7x) its floor: on
+    a blank background only the balls vote, and the frame follows them (docs/results.md). Off"""
     transport_edge: str = "replicate"
     """what the transport moves in from beyond the frame's edge: 'replicate' (the edge repeated: right for
     ground that continues, but an object at the edge is then copied inward step after step, a trail) or

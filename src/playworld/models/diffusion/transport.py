@@ -140,7 +140,8 @@ class Transport(nn.Module):
         edges, the mixture of only the shifts that know each pixel. What a shift brings in from beyond the frame is
         unknown, not mid-grey: scored as 0, the true move loses to 'stay' on every frame whose new strip continues
         the ground (most of them), and the one frame-wide choice hedges between the two (explorer: half-moved after
-        850 steps)."""
+        850 steps). Used where the scored mixture is not the denoiser's origin (`both`: transport_hard_train or
+        flow); a soft transport's mixture is its origin too, and is scored as it is."""
         mixed, inside = self.move(frame, weights)
         if self.global_ and self.edge == "zeros":
             mixed = mixed / inside.clamp_min(1e-3)

@@ -712,6 +712,10 @@ def test_events_bench_splits_the_error_at_the_flagged_frames(tmp_path):
         by = row["by_step"]
         assert set(by["all"]) == {"1", "2", "4"}
         assert all(by["all_if_event_windows_exact"][s] >= by["all"][s] - 0.01 for s in by["all"])
+    # split by a key instead: a noop leaves the view where it was too
+    noop = _bench("diagnose/events.py", tmp_path / "data", tmp_path / "run", "--horizon", 4, "--every", 1, "--action", 0)
+    assert noop["flag"] == "action=0" and 0 < noop["flagged_share"] < 0.5
+    assert noop["copy_last"]["step1"]["flagged"] > noop["copy_last"]["step1"]["unflagged"] + 5
     env = dict(os.environ, OMP_NUM_THREADS="1")
     res = subprocess.run([sys.executable, str(ROOT / "bench/diagnose/events.py"), str(tmp_path / "phys"), str(tmp_path / "run")],
                          check=False, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)

@@ -1,11 +1,14 @@
 """How much of a rollout's error comes from the steps where a recorded event happens (a blocked move), as JSON.
 
     python bench/diagnose/events.py DATA RUN [RUN ...] [--flag bumped] [--horizon 8] [--every 5]
+    python bench/diagnose/events.py DATA RUN [RUN ...] --action 0      # the steps whose key was noop
 
 A world's rare events are where a model trained for minutes is least sure: explorer's move into a wall
 leaves the view where it was, and a model that has not learned when a move is blocked draws a blend of the
 view moved and not moved (trees doubled), then carries the wrong camera on. The dataset's state records such an
-event as a flag per frame (`--flag`, explorer's `bumped`: 1 on a frame whose move was blocked). Over windows
+event as a flag per frame (`--flag`, explorer's `bumped`: 1 on a frame whose move was blocked); `--action A`
+flags instead the frames a discrete action A led into (explorer's 0, noop: does the model stop when no key is
+pressed, or carry on the motion its context shows?). Over windows
 of DATA's test split (a start every `--every` frames, K context frames from the first run, `--horizon` future
 steps with the recorded actions), every RUN rolls out from the real context as the quality bench does, and
 beside copy-last-frame on the same windows it reports:
@@ -63,13 +66,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[common.options(threads=1, seed=0)])
     ap.add_argument("data", help="a dataset whose recorded state has the event flag, with a test split")
     ap.add_argument("runs", nargs="+", help="run folders (one context K for all)")
-    ap.add_argument("--flag", default="bumped", help="the state key that marks an event on a frame (explorer: bumped)")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--flag", default="bumped", help="the state key that marks an event on a frame (explorer: bumped)")
+    which.add_argument("--action", type=int, default=None,
+                       help="flag instead the frames this discrete action led into (explorer: 0, noop)")
     ap.add_argument("--horizon", type=int, default=8, help="future steps per window")
     ap.add_argument("--every", type=int, default=5, help="frames between window starts in an episode")
     args = ap.parse_args()
     common.start(args)
     ds = Dataset(args.data)
-    if args.flag not in ds.state_keys:
+    if args.action is not None and ds.action_space.kind != "discrete":
+        raise SystemExit(f"{args.data} has {ds.action_space.kind} actions: --action splits by a discrete one; pass --flag")
+    if args.action is None and args.flag not in ds.state_keys:
         raise SystemExit(f"{args.data} records no `{args.flag}` state (it has {ds.state_keys}): pass --flag with one "
                          "that marks an event per frame")
     models = {run: playworld.load(run) for run in args.runs}
@@ -83,9 +91,15 @@ def main() -> None:
     w = Windows(ds, index, K, H)
     batch = w.batch()
     real = batch.future_frames.float()
-    flags = np.stack([np.asarray(ds.load_episode(ep).state[args.flag][t : t + H]).reshape(H, -1).any(axis=1) for ep, t in index])
+    def flagged(ep: int, t: int) -> np.ndarray:  # (H,) bool over the future frames t..t+H-1
+        episode = ds.load_episode(ep)
+        if args.action is not None:  # actions[t] led into frames[t]
+            return np.asarray(episode.actions[t : t + H]).reshape(H) == args.action
+        return np.asarray(episode.state[args.flag][t : t + H]).reshape(H, -1).any(axis=1)
+
+    flags = np.stack([flagged(ep, t) for ep, t in index])
     steps = [s for s in STEPS if s <= H]
-    result = {"data": args.data, "flag": args.flag, "context": K, "horizon": H, "windows": len(w),
+    result = {"data": args.data, "flag": args.flag if args.action is None else f"action={args.action}", "context": K, "horizon": H, "windows": len(w),
               "flagged_share": round(float(flags[:, 0].mean()), 3), "with_event_share": round(float(flags.any(axis=1).mean()), 3),
               "copy_last": decompose(batch.context_frames[:, -1:].float().expand_as(real), real, flags, steps)}
     out = {}

@@ -280,3 +280,46 @@ def test_a_global_transport_with_zero_edges_scores_only_what_its_shifts_know():
     per_block, global_ = Transport(SPEC, **kwargs), Transport(SPEC, global_=True, **kwargs)
     assert loss(per_block, 0.99) > loss(per_block, 0.5)  # the zeros brought in cost the true move more than a hedge
     assert loss(global_, 0.99) < 1e-4 < loss(global_, 0.5)  # (a sliver of "stay" knows the strip)
+
+
+def test_the_keys_own_logits_start_silent_and_alone_learn_the_keys_moves():
+    """transport_action_logits: a linear map of the actions' embedding added to every block's logits. At the start it
+    adds nothing (the transport is the one without it); with the blocks' own output held at zero, it alone learns the
+    move each key makes, which the transport without it cannot."""
+    torch.manual_seed(0)
+    kwargs = {"radius": 2, "patch": 4, "channels": 16, "action_dim": 8, "groups": 4}
+    with_keys, without = Transport(SPEC, action_logits=True, **kwargs), Transport(SPEC, **kwargs)
+    without.load_state_dict({k: v for k, v in with_keys.state_dict().items() if not k.startswith("action_logits")})
+    context, actions, _ = _scroll_batch(4)
+    assert torch.equal(with_keys.weights(context, actions), without.weights(context, actions))
+    for t in (with_keys, without):
+        t.out.weight.requires_grad_(False).zero_()  # the blocks say nothing: the bias's 'stay' alone
+    moved, held = _fit_the_scroll(with_keys)
+    assert moved < 0.05 * held, (moved, held)
+    moved, held = _fit_the_scroll(without)
+    assert moved > 0.5 * held, (moved, held)
+
+
+def test_transport_action_logits_without_a_transport_is_refused():
+    with pytest.raises(PlayworldError, match="transport is off"):
+        DiffusionConfig(transport_action_logits=True)
+    config = DiffusionConfig(channels=(16, 16), depths=(1, 1), attention=(False, False), cond_dim=32, action_dim=8,
+                             groups=4, transport=2, transport_channels=16, transport_action_logits=True)
+    assert Denoiser(config, SPEC).transport.action_logits is not None
+
+
+def test_a_global_transport_moves_the_whole_frame_as_the_per_block_mixing_would():
+    """The global transport's one-shift mixing gives what the per-block mixing gives when every block has the same
+    weights, moved frame and inside share, values and gradients."""
+    torch.manual_seed(0)
+    kwargs = {"radius": 2, "patch": 4, "channels": 16, "action_dim": 8, "groups": 4, "edge": "zeros"}
+    global_, per_block = Transport(SPEC, global_=True, **kwargs), Transport(SPEC, **kwargs)
+    frame = torch.rand(3, 3, 16, 16) * 2 - 1
+    logits = torch.randn(3, 25, 1, 1, requires_grad=True)
+    outs = []
+    for t in (global_, per_block):
+        moved, inside = t.move(frame, logits.softmax(1).expand(3, 25, 4, 4))
+        (grad,) = torch.autograd.grad((moved * torch.arange(16.0)).sum() + inside.sum(), logits)
+        outs.append((moved, inside, grad))
+    for a, b in zip(*outs):
+        assert torch.allclose(a, b, atol=1e-5)

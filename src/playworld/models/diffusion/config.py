@@ -75,6 +75,10 @@ class DiffusionConfig:
     is left to the U-Net. Quality bench, 10 CPU-min, with transport_hard_train: explorer TF 29.8 dB with replicate
     edges (29.1 with zeros) against 27.6, FD at step 64 1.7x its floor, but physics/uniform 5.1x (5.7x) its floor: on
     a blank background only the balls vote, and the frame follows them (docs/results.md). Off"""
+    transport_action_logits: bool = False
+    """add to the transport's logits a linear map of the actions' embedding, the same for every block: each key's usual
+    move as a direct prior over the displacements, beside what the blocks read from the context (without it the key
+    reaches the logits only through the blocks' adaptive norms). Off"""
     transport_edge: str = "replicate"
     """what the transport moves in from beyond the frame's edge: 'replicate' (the edge repeated: right for
     ground that continues, but an object at the edge is then copied inward step after step, a trail) or
@@ -201,6 +205,9 @@ class DiffusionConfig:
         if self.transport_global and int(self.transport) <= 0:
             raise PlayworldError("transport_global sets how the learned transport moves, and transport is off",
                                  "add --set model.transport=4, or drop transport_global")
+        if self.transport_action_logits and int(self.transport) <= 0:
+            raise PlayworldError("transport_action_logits is part of the learned transport, and transport is off",
+                                 "add --set model.transport=4, or drop transport_action_logits")
         if self.transport_edge not in ("replicate", "zeros"):
             raise PlayworldError(f"unknown transport_edge {self.transport_edge!r}", "use transport_edge: replicate or zeros")
         if self.backbone not in ("playworld", "diffusers"):

@@ -35,7 +35,7 @@ from playworld.models.nn import ActionEmbedding, ResBlock
 class Transport(nn.Module):
     def __init__(self, spec: WorldSpec, radius: int, patch: int, channels: int, action_dim: int, groups: int,
                  hard: bool = False, hard_always: bool = False, edge: str = "replicate", flow: bool = False,
-                 remainder: bool = False, global_: bool = False):
+                 remainder: bool = False, global_: bool = False, action_logits: bool = False):
         super().__init__()
         self.global_ = bool(global_)  # one displacement for the whole frame (the blocks' logits averaged)
         if flow and (hard or hard_always):
@@ -64,6 +64,10 @@ class Transport(nn.Module):
             [ResBlock(channels, channels, channels, groups, attention=True), ResBlock(channels, channels, channels, groups, False)]
         )
         self.out = nn.Conv2d(channels, n, 1)
+        # the keys' own say over the move, beside what the blocks read: a linear map of the actions' embedding to a logit
+        # per displacement, the same for every block (a key's usual move is learned as a prior in a few steps; through the
+        # blocks' adaptive norms alone the net leans on the motion its context shows and moves on a noop)
+        self.action_logits = nn.Linear(channels, n) if action_logits else None
         with torch.no_grad():  # start as the identity: (almost) all weight on 'no displacement'
             self.out.weight.mul_(0.1)
             self.out.bias.zero_()
@@ -71,6 +75,9 @@ class Transport(nn.Module):
             # weight spread over every shift, so the mixture's loss reaches all of them: one frame-wide choice
             # started at 4.0 learns the camera's move too slowly to commit to it (a half-moved mixture after 850 steps)
             self.out.bias[n // 2] = 1.0 if self.global_ else 4.0
+            if self.action_logits is not None:  # no say at the start: the transport starts as it does without it
+                self.action_logits.weight.zero_()
+                self.action_logits.bias.zero_()
 
     def weights(self, context: Tensor, actions: Tensor) -> Tensor:
         """Softmax weights over the displacements, (B, (2r+1)^2, H/patch, W/patch)."""
@@ -82,6 +89,8 @@ class Transport(nn.Module):
         if self.global_:  # the camera's move: every block votes alike, one displacement for the frame (a vote weighted
             # by a learned say follows what moves most, a ball, and moves the whole view with it: physics/uniform 4.1x)
             logits = logits.mean(dim=(2, 3), keepdim=True).expand_as(logits)
+        if self.action_logits is not None:
+            logits = logits + self.action_logits(cond).float()[:, :, None, None]
         return logits.softmax(dim=1)
 
     def move(self, frame: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
@@ -91,9 +100,10 @@ class Transport(nn.Module):
         (`edge` 'replicate') or 0 ('zeros')."""
         r = self.radius
         padded = F.pad(frame.float(), (r, r, r, r), mode="replicate") if self.edge == "replicate" else F.pad(frame.float(), (r, r, r, r))
-        moved = _mix(padded, weights, self.patch)
-        inside = _mix(F.pad(torch.ones_like(frame[:, :1], dtype=torch.float32), (r, r, r, r)), weights, self.patch)
-        return moved, inside
+        ones = F.pad(torch.ones_like(frame[:, :1], dtype=torch.float32), (r, r, r, r))
+        if self.global_:  # every block has the same weights: one shift of the whole frame (half the time of `_mix`)
+            return _mix_global(padded, weights), _mix_global(ones, weights)
+        return _mix(padded, weights, self.patch), _mix(ones, weights, self.patch)
 
     def forward(self, context: Tensor, actions: Tensor, newest: Tensor) -> tuple[Tensor, Tensor]:
         """The newest frame (B, 3, H, W) moved to the next step, given the context and the K+1 actions, and
@@ -187,3 +197,14 @@ def _mix(padded: Tensor, weights: Tensor, patch: int) -> Tensor:
     kernels = weights.permute(0, 2, 3, 1).reshape(b * nh * nw, 1, n, n).repeat_interleave(c, dim=0)
     out = F.conv2d(windows, kernels, groups=b * nh * nw * c)  # (1, B * blocks * C, patch, patch)
     return out.view(b, nh, nw, c, patch, patch).permute(0, 3, 1, 4, 2, 5).reshape(b, c, hp - 2 * r, wp - 2 * r)
+
+
+def _mix_global(padded: Tensor, weights: Tensor) -> Tensor:
+    """A frame padded by r, mixed over its (2r+1)^2 shifts by one set of weights per example (the first block's of
+    `weights` (B, (2r+1)^2, h, w), which a global transport gives every block) -> (B, C, H, W): one grouped
+    convolution whose groups are the examples' channels, the frame never cut into blocks."""
+    b, c, hp, wp = padded.shape
+    n = math.isqrt(weights.shape[1])
+    kernels = weights[:, :, 0, 0].reshape(b, 1, n, n).repeat_interleave(c, dim=0)
+    out = F.conv2d(padded.reshape(1, b * c, hp, wp), kernels, groups=b * c)
+    return out.view(b, c, hp - n + 1, wp - n + 1)

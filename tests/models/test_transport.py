@@ -323,3 +323,40 @@ def test_a_global_transport_moves_the_whole_frame_as_the_per_block_mixing_would(
         outs.append((moved, inside, grad))
     for a, b in zip(*outs):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def _disk() -> torch.Tensor:
+    y, x = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    return ((((y - 8) ** 2 + (x - 6) ** 2) < 9).float() * 2 - 1).expand(2, 3, 16, 16)
+
+
+def test_the_fourier_warp_shifts_whole_pixels_exactly_and_fractions_without_the_bilinear_blur():
+    """transport_warp 'fourier': a whole-pixel displacement is the frame shifted (the edge repeated, `inside` 0 where
+    the read left the frame); eight steps of half a pixel, clipped to [-1, 1] as play clips its frames, end nearer the
+    disk moved 4 px than eight bilinear steps do, which blur it."""
+    kwargs = {"radius": 2, "patch": 4, "channels": 16, "action_dim": 8, "groups": 4, "flow": True, "global_": True}
+    fourier, bilinear = Transport(SPEC, warp="fourier", **kwargs), Transport(SPEC, **kwargs)
+    frame = torch.rand(2, 3, 16, 16) * 2 - 1
+    moved, inside = fourier.warp(frame, _one_hot(2, 1, -2, batch=2))  # pixel (y, x) reads (y + 1, x - 2)
+    expected = F.pad(frame, (2, 2, 2, 2), mode="replicate")[:, :, 3:19, 0:16]
+    assert torch.allclose(moved, expected, atol=1e-5)
+    assert inside[:, 0, -1].abs().max() < 1e-6 and inside[:, 0, :, :2].abs().max() < 1e-6 and inside[:, 0, :-1, 2:].min() > 1 - 1e-6
+    half = _one_hot(2, 0, 0, batch=2) * 0.5 + _one_hot(2, 0, -1, batch=2) * 0.5  # expected displacement: -0.5 px in x
+    target = F.pad(_disk(), (4, 0, 0, 0), mode="replicate")[..., :16]
+    errors = []
+    for t in (fourier, bilinear):
+        f = _disk()
+        for _ in range(8):
+            f = t.warp(f, half)[0].clamp(-1, 1)
+        errors.append((f - target).abs().mean().item())
+    assert errors[0] < 0.6 * errors[1], errors
+
+
+def test_the_fourier_warp_needs_a_global_flow():
+    with pytest.raises(PlayworldError, match="one fractional displacement"):
+        DiffusionConfig(transport=2, transport_warp="fourier", transport_flow=True)
+    with pytest.raises(ValueError, match="needs flow and global"):
+        Transport(SPEC, radius=2, patch=4, channels=16, action_dim=8, groups=4, global_=True, warp="fourier")
+    config = DiffusionConfig(channels=(16, 16), depths=(1, 1), attention=(False, False), cond_dim=32, action_dim=8, groups=4,
+                             transport=2, transport_channels=16, transport_flow=True, transport_global=True, transport_warp="fourier")
+    assert Denoiser(config, SPEC).transport.fourier

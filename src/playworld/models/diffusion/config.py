@@ -75,6 +75,10 @@ class DiffusionConfig:
     is left to the U-Net. Quality bench, 10 CPU-min, with transport_hard_train: explorer TF 29.8 dB with replicate
     edges (29.1 with zeros) against 27.6, FD at step 64 1.7x its floor, but physics/uniform 5.1x (5.7x) its floor: on
     a blank background only the balls vote, and the frame follows them (docs/results.md). Off"""
+    transport_warp: str = "bilinear"
+    """how transport_flow moves the frame by a fractional displacement: 'bilinear' (resampled: each step of play blurs
+    it a little) or, with transport_global, 'fourier' (a phase ramp in the Fourier domain: sharp, and shifts add up
+    exactly over the steps of play)"""
     transport_action_logits: bool = False
     """add to the transport's logits a linear map of the actions' embedding, the same for every block: each key's usual
     move as a direct prior over the displacements, beside what the blocks read from the context (without it the key
@@ -205,6 +209,11 @@ class DiffusionConfig:
         if self.transport_global and int(self.transport) <= 0:
             raise PlayworldError("transport_global sets how the learned transport moves, and transport is off",
                                  "add --set model.transport=4, or drop transport_global")
+        if self.transport_warp not in ("bilinear", "fourier"):
+            raise PlayworldError(f"unknown transport_warp {self.transport_warp!r}", "use transport_warp: bilinear or fourier")
+        if self.transport_warp == "fourier" and not (self.transport_flow and self.transport_global):
+            raise PlayworldError("transport_warp 'fourier' shifts the whole frame by one fractional displacement",
+                                 "add --set model.transport_flow=true --set model.transport_global=true, or drop transport_warp")
         if self.transport_action_logits and int(self.transport) <= 0:
             raise PlayworldError("transport_action_logits is part of the learned transport, and transport is off",
                                  "add --set model.transport=4, or drop transport_action_logits")

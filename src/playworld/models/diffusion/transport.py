@@ -35,8 +35,13 @@ from playworld.models.nn import ActionEmbedding, ResBlock
 class Transport(nn.Module):
     def __init__(self, spec: WorldSpec, radius: int, patch: int, channels: int, action_dim: int, groups: int,
                  hard: bool = False, hard_always: bool = False, edge: str = "replicate", flow: bool = False,
-                 remainder: bool = False, global_: bool = False, action_logits: bool = False):
+                 remainder: bool = False, global_: bool = False, action_logits: bool = False, warp: str = "bilinear"):
         super().__init__()
+        if warp not in ("bilinear", "fourier"):
+            raise ValueError(f"unknown transport warp {warp!r}")
+        if warp == "fourier" and not (flow and global_):
+            raise ValueError("the Fourier warp shifts the whole frame by one displacement: it needs flow and global")
+        self.fourier = warp == "fourier"  # flow: the frame shifted in the Fourier domain (sharp) instead of resampled
         self.global_ = bool(global_)  # one displacement for the whole frame (the blocks' logits averaged)
         if flow and (hard or hard_always):
             raise ValueError("transport flow and hard are two ways to move: choose one")
@@ -133,6 +138,8 @@ class Transport(nn.Module):
         it) -> the moved frame and the share of each pixel from inside the frame (B, 1, H, W)."""
         _, _, h, w = frame.shape
         dy, dx = expected_displacement(weights)  # (B, h/p, w/p) each
+        if self.fourier:
+            return self._fourier_shift(frame, dy[:, 0, 0], dx[:, 0, 0])
         dy = dy.repeat_interleave(self.patch, 1).repeat_interleave(self.patch, 2)  # (B, H, W)
         dx = dx.repeat_interleave(self.patch, 1).repeat_interleave(self.patch, 2)
         ys = torch.arange(h, device=frame.device, dtype=torch.float32).view(1, h, 1)
@@ -144,6 +151,31 @@ class Transport(nn.Module):
         ones = torch.ones_like(frame[:, :1], dtype=torch.float32)
         inside = F.grid_sample(ones, sample, mode="bilinear", padding_mode="zeros", align_corners=False)
         return moved, inside
+
+    def _fourier_shift(self, frame: Tensor, dy: Tensor, dx: Tensor) -> tuple[Tensor, Tensor]:
+        """frame (B, C, H, W) shifted by (dy, dx) pixels (B,) each, pixel (y, x) reading (y + dy, x + dx), by a phase
+        ramp in the Fourier domain -> the moved frame and the share of each pixel from inside the frame (B, 1, H, W).
+
+        A bilinear warp by a fractional shift averages neighbouring pixels: repeated every step of play it blurs the
+        frame, and a model reads a soft ball as a fast one (physics/uniform: the ball sped up 16% by step 16, 3.7x the
+        velocity floor). A Fourier shift keeps every frequency's amplitude (nothing blurs; a sharp edge rings a
+        little at a fractional shift), and shifts add: n steps of 0.6 px are one shift of 0.6n px, exact at whole
+        pixels. The frame is padded by `radius` (the edge repeated or 0) first, so a shift within the radius never
+        wraps the far edge into view."""
+        r = self.radius
+        _, _, h, w = frame.shape
+        mode = "replicate" if self.edge == "replicate" else "constant"
+        padded = F.pad(frame.float(), (r, r, r, r), mode=mode)
+        hp, wp = h + 2 * r, w + 2 * r
+        fy = torch.fft.fftfreq(hp, device=frame.device).view(1, hp, 1)
+        fx = torch.fft.rfftfreq(wp, device=frame.device).view(1, 1, wp // 2 + 1)
+        ramp = torch.exp(2j * math.pi * (fy * dy.float().view(-1, 1, 1) + fx * dx.float().view(-1, 1, 1)))  # (B, hp, wp/2+1)
+        moved = torch.fft.irfft2(torch.fft.rfft2(padded) * ramp[:, None], s=(hp, wp))[..., r : r + h, r : r + w]
+        ys = torch.arange(h, device=frame.device, dtype=torch.float32).view(1, h, 1) + dy.float().view(-1, 1, 1)
+        xs = torch.arange(w, device=frame.device, dtype=torch.float32).view(1, 1, w) + dx.float().view(-1, 1, 1)
+        # the share of each pixel's read that lies inside the frame: the overlap of [y+dy, y+dy+1) with [0, h), per axis
+        inside = ((ys + 1).clamp(0, h) - ys.clamp(0, h)) * ((xs + 1).clamp(0, w) - xs.clamp(0, w))
+        return moved, inside[:, None]
 
     def scored(self, frame: Tensor, weights: Tensor) -> Tensor:
         """The mixture (B, C, H, W) the transport's own loss scores: `move`'s, or, for a global transport with zero

@@ -360,3 +360,38 @@ def test_the_fourier_warp_needs_a_global_flow():
     config = DiffusionConfig(channels=(16, 16), depths=(1, 1), attention=(False, False), cond_dim=32, action_dim=8, groups=4,
                              transport=2, transport_channels=16, transport_flow=True, transport_global=True, transport_warp="fourier")
     assert Denoiser(config, SPEC).transport.fourier
+
+
+def _wall_batch(n: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Action 1 always, the world shifted 2 px left unless one block (the one in front of the agent) is white: a
+    wall, and the view stays. Context, actions, next frame."""
+    world = (torch.rand(n, 3, 8, 8) > 0.5).float().repeat_interleave(2, -1).repeat_interleave(2, -2) * 2 - 1
+    wall = torch.rand(n) < 0.5
+    world[:, :, 4:8, 4:8] = torch.where(wall, 1.0, -1.0).view(n, 1, 1, 1)
+    moved = F.pad(world, (2, 2, 2, 2), mode="replicate")[:, :, 2:18, 4:20]
+    a = torch.ones(n, 3, dtype=torch.long)
+    return torch.stack([world, world], 1), a, torch.where(wall.view(n, 1, 1, 1), world, moved)
+
+
+def test_the_position_readout_starts_silent_and_learns_a_move_decided_at_one_place():
+    torch.manual_seed(0)
+    kwargs = {"radius": 2, "patch": 4, "channels": 16, "action_dim": 8, "groups": 4, "global_": True}
+    with_pos, without = Transport(SPEC, position=True, **kwargs), Transport(SPEC, **kwargs)
+    without.load_state_dict({k: v for k, v in with_pos.state_dict().items() if not k.startswith("position")})
+    context, actions, nxt = _wall_batch(4)
+    assert torch.equal(with_pos.weights(context, actions), without.weights(context, actions))
+    opt = torch.optim.Adam(with_pos.parameters(), 3e-3)
+    for _ in range(300):
+        context, actions, nxt = _wall_batch()
+        loss = F.mse_loss(with_pos(context, actions, context[:, -1])[0], nxt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    context, actions, nxt = _wall_batch(64)
+    with torch.no_grad():
+        moved = F.mse_loss(with_pos(context, actions, context[:, -1])[0], nxt).item()
+    assert moved < 0.05 * F.mse_loss(context[:, -1], nxt).item()
+    with pytest.raises(ValueError, match="needs global"):
+        Transport(SPEC, radius=2, patch=4, channels=16, action_dim=8, groups=4, position=True)
+    with pytest.raises(PlayworldError, match="needs transport_global"):
+        DiffusionConfig(transport=2, transport_position=True)

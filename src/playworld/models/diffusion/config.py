@@ -75,6 +75,10 @@ class DiffusionConfig:
     is left to the U-Net. Quality bench, 10 CPU-min, with transport_hard_train: explorer TF 29.8 dB with replicate
     edges (29.1 with zeros) against 27.6, FD at step 64 1.7x its floor, but physics/uniform 5.1x (5.7x) its floor: on
     a blank background only the balls vote, and the frame follows them (docs/results.md). Off"""
+    transport_position: bool = False
+    """with transport_global: beside the blocks' averaged logits, a linear map of the whole block grid to the logits,
+    each block read by where it is (zero at the start): what decides the frame's move may sit at one place (the agent
+    facing a wall), where in the average one block has one part in (H/transport_patch)^2 of the say"""
     transport_warp: str = "bilinear"
     """how transport_flow moves the frame by a fractional displacement: 'bilinear' (resampled: each step of play blurs
     it a little) or, with transport_global, 'fourier' (a phase ramp in the Fourier domain: sharp, and shifts add up
@@ -209,6 +213,9 @@ class DiffusionConfig:
         if self.transport_global and int(self.transport) <= 0:
             raise PlayworldError("transport_global sets how the learned transport moves, and transport is off",
                                  "add --set model.transport=4, or drop transport_global")
+        if self.transport_position and not self.transport_global:
+            raise PlayworldError("transport_position reads the block grid for one frame-wide move: it needs transport_global",
+                                 "add --set model.transport_global=true, or drop transport_position")
         if self.transport_warp not in ("bilinear", "fourier"):
             raise PlayworldError(f"unknown transport_warp {self.transport_warp!r}", "use transport_warp: bilinear or fourier")
         if self.transport_warp == "fourier" and not (self.transport_flow and self.transport_global):

@@ -74,6 +74,7 @@ class Denoiser(nn.Module):
                 hard_always=bool(config.transport_hard_train), edge=config.transport_edge, flow=bool(config.transport_flow),
                 remainder=bool(config.transport_remainder), global_=bool(config.transport_global),
                 action_logits=bool(config.transport_action_logits), warp=config.transport_warp,
+                position=bool(config.transport_position),
             )
         # the moved frame, its share from inside the frame and (transport_remainder) the sub-pixel part of the move
         moved = 0 if self.transport is None else c + self.transport.planes

@@ -35,8 +35,11 @@ from playworld.models.nn import ActionEmbedding, ResBlock
 class Transport(nn.Module):
     def __init__(self, spec: WorldSpec, radius: int, patch: int, channels: int, action_dim: int, groups: int,
                  hard: bool = False, hard_always: bool = False, edge: str = "replicate", flow: bool = False,
-                 remainder: bool = False, global_: bool = False, action_logits: bool = False, warp: str = "bilinear"):
+                 remainder: bool = False, global_: bool = False, action_logits: bool = False, warp: str = "bilinear",
+                 position: bool = False):
         super().__init__()
+        if position and not global_:
+            raise ValueError("the transport's position readout gives the frame one move: it needs global")
         if warp not in ("bilinear", "fourier"):
             raise ValueError(f"unknown transport warp {warp!r}")
         if warp == "fourier" and not (flow and global_):
@@ -73,6 +76,11 @@ class Transport(nn.Module):
         # per displacement, the same for every block (a key's usual move is learned as a prior in a few steps; through the
         # blocks' adaptive norms alone the net leans on the motion its context shows and moves on a noop)
         self.action_logits = nn.Linear(channels, n) if action_logits else None
+        # global: beside the blocks' averaged logits, a linear map of the whole block grid, each block read by where it
+        # is: what decides the frame's move may sit at one place (the agent facing a wall), and in a mean over the
+        # blocks one block's say is one part in (H/p)^2
+        grid = (spec.resolution // patch) ** 2
+        self.position = nn.Linear(channels * grid, n) if position else None
         with torch.no_grad():  # start as the identity: (almost) all weight on 'no displacement'
             self.out.weight.mul_(0.1)
             self.out.bias.zero_()
@@ -80,9 +88,10 @@ class Transport(nn.Module):
             # weight spread over every shift, so the mixture's loss reaches all of them: one frame-wide choice
             # started at 4.0 learns the camera's move too slowly to commit to it (a half-moved mixture after 850 steps)
             self.out.bias[n // 2] = 1.0 if self.global_ else 4.0
-            if self.action_logits is not None:  # no say at the start: the transport starts as it does without it
-                self.action_logits.weight.zero_()
-                self.action_logits.bias.zero_()
+            for extra in (self.action_logits, self.position):  # no say at the start: the transport as without them
+                if extra is not None:
+                    extra.weight.zero_()
+                    extra.bias.zero_()
 
     def weights(self, context: Tensor, actions: Tensor) -> Tensor:
         """Softmax weights over the displacements, (B, (2r+1)^2, H/patch, W/patch)."""
@@ -93,7 +102,10 @@ class Transport(nn.Module):
         logits = self.out(h).float()
         if self.global_:  # the camera's move: every block votes alike, one displacement for the frame (a vote weighted
             # by a learned say follows what moves most, a ball, and moves the whole view with it: physics/uniform 4.1x)
-            logits = logits.mean(dim=(2, 3), keepdim=True).expand_as(logits)
+            pooled = logits.mean(dim=(2, 3), keepdim=True)
+            if self.position is not None:
+                pooled = pooled + self.position(h.flatten(1)).float()[:, :, None, None]
+            logits = pooled.expand_as(logits)
         if self.action_logits is not None:
             logits = logits + self.action_logits(cond).float()[:, :, None, None]
         return logits.softmax(dim=1)

@@ -3,6 +3,8 @@ learns a shift from the actions fast enough to matter."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -149,7 +151,7 @@ def test_hard_training_gives_the_denoiser_the_hard_move_and_the_transport_loss_t
         net.transport.out.bias[(1 + 2) * 5 + 0 + 2] = 3.0  # most weight on (dy, dx) = (1, 0), the rest spread
     context, actions = torch.rand(2, 2, 3, 16, 16) * 2 - 1, torch.randint(0, 3, (2, 3))
     newest = context[:, -1]
-    mixed, base, inside = net.training_origin(context, actions, newest)
+    mixed, base, inside, _ = net.training_origin(context, actions, newest)
     weights = net.transport.weights(context, actions)
     torch.testing.assert_close(mixed, net.transport.move(newest, weights)[0])
     hard, hard_inside = net.transport.move(newest, _one_hot(2, 1, 0))
@@ -160,7 +162,7 @@ def test_hard_training_gives_the_denoiser_the_hard_move_and_the_transport_loss_t
     for mode in (net.train(), net.eval()):  # play, and self forcing's rollouts in training, continue from the hard move
         assert torch.equal(mode.origin(context, actions, newest)[0], hard)
     plain = Denoiser(DiffusionConfig(channels=(8, 8), depths=(1, 1), attention=(False, False), groups=4, transport=2), SPEC)
-    mixed, base, _ = plain.train().training_origin(context, actions, newest)
+    mixed, base, _, _ = plain.train().training_origin(context, actions, newest)
     assert torch.equal(mixed.detach(), base) and not base.requires_grad  # without it: one origin, the mixture
 
 
@@ -200,7 +202,7 @@ def test_flow_warps_by_the_expected_displacement():
                              transport=2, transport_channels=16, transport_flow=True)
     net = Denoiser(config, SPEC).train()
     context, actions = torch.rand(2, 2, 3, 16, 16) * 2 - 1, torch.randint(0, 3, (2, 3))
-    mixed, base, _ = net.training_origin(context, actions, context[:, -1])
+    mixed, base, _, _ = net.training_origin(context, actions, context[:, -1])
     weights = net.transport.weights(context, actions)
     torch.testing.assert_close(mixed, net.transport.move(context[:, -1], weights)[0])
     torch.testing.assert_close(base, net.transport.warp(context[:, -1], weights)[0])
@@ -232,7 +234,7 @@ def test_the_remainder_is_the_sub_pixel_part_the_whole_pixel_move_left_out():
     net = Denoiser(config, SPEC)
     assert net.unet.stem_side.in_channels == (2 * 3 + 3 + 3) * 4  # K frames, the moved frame, inside + remainder
     context, actions = torch.rand(2, 2, 3, 16, 16) * 2 - 1, torch.randint(0, 3, (2, 3))
-    _, base, planes = net.train().training_origin(context, actions, context[:, -1])
+    _, base, planes, _ = net.train().training_origin(context, actions, context[:, -1])
     assert planes.shape == (2, 3, 16, 16)
     out = net(torch.randn(2, 3, 16, 16), torch.ones(2), context, actions, torch.zeros(2), base, planes)
     assert out.shape == (2, 3, 16, 16)
@@ -395,3 +397,59 @@ def test_the_position_readout_starts_silent_and_learns_a_move_decided_at_one_pla
         Transport(SPEC, radius=2, patch=4, channels=16, action_dim=8, groups=4, position=True)
     with pytest.raises(PlayworldError, match="needs transport_global"):
         DiffusionConfig(transport=2, transport_position=True)
+
+
+def test_the_expected_score_is_the_squared_error_of_one_shift_drawn_from_the_weights():
+    """`spread` added to the mixture's MSE is sum_d w_d MSE(frame shifted by d, target), per block and for a global
+    transport with zero edges (over the shifts that know each pixel); brute force over one-hot weights agrees."""
+    torch.manual_seed(0)
+    frame, target = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+    for kwargs in ({"edge": "replicate"}, {"edge": "zeros", "global_": True}):
+        t = Transport(SPEC, radius=2, patch=4, channels=16, action_dim=8, groups=4, hard_always=True, expected=True, **kwargs)
+        logits = torch.randn(2, 25, 1, 1) * 2
+        weights = logits.softmax(1).expand(2, 25, 4, 4) if t.global_ else torch.randn(2, 25, 4, 4).softmax(1)
+        mixed = t.scored(frame, weights)
+        expected = F.mse_loss(mixed, target) + t.spread(frame, weights, mixed)
+        brute = torch.zeros(2, 3, 16, 16)
+        known = torch.zeros(2, 1, 16, 16)
+        for d in range(25):
+            moved, inside = t.move(frame, _one_hot(2, d // 5 - 2, d % 5 - 2))
+            w = weights[:, d : d + 1].repeat_interleave(4, 2).repeat_interleave(4, 3)
+            if t.global_:  # only the shifts that know a pixel count, renormalised
+                w = w * inside
+            brute += w * (moved - target) ** 2
+            known += w
+        assert torch.allclose(expected, (brute / known).mean(), atol=1e-5), kwargs
+
+
+def test_the_expected_score_keeps_a_frame_still_where_balls_fly_every_way_and_the_mixture_does_not():
+    """A disk that moves 1-2 px in a random one of 8 directions, read from nothing (a transport of the keys alone, a
+    world with no keys): the mixture's best weights are a ring-shaped blur whose most likely shift moves the whole
+    frame; the expected squared error is lowest for 'stay'."""
+    spec = WorldSpec(16, ActionSpace.none(), context=2)
+
+    def batch(n: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+        y, x = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+        angle = torch.randint(0, 8, (n,)) * (math.pi / 4)
+        speed = 1 + torch.rand(n)
+        cy, cx = 8 + torch.zeros(n), 8 + torch.zeros(n)
+        disk = lambda py, px: ((((y - py.view(-1, 1, 1)) ** 2 + (x - px.view(-1, 1, 1)) ** 2) < 9).float() * 2 - 1)[:, None].expand(n, 3, 16, 16)
+        return disk(cy, cx), disk(cy + speed * torch.sin(angle), cx + speed * torch.cos(angle))
+
+    stays = {}
+    for expected in (False, True):
+        torch.manual_seed(0)
+        t = Transport(spec, radius=2, patch=4, channels=16, action_dim=8, groups=4, hard_always=True, global_=True,
+                      keys_only=True, expected=expected)
+        opt = torch.optim.Adam(t.parameters(), 3e-2)
+        for _ in range(300):
+            frame, nxt = batch()
+            context, actions = torch.stack([frame, frame], 1), torch.zeros(len(frame), 3, dtype=torch.long)
+            mixed, _, _, spread = t.both(context, actions, frame)
+            loss = F.mse_loss(mixed, nxt) + spread
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        weights = t.weights(context, actions)[0, :, 0, 0]
+        stays[expected] = int(weights.argmax()) == 12
+    assert stays == {False: False, True: True}, stays

@@ -79,6 +79,16 @@ class DiffusionConfig:
     """with transport_global: beside the blocks' averaged logits, a linear map of the whole block grid to the logits,
     each block read by where it is (zero at the start): what decides the frame's move may sit at one place (the agent
     facing a wall), where in the average one block has one part in (H/transport_patch)^2 of the say"""
+    transport_keys_only: bool = False
+    """with transport_global: the frame's move read from the actions alone (a linear map of their embedding to the
+    logits), not from the frames: the camera the keys move. Where the view moves with the keys it learns each key's
+    move; where nothing but objects move (a ball on a blank background) it learns 'stay' (with transport_score
+    'expected') and leaves the motion to the U-Net"""
+    transport_score: str = "mixture"
+    """the transport's own loss with transport_hard_train or transport_flow: 'mixture' (the MSE of the frame mixed
+    by the softmax weights) or 'expected' (the squared error expected when one displacement is drawn from them, the
+    mixture's MSE plus the shifts' variance: lowest for the one shift best on average, where the mixture's is lowest
+    for a blur whose most likely shift may be none of the right ones)"""
     transport_warp: str = "bilinear"
     """how transport_flow moves the frame by a fractional displacement: 'bilinear' (resampled: each step of play blurs
     it a little) or, with transport_global, 'fourier' (a phase ramp in the Fourier domain: sharp, and shifts add up
@@ -213,6 +223,14 @@ class DiffusionConfig:
         if self.transport_global and int(self.transport) <= 0:
             raise PlayworldError("transport_global sets how the learned transport moves, and transport is off",
                                  "add --set model.transport=4, or drop transport_global")
+        if self.transport_keys_only and not self.transport_global:
+            raise PlayworldError("transport_keys_only moves the whole frame as the keys say: it needs transport_global",
+                                 "add --set model.transport_global=true, or drop transport_keys_only")
+        if self.transport_score not in ("mixture", "expected"):
+            raise PlayworldError(f"unknown transport_score {self.transport_score!r}", "use transport_score: mixture or expected")
+        if self.transport_score == "expected" and not (self.transport_hard_train or self.transport_flow):
+            raise PlayworldError("transport_score 'expected' trains the one move play makes",
+                                 "add --set model.transport_hard_train=true (or transport_flow), or drop transport_score")
         if self.transport_position and not self.transport_global:
             raise PlayworldError("transport_position reads the block grid for one frame-wide move: it needs transport_global",
                                  "add --set model.transport_global=true, or drop transport_position")

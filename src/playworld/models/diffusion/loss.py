@@ -147,7 +147,7 @@ def denoising_loss(
     memory: a memory model's (frames, valid) of `memory_inputs`."""
     n, device = target.shape[0], target.device
     # (N, 3, H, W): zeros, the newest frame, or it moved; the denoiser's target takes the transport as given
-    origin, base, inside = net.training_origin(context, actions, newest)
+    origin, base, inside, spread = net.training_origin(context, actions, newest)
     # the frame, or (residual) its change from the origin
     x0 = target - base
     sigma = (float(config.p_mean) + float(config.p_std) * _randn((n,), generator, device)).exp()
@@ -157,7 +157,7 @@ def denoising_loss(
     c_skip, c_out, _, _ = coefficients(config.prediction, sigma, float(config.sigma_data))
     loss = F.mse_loss(out, (x0 - c_skip * x_noisy) / c_out)
     if config.transport > 0:
-        loss = loss + float(config.transport_loss) * F.mse_loss(origin, target)
+        loss = loss + float(config.transport_loss) * (F.mse_loss(origin, target) + spread)
     with torch.no_grad():
         denoised = c_skip * x_noisy + c_out * out
         denoise_mse = F.mse_loss(denoised, x0).item()

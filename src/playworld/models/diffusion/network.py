@@ -74,7 +74,8 @@ class Denoiser(nn.Module):
                 hard_always=bool(config.transport_hard_train), edge=config.transport_edge, flow=bool(config.transport_flow),
                 remainder=bool(config.transport_remainder), global_=bool(config.transport_global),
                 action_logits=bool(config.transport_action_logits), warp=config.transport_warp,
-                position=bool(config.transport_position),
+                position=bool(config.transport_position), keys_only=bool(config.transport_keys_only),
+                expected=config.transport_score == "expected",
             )
         # the moved frame, its share from inside the frame and (transport_remainder) the sub-pixel part of the move
         moved = 0 if self.transport is None else c + self.transport.planes
@@ -113,15 +114,16 @@ class Denoiser(nn.Module):
             return torch.zeros_like(newest), None
         return (newest, None) if self.transport is None else self.transport(context, actions, newest)
 
-    def training_origin(self, context: Tensor, actions: Tensor, newest: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    def training_origin(self, context: Tensor, actions: Tensor, newest: Tensor) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
         """In training: the transported frame the transport's own loss scores, the origin the denoiser continues
-        from (without gradient: its target takes the transport as given) and that origin's inside share (or None).
+        from (without gradient: its target takes the transport as given), that origin's inside share (or None), and
+        what the own loss adds to the scored frame's MSE (0, or with transport_score 'expected' the shifts' spread).
         The first two differ with transport_hard_train or transport_flow alone: the mixture, and the hard move or the
         warp play will use."""
         if self.transport is not None and (self.transport.hard_always or self.transport.flow):
             return self.transport.both(context, actions, newest)
         origin, inside = self.origin(context, actions, newest)
-        return origin, origin.detach(), None if inside is None else inside.detach()
+        return origin, origin.detach(), None if inside is None else inside.detach(), origin.new_zeros(())
 
     def condition(
         self, context: Tensor, actions: Tensor, context_sigma: Tensor, base: Tensor, inside: Tensor | None = None,

@@ -36,8 +36,14 @@ class Transport(nn.Module):
     def __init__(self, spec: WorldSpec, radius: int, patch: int, channels: int, action_dim: int, groups: int,
                  hard: bool = False, hard_always: bool = False, edge: str = "replicate", flow: bool = False,
                  remainder: bool = False, global_: bool = False, action_logits: bool = False, warp: str = "bilinear",
-                 position: bool = False):
+                 position: bool = False, keys_only: bool = False, expected: bool = False):
         super().__init__()
+        if keys_only and not global_:
+            raise ValueError("a transport read from the keys alone moves the frame as one: it needs global")
+        if expected and not (hard_always or flow):
+            raise ValueError("the expected score trains the one move play makes: it needs hard_always or flow")
+        self.keys_only = bool(keys_only)  # the move read from the actions alone, not from the frames
+        self.expected = bool(expected)  # the own loss: the squared error expected under the weights, not the mixture's
         if position and not global_:
             raise ValueError("the transport's position readout gives the frame one move: it needs global")
         if warp not in ("bilinear", "fourier"):
@@ -61,11 +67,20 @@ class Transport(nn.Module):
         if spec.resolution % patch:
             raise ValueError(f"transport_patch {patch} must divide the frame size {spec.resolution}")
         self.radius, self.patch = int(radius), int(patch)
+        self.spec_blocks = spec.resolution // self.patch  # blocks along each side
         k, c, n = spec.context, spec.channels, (2 * radius + 1) ** 2
         space = spec.action_space
         self.action_embed = ActionEmbedding(
             space.kind, space.n, space.dim, space.low, space.high, steps=k + 1, emb=action_dim, out_dim=channels
         )
+        if self.keys_only:  # the camera the keys move: a linear map of the actions' embedding to the logits
+            self.action_logits = nn.Linear(channels, n)
+            with torch.no_grad():  # 'no displacement' the most likely at the start, the weight spread over every shift
+                self.action_logits.weight.zero_()
+                self.action_logits.bias.zero_()
+                self.action_logits.bias[n // 2] = 1.0
+            self.position = None
+            return
         self.stem = nn.Conv2d(k * c * patch * patch, channels, 3, padding=1)
         # a block that looks around (attention over the whole block grid: is the move blocked? where does it go?)
         self.blocks = nn.ModuleList(
@@ -73,8 +88,8 @@ class Transport(nn.Module):
         )
         self.out = nn.Conv2d(channels, n, 1)
         # the keys' own say over the move, beside what the blocks read: a linear map of the actions' embedding to a logit
-        # per displacement, the same for every block (a key's usual move is learned as a prior in a few steps; through the
-        # blocks' adaptive norms alone the net leans on the motion its context shows and moves on a noop)
+        # per displacement, the same for every block (a key's usual move learned as a prior in a few steps, where
+        # otherwise the key reaches the logits only through the blocks' adaptive norms)
         self.action_logits = nn.Linear(channels, n) if action_logits else None
         # global: beside the blocks' averaged logits, a linear map of the whole block grid, each block read by where it
         # is: what decides the frame's move may sit at one place (the agent facing a wall), and in a mean over the
@@ -96,6 +111,9 @@ class Transport(nn.Module):
     def weights(self, context: Tensor, actions: Tensor) -> Tensor:
         """Softmax weights over the displacements, (B, (2r+1)^2, H/patch, W/patch)."""
         cond = self.action_embed(actions)
+        if self.keys_only:
+            grid = self.spec_blocks
+            return self.action_logits(cond).float()[:, :, None, None].expand(-1, -1, grid, grid).softmax(dim=1)
         h = self.stem(F.pixel_unshuffle(context.flatten(1, 2), self.patch))
         for block in self.blocks:
             h = block(h, cond)
@@ -201,16 +219,26 @@ class Transport(nn.Module):
             mixed = mixed / inside.clamp_min(1e-3)
         return mixed
 
-    def both(self, context: Tensor, actions: Tensor, newest: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def spread(self, frame: Tensor, weights: Tensor, mixed: Tensor) -> Tensor:
+        """The mean over pixels of the variance of the shifted frames under `weights` (what `scored` counts, so with a
+        global transport's zero edges only the shifts that know a pixel): added to the MSE of the mixture `mixed`, it
+        makes the squared error expected when one displacement is drawn from the weights, E_w[(x_d - t)^2] = (E_w x_d -
+        t)^2 + Var_w x_d. The mixture's MSE alone is lowest for a blur: where objects move every way (a ball on a blank
+        background), a spread of shifts around the speeds seen, whose most likely shift moves the frame in some
+        direction every step. The expected error is lowest for the one shift that is best on average ('stay', there)."""
+        return (self.scored(frame.float() ** 2, weights) - mixed**2).clamp_min(0).mean()
+
+    def both(self, context: Tensor, actions: Tensor, newest: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Training with `hard_always` or `flow`: the mixture (B, 3, H, W), which the transport's own loss scores (its
         gradient reaches every displacement), and, without gradient, the frame moved by each block's most likely
         displacement (or warped by its expected one) with its inside share, the origin the denoiser learns to
-        continue from as it will in play."""
+        continue from as it will in play; fourth, with `expected`, the `spread` the own loss adds (else 0)."""
         weights = self.weights(context, actions)
         mixed = self.scored(newest, weights)
+        spread = self.spread(newest, weights, mixed) if self.expected else mixed.new_zeros(())
         with torch.no_grad():
             moved, inside = self.warp(newest, weights) if self.flow else self._move_hard(newest, weights)
-        return mixed, moved, inside
+        return mixed, moved, inside, spread
 
 
 def expected_displacement(weights: Tensor) -> tuple[Tensor, Tensor]:

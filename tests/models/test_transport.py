@@ -453,3 +453,31 @@ def test_the_expected_score_keeps_a_frame_still_where_balls_fly_every_way_and_th
         weights = t.weights(context, actions)[0, :, 0, 0]
         stays[expected] = int(weights.argmax()) == 12
     assert stays == {False: False, True: True}, stays
+
+
+def test_the_gate_learns_when_the_keys_move_is_blocked_which_the_keys_alone_cannot():
+    """transport_gate: the keys propose the move, the frames say whether it happens. On `_wall_batch` (the key always
+    moves the view 2 px left unless a wall block is white) the gated transport's most likely move is right on almost
+    every frame; read from the keys alone it is one move for all, right on about half."""
+    right = {}
+    for gate in (False, True):
+        torch.manual_seed(0)
+        t = Transport(SPEC, radius=2, patch=4, channels=16, action_dim=8, groups=4, global_=True, keys_only=True,
+                      hard_always=True, expected=True, gate=gate)
+        opt = torch.optim.Adam(t.parameters(), 3e-3)
+        for _ in range(300):
+            context, actions, nxt = _wall_batch()
+            mixed, _, _, spread = t.both(context, actions, context[:, -1])
+            loss = F.mse_loss(mixed, nxt) + spread
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        context, actions, nxt = _wall_batch(64)
+        with torch.no_grad():
+            moved = t.train()._move_hard(context[:, -1], t.weights(context, actions))[0]
+        right[gate] = ((moved - nxt).abs().flatten(1).amax(1) < 1e-5).float().mean().item()
+    assert right[True] > 0.95 and right[False] < 0.8, right
+    with pytest.raises(ValueError, match="needs keys_only"):
+        Transport(SPEC, radius=2, patch=4, channels=16, action_dim=8, groups=4, global_=True, gate=True)
+    with pytest.raises(PlayworldError, match="needs transport_keys_only"):
+        DiffusionConfig(transport=2, transport_global=True, transport_gate=True)

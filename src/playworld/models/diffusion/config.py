@@ -84,6 +84,11 @@ class DiffusionConfig:
     logits), not from the frames: the camera the keys move. Where the view moves with the keys it learns each key's
     move; where nothing but objects move (a ball on a blank background) it learns 'stay' (with transport_score
     'expected') and leaves the motion to the U-Net"""
+    transport_gate: bool = False
+    """with transport_keys_only: the frames (read by the transport network, each block by where it is) give the
+    probability that the keys' move happens, the rest of the weight going to 'no displacement': a move into a wall
+    leaves the view where it was. The frames can only stop the keys' move, never make another, so a world whose keys
+    do not move the view keeps 'stay'"""
     transport_score: str = "mixture"
     """the transport's own loss with transport_hard_train or transport_flow: 'mixture' (the MSE of the frame mixed
     by the softmax weights) or 'expected' (the squared error expected when one displacement is drawn from them, the
@@ -226,6 +231,9 @@ class DiffusionConfig:
         if self.transport_keys_only and not self.transport_global:
             raise PlayworldError("transport_keys_only moves the whole frame as the keys say: it needs transport_global",
                                  "add --set model.transport_global=true, or drop transport_keys_only")
+        if self.transport_gate and not self.transport_keys_only:
+            raise PlayworldError("transport_gate says whether the keys' move happens: it needs transport_keys_only",
+                                 "add --set model.transport_keys_only=true, or drop transport_gate")
         if self.transport_score not in ("mixture", "expected"):
             raise PlayworldError(f"unknown transport_score {self.transport_score!r}", "use transport_score: mixture or expected")
         if self.transport_score == "expected" and not (self.transport_hard_train or self.transport_flow):

@@ -75,7 +75,7 @@ class Denoiser(nn.Module):
                 remainder=bool(config.transport_remainder), global_=bool(config.transport_global),
                 action_logits=bool(config.transport_action_logits), warp=config.transport_warp,
                 position=bool(config.transport_position), keys_only=bool(config.transport_keys_only),
-                expected=config.transport_score == "expected",
+                expected=config.transport_score == "expected", gate=bool(config.transport_gate),
             )
         # the moved frame, its share from inside the frame and (transport_remainder) the sub-pixel part of the move
         moved = 0 if self.transport is None else c + self.transport.planes

@@ -36,8 +36,11 @@ class Transport(nn.Module):
     def __init__(self, spec: WorldSpec, radius: int, patch: int, channels: int, action_dim: int, groups: int,
                  hard: bool = False, hard_always: bool = False, edge: str = "replicate", flow: bool = False,
                  remainder: bool = False, global_: bool = False, action_logits: bool = False, warp: str = "bilinear",
-                 position: bool = False, keys_only: bool = False, expected: bool = False):
+                 position: bool = False, keys_only: bool = False, expected: bool = False, gate: bool = False):
         super().__init__()
+        if gate and not keys_only:
+            raise ValueError("the transport's gate says whether the keys' move happens: it needs keys_only")
+        self.gate = bool(gate)  # keys_only: the frames say how likely the keys' move is to happen (not blocked)
         if keys_only and not global_:
             raise ValueError("a transport read from the keys alone moves the frame as one: it needs global")
         if expected and not (hard_always or flow):
@@ -80,12 +83,19 @@ class Transport(nn.Module):
                 self.action_logits.bias.zero_()
                 self.action_logits.bias[n // 2] = 1.0
             self.position = None
-            return
+            if not self.gate:
+                return
         self.stem = nn.Conv2d(k * c * patch * patch, channels, 3, padding=1)
         # a block that looks around (attention over the whole block grid: is the move blocked? where does it go?)
         self.blocks = nn.ModuleList(
             [ResBlock(channels, channels, channels, groups, attention=True), ResBlock(channels, channels, channels, groups, False)]
         )
+        if self.gate:  # one logit read from the whole block grid, each block by where it is (the agent facing a wall)
+            self.gate_out = nn.Linear(channels * self.spec_blocks**2, 1)
+            with torch.no_grad():  # the keys' move at the start (sigmoid(3) = 0.95), as without the gate
+                self.gate_out.weight.zero_()
+                self.gate_out.bias.fill_(3.0)
+            return
         self.out = nn.Conv2d(channels, n, 1)
         # the keys' own say over the move, beside what the blocks read: a linear map of the actions' embedding to a logit
         # per displacement, the same for every block (a key's usual move learned as a prior in a few steps, where
@@ -113,7 +123,15 @@ class Transport(nn.Module):
         cond = self.action_embed(actions)
         if self.keys_only:
             grid = self.spec_blocks
-            return self.action_logits(cond).float()[:, :, None, None].expand(-1, -1, grid, grid).softmax(dim=1)
+            weights = self.action_logits(cond).float().softmax(dim=1)  # (B, N): the move the keys make
+            if self.gate:  # the frames say whether it happens: the rest of the weight on 'no displacement'
+                h = self.stem(F.pixel_unshuffle(context.flatten(1, 2), self.patch))
+                for block in self.blocks:
+                    h = block(h, cond)
+                happens = torch.sigmoid(self.gate_out(h.flatten(1)).float())  # (B, 1)
+                stay = F.one_hot(torch.tensor(weights.shape[1] // 2, device=weights.device), weights.shape[1]).to(weights.dtype)
+                weights = happens * weights + (1 - happens) * stay
+            return weights[:, :, None, None].expand(-1, -1, grid, grid)
         h = self.stem(F.pixel_unshuffle(context.flatten(1, 2), self.patch))
         for block in self.blocks:
             h = block(h, cond)

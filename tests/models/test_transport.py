@@ -364,11 +364,11 @@ def test_the_fourier_warp_needs_a_global_flow():
     assert Denoiser(config, SPEC).transport.fourier
 
 
-def _wall_batch(n: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _wall_batch(n: int = 16, walls: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Action 1 always, the world shifted 2 px left unless one block (the one in front of the agent) is white: a
     wall, and the view stays. Context, actions, next frame."""
     world = (torch.rand(n, 3, 8, 8) > 0.5).float().repeat_interleave(2, -1).repeat_interleave(2, -2) * 2 - 1
-    wall = torch.rand(n) < 0.5
+    wall = torch.rand(n) < walls
     world[:, :, 4:8, 4:8] = torch.where(wall, 1.0, -1.0).view(n, 1, 1, 1)
     moved = F.pad(world, (2, 2, 2, 2), mode="replicate")[:, :, 2:18, 4:20]
     a = torch.ones(n, 3, dtype=torch.long)
@@ -457,8 +457,8 @@ def test_the_expected_score_keeps_a_frame_still_where_balls_fly_every_way_and_th
 
 def test_the_gate_learns_when_the_keys_move_is_blocked_which_the_keys_alone_cannot():
     """transport_gate: the keys propose the move, the frames say whether it happens. On `_wall_batch` (the key always
-    moves the view 2 px left unless a wall block is white) the gated transport's most likely move is right on almost
-    every frame; read from the keys alone it is one move for all, right on about half."""
+    moves the view 2 px left unless a wall block is white, a quarter of the frames) the gated transport's most likely
+    move is right on almost every frame; read from the keys alone it is one move for all, right on about 3 in 4."""
     right = {}
     for gate in (False, True):
         torch.manual_seed(0)
@@ -466,17 +466,17 @@ def test_the_gate_learns_when_the_keys_move_is_blocked_which_the_keys_alone_cann
                       hard_always=True, expected=True, gate=gate)
         opt = torch.optim.Adam(t.parameters(), 3e-3)
         for _ in range(300):
-            context, actions, nxt = _wall_batch()
-            mixed, _, _, spread = t.both(context, actions, context[:, -1])
+            context, actions, nxt = _wall_batch(walls=0.25)
+            mixed, _, _, spread = t.both(context, actions, context[:, -1], nxt)
             loss = F.mse_loss(mixed, nxt) + spread
             opt.zero_grad()
             loss.backward()
             opt.step()
-        context, actions, nxt = _wall_batch(64)
+        context, actions, nxt = _wall_batch(64, walls=0.25)
         with torch.no_grad():
             moved = t.train()._move_hard(context[:, -1], t.weights(context, actions))[0]
         right[gate] = ((moved - nxt).abs().flatten(1).amax(1) < 1e-5).float().mean().item()
-    assert right[True] > 0.95 and right[False] < 0.8, right
+    assert right[True] > 0.95 and right[False] < 0.9, right
     with pytest.raises(ValueError, match="needs keys_only"):
         Transport(SPEC, radius=2, patch=4, channels=16, action_dim=8, groups=4, global_=True, gate=True)
     with pytest.raises(PlayworldError, match="needs transport_keys_only"):

@@ -147,7 +147,7 @@ def denoising_loss(
     memory: a memory model's (frames, valid) of `memory_inputs`."""
     n, device = target.shape[0], target.device
     # (N, 3, H, W): zeros, the newest frame, or it moved; the denoiser's target takes the transport as given
-    origin, base, inside, spread = net.training_origin(context, actions, newest)
+    origin, base, inside, spread = net.training_origin(context, actions, newest, target)
     # the frame, or (residual) its change from the origin
     x0 = target - base
     sigma = (float(config.p_mean) + float(config.p_std) * _randn((n,), generator, device)).exp()

@@ -114,14 +114,16 @@ class Denoiser(nn.Module):
             return torch.zeros_like(newest), None
         return (newest, None) if self.transport is None else self.transport(context, actions, newest)
 
-    def training_origin(self, context: Tensor, actions: Tensor, newest: Tensor) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+    def training_origin(self, context: Tensor, actions: Tensor, newest: Tensor, target: Tensor | None = None
+                        ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
         """In training: the transported frame the transport's own loss scores, the origin the denoiser continues
         from (without gradient: its target takes the transport as given), that origin's inside share (or None), and
-        what the own loss adds to the scored frame's MSE (0, or with transport_score 'expected' the shifts' spread).
+        what the own loss adds to the scored frame's MSE against `target`, the next frame (0, or with transport_score
+        'expected' the shifts' spread, and with transport_gate the gate's own error: `Transport.both`).
         The first two differ with transport_hard_train or transport_flow alone: the mixture, and the hard move or the
         warp play will use."""
         if self.transport is not None and (self.transport.hard_always or self.transport.flow):
-            return self.transport.both(context, actions, newest)
+            return self.transport.both(context, actions, newest, target)
         origin, inside = self.origin(context, actions, newest)
         return origin, origin.detach(), None if inside is None else inside.detach(), origin.new_zeros(())
 

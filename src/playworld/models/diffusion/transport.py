@@ -122,16 +122,8 @@ class Transport(nn.Module):
         """Softmax weights over the displacements, (B, (2r+1)^2, H/patch, W/patch)."""
         cond = self.action_embed(actions)
         if self.keys_only:
-            grid = self.spec_blocks
-            weights = self.action_logits(cond).float().softmax(dim=1)  # (B, N): the move the keys make
-            if self.gate:  # the frames say whether it happens: the rest of the weight on 'no displacement'
-                h = self.stem(F.pixel_unshuffle(context.flatten(1, 2), self.patch))
-                for block in self.blocks:
-                    h = block(h, cond)
-                happens = torch.sigmoid(self.gate_out(h.flatten(1)).float())  # (B, 1)
-                stay = F.one_hot(torch.tensor(weights.shape[1] // 2, device=weights.device), weights.shape[1]).to(weights.dtype)
-                weights = happens * weights + (1 - happens) * stay
-            return weights[:, :, None, None].expand(-1, -1, grid, grid)
+            keys, happens = self._keys(context, actions, cond)
+            return self._gated(keys, happens)
         h = self.stem(F.pixel_unshuffle(context.flatten(1, 2), self.patch))
         for block in self.blocks:
             h = block(h, cond)
@@ -145,6 +137,26 @@ class Transport(nn.Module):
         if self.action_logits is not None:
             logits = logits + self.action_logits(cond).float()[:, :, None, None]
         return logits.softmax(dim=1)
+
+    def _keys(self, context: Tensor, actions: Tensor, cond: Tensor) -> tuple[Tensor, Tensor | None]:
+        """keys_only: the softmax over the displacements the keys say (B, N), and with `gate` the probability that
+        their move happens, read from the frames (B, 1); else None."""
+        keys = self.action_logits(cond).float().softmax(dim=1)
+        if not self.gate:
+            return keys, None
+        h = self.stem(F.pixel_unshuffle(context.flatten(1, 2), self.patch))
+        for block in self.blocks:
+            h = block(h, cond)
+        return keys, torch.sigmoid(self.gate_out(h.flatten(1)).float())
+
+    def _gated(self, keys: Tensor, happens: Tensor | None) -> Tensor:
+        """The keys' weights (B, N), with the share 1 - `happens` moved to 'no displacement', as every block's
+        weights (B, N, H/p, W/p)."""
+        if happens is not None:
+            stay = F.one_hot(torch.tensor(keys.shape[1] // 2, device=keys.device), keys.shape[1]).to(keys.dtype)
+            keys = happens * keys + (1 - happens) * stay
+        grid = self.spec_blocks
+        return keys[:, :, None, None].expand(-1, -1, grid, grid)
 
     def move(self, frame: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
         """frame (B, C, H, W) shifted by every displacement and mixed by `weights` -> the moved frame
@@ -246,11 +258,30 @@ class Transport(nn.Module):
         direction every step. The expected error is lowest for the one shift that is best on average ('stay', there)."""
         return (self.scored(frame.float() ** 2, weights) - mixed**2).clamp_min(0).mean()
 
-    def both(self, context: Tensor, actions: Tensor, newest: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def both(self, context: Tensor, actions: Tensor, newest: Tensor, target: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Training with `hard_always` or `flow`: the mixture (B, 3, H, W), which the transport's own loss scores (its
         gradient reaches every displacement), and, without gradient, the frame moved by each block's most likely
         displacement (or warped by its expected one) with its inside share, the origin the denoiser learns to
-        continue from as it will in play; fourth, with `expected`, the `spread` the own loss adds (else 0)."""
+        continue from as it will in play; fourth, what the own loss adds to the mixture's MSE against the next frame:
+        with `expected` the `spread`, and with `gate` (given `target`) the gate's own expected error (else 0).
+
+        With `gate` the mixture is the keys' alone: scored through the gate, the keys' weights would learn only as
+        fast as the gate lets their move through, and a gate that closes early (every shift the untrained keys
+        spread their weight over is worse than 'stay') never opens again. The gate is scored on its own, the keys'
+        weights taken as given."""
+        if self.gate:
+            keys, happens = self._keys(context, actions, self.action_embed(actions))
+            weights = self._gated(keys, happens)
+            keys_weights = self._gated(keys, None)
+            mixed = self.scored(newest, keys_weights)
+            spread = self.spread(newest, keys_weights, mixed)
+            if target is not None:
+                gated = self._gated(keys.detach(), happens)
+                gated_mixed = self.scored(newest, gated)
+                spread = spread + F.mse_loss(gated_mixed, target) + self.spread(newest, gated, gated_mixed)
+            with torch.no_grad():
+                moved, inside = self._move_hard(newest, weights)
+            return mixed, moved, inside, spread
         weights = self.weights(context, actions)
         mixed = self.scored(newest, weights)
         spread = self.spread(newest, weights, mixed) if self.expected else mixed.new_zeros(())

@@ -481,3 +481,23 @@ def test_the_gate_learns_when_the_keys_move_is_blocked_which_the_keys_alone_cann
         Transport(SPEC, radius=2, patch=4, channels=16, action_dim=8, groups=4, global_=True, gate=True)
     with pytest.raises(PlayworldError, match="needs transport_keys_only"):
         DiffusionConfig(transport=2, transport_global=True, transport_gate=True)
+
+
+def test_a_transport_of_the_keys_reads_the_newest_key_alone_discrete_or_continuous():
+    """transport_keys_only: the same newest key gives the same move whatever came before it (a noop after a run of
+    moves is a noop), another newest key another; a continuous action is read through a linear map."""
+    torch.manual_seed(0)
+    t = Transport(SPEC, radius=2, patch=4, channels=16, action_dim=8, groups=4, global_=True, keys_only=True, hard_always=True)
+    with torch.no_grad():
+        t.action_logits.weight.normal_()
+    frames = torch.rand(3, 2, 3, 16, 16) * 2 - 1
+    weights = t.weights(frames, torch.tensor([[1, 2, 0], [2, 2, 0], [0, 0, 1]]))
+    assert torch.equal(weights[0], weights[1]) and not torch.allclose(weights[0], weights[2])
+    assert not any(name.startswith("action_embed") for name, _ in t.named_parameters())  # every weight gets a gradient
+    spec = WorldSpec(16, ActionSpace.continuous([-1.0, -1.0], [1.0, 1.0]), context=2)
+    c = Transport(spec, radius=2, patch=4, channels=16, action_dim=8, groups=4, global_=True, keys_only=True, hard_always=True)
+    assert torch.allclose(c.weights(frames, torch.zeros(3, 3, 2))[:, :, 0, 0].argmax(1), torch.tensor(12))  # 'stay' at the start
+    with torch.no_grad():
+        c.action_logits.weight.normal_()
+    w = c.weights(frames, torch.tensor([[[0.0, 0.0], [0.0, 0.0], [0.5, -0.5]]] * 3))
+    assert w.shape == (3, 25, 4, 4) and torch.allclose(w.sum(1), torch.ones(3, 4, 4))

@@ -80,8 +80,8 @@ class DiffusionConfig:
     each block read by where it is (zero at the start): what decides the frame's move may sit at one place (the agent
     facing a wall), where in the average one block has one part in (H/transport_patch)^2 of the say"""
     transport_keys_only: bool = False
-    """with transport_global: the frame's move read from the actions alone (a linear map of their embedding to the
-    logits), not from the frames: the camera the keys move. Where the view moves with the keys it learns each key's
+    """with transport_global: the frame's move read from the newest action alone (logits over the displacements per
+    discrete key, or a linear map of a continuous action), not from the frames: the camera the keys move. Where the view moves with the keys it learns each key's
     move; where nothing but objects move (a ball on a blank background) it learns 'stay' (with transport_score
     'expected') and leaves the motion to the U-Net"""
     transport_gate: bool = False

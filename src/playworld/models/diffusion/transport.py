@@ -32,6 +32,12 @@ from playworld.models.interface import WorldSpec
 from playworld.models.nn import ActionEmbedding, ResBlock
 
 
+# the keys' logits are a table (or a linear map) read at this gain: Adam moves each entry by about the learning rate a
+# step, so at 1e-3 a logit read at gain 1 moves by about 1 in the ~1,000 steps of 10 CPU-minutes, too little to leave
+# 'stay'; read through the transport network's 64-wide condition it moved some 10-60 times as fast
+KEY_GAIN = 16.0
+
+
 class Transport(nn.Module):
     def __init__(self, spec: WorldSpec, radius: int, patch: int, channels: int, action_dim: int, groups: int,
                  hard: bool = False, hard_always: bool = False, edge: str = "replicate", flow: bool = False,
@@ -73,15 +79,29 @@ class Transport(nn.Module):
         self.spec_blocks = spec.resolution // self.patch  # blocks along each side
         k, c, n = spec.context, spec.channels, (2 * radius + 1) ** 2
         space = spec.action_space
-        self.action_embed = ActionEmbedding(
-            space.kind, space.n, space.dim, space.low, space.high, steps=k + 1, emb=action_dim, out_dim=channels
-        )
-        if self.keys_only:  # the camera the keys move: a linear map of the actions' embedding to the logits
-            self.action_logits = nn.Linear(channels, n)
+        if not keys_only or gate:  # the network's condition (a transport of the keys alone reads the newest key only)
+            self.action_embed = ActionEmbedding(
+                space.kind, space.n, space.dim, space.low, space.high, steps=k + 1, emb=action_dim, out_dim=channels
+            )
+        if self.keys_only:  # the camera the keys move: logits over the displacements from the newest action alone
+            # (a row per discrete key, a linear map of a continuous action scaled to [-1, 1]). From every action in
+            # the context, as the transport network reads them, a key seen rarely (a noop after a run of moves)
+            # took the move of the keys before it, and one key's logits could settle on a shift next to the right one
+            # (explorer, seed 0: 'right' moved 3 px, not 4) where they share weights with the others
+            self.continuous = space.kind == "continuous"
+            if self.continuous:
+                low, high = torch.tensor(space.low, dtype=torch.float32), torch.tensor(space.high, dtype=torch.float32)
+                self.register_buffer("center", (high + low) / 2, persistent=False)
+                self.register_buffer("half_range", ((high - low) / 2).clamp_min(1e-6), persistent=False)
+                self.action_logits = nn.Linear(space.dim, n)
+                self.action_logits.weight.data.zero_()
+                table = self.action_logits.bias
+            else:
+                self.action_logits = nn.Embedding(max(space.n, 1), n)
+                table = self.action_logits.weight
             with torch.no_grad():  # 'no displacement' the most likely at the start, the weight spread over every shift
-                self.action_logits.weight.zero_()
-                self.action_logits.bias.zero_()
-                self.action_logits.bias[n // 2] = 1.0
+                table.zero_()
+                table[..., n // 2] = 1.0 / KEY_GAIN
             self.position = None
             if not self.gate:
                 return
@@ -120,7 +140,7 @@ class Transport(nn.Module):
 
     def weights(self, context: Tensor, actions: Tensor) -> Tensor:
         """Softmax weights over the displacements, (B, (2r+1)^2, H/patch, W/patch)."""
-        cond = self.action_embed(actions)
+        cond = self.action_embed(actions) if hasattr(self, "action_embed") else None
         if self.keys_only:
             keys, happens = self._keys(context, actions, cond)
             return self._gated(keys, happens)
@@ -138,10 +158,15 @@ class Transport(nn.Module):
             logits = logits + self.action_logits(cond).float()[:, :, None, None]
         return logits.softmax(dim=1)
 
-    def _keys(self, context: Tensor, actions: Tensor, cond: Tensor) -> tuple[Tensor, Tensor | None]:
+    def _keys(self, context: Tensor, actions: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """keys_only: the softmax over the displacements the keys say (B, N), and with `gate` the probability that
         their move happens, read from the frames (B, 1); else None."""
-        keys = self.action_logits(cond).float().softmax(dim=1)
+        newest = actions[:, -1]
+        if self.continuous:
+            keys = self.action_logits((newest.float() - self.center) / self.half_range)
+        else:
+            keys = self.action_logits(newest.long())
+        keys = (KEY_GAIN * keys.float()).softmax(dim=1)
         if not self.gate:
             return keys, None
         h = self.stem(F.pixel_unshuffle(context.flatten(1, 2), self.patch))
@@ -270,7 +295,7 @@ class Transport(nn.Module):
         spread their weight over is worse than 'stay') never opens again. The gate is scored on its own, the keys'
         weights taken as given."""
         if self.gate:
-            keys, happens = self._keys(context, actions, self.action_embed(actions))
+            keys, happens = self._keys(context, actions, self.action_embed(actions))  # (the gate has the embedding)
             weights = self._gated(keys, happens)
             keys_weights = self._gated(keys, None)
             mixed = self.scored(newest, keys_weights)

@@ -696,6 +696,28 @@ def test_quality_bench_measures_each_row_against_copy_last_and_reuses_what_it_me
     assert seeds["targets"]["physics_velocity_within_2.5x_floor"] == (spread["median"] <= 2.5)
 
 
+def test_transport_moves_reports_the_move_a_global_transport_makes(tmp_path):
+    collect("explorer", tmp_path / "data", episodes=20, steps=40, resolution=32, progress=False)
+    sets = ["model.transport=4", "model.transport_global=true", "model.transport_keys_only=true", "model.transport_hard_train=true",
+            "model.transport_score=expected", "model.transport_patch=8"]
+    train(tmp_path / "run", data=tmp_path / "data", model="diffusion", preset="debug", sets=sets, steps=2, progress=False)
+    out = _bench("diagnose/transport_moves.py", tmp_path / "data", tmp_path / "run", "--every", 1)
+    rows = out["runs"][str(tmp_path / "run")]["rows"]
+    assert {"all", "action noop", "action right", "bumped", "not bumped"} <= set(rows)
+    assert sum(rows[f"action {a}"]["windows"] for a in ("noop", "up", "down", "left", "right")) == rows["all"]["windows"]
+    # a blocked move leaves the view where it was: the best whole-pixel shift of those frames is 'stay', and of the
+    # other moves mostly not (only the flags lining up with their frames, and the shifts scored right, give both)
+    assert rows["bumped"]["windows"] > 0 and rows["bumped"]["best_is_stay"] == 1.0
+    assert rows["action up"]["best_is_stay"] < 0.5
+    # two steps from 'stay' at the start: the transport has not moved yet
+    assert rows["all"]["stay"] == 1.0 and rows["all"]["moved_right"] == rows["all"]["best_is_stay"]
+    train(tmp_path / "plain", data=tmp_path / "data", model="diffusion", preset="debug", steps=1, progress=False)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, str(ROOT / "bench/diagnose/transport_moves.py"), str(tmp_path / "data"), str(tmp_path / "plain")],
+                         check=False, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert res.returncode != 0 and "no global transport" in res.stderr
+
+
 def test_events_bench_splits_the_error_at_the_flagged_frames(tmp_path):
     collect("explorer", tmp_path / "data", episodes=20, steps=40, resolution=32, progress=False)
     collect("physics/uniform", tmp_path / "phys", episodes=4, steps=12, resolution=32, progress=False)

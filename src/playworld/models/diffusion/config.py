@@ -72,9 +72,10 @@ class DiffusionConfig:
     transport_global: bool = False
     """one displacement for the whole frame instead of one per block (the blocks' logits averaged before the
     softmax): the view moves as a camera moves it, with no tearing between blocks, and what moves inside the frame
-    is left to the U-Net. Quality bench, 10 CPU-min, with transport_hard_train: explorer TF 29.8 dB with replicate
-    edges (29.1 with zeros) against 27.6, FD at step 64 1.7x its floor, but physics/uniform 5.1x (5.7x) its floor: on
-    a blank background only the balls vote, and the frame follows them (docs/results.md). Off"""
+    is left to the U-Net. Read from the frames (quality bench, 10 CPU-min, with transport_hard_train): explorer TF
+    29.8 dB with replicate edges (29.1 with zeros) against 27.6, FD at step 64 1.7x its floor, but physics/uniform
+    5.1x (5.7x) its floor: on a blank background the best frame-wide shift is the ball's, and the frame follows it
+    (docs/results.md). With transport_keys_only (the `small` preset) the keys alone say the move"""
     transport_position: bool = False
     """with transport_global: beside the blocks' averaged logits, a linear map of the whole block grid to the logits,
     each block read by where it is (zero at the start): what decides the frame's move may sit at one place (the agent
@@ -83,7 +84,8 @@ class DiffusionConfig:
     """with transport_global: the frame's move read from the newest action alone (logits over the displacements per
     discrete key, or a linear map of a continuous action), not from the frames: the camera the keys move. Where the view moves with the keys it learns each key's
     move; where nothing but objects move (a ball on a blank background) it learns 'stay' (with transport_score
-    'expected') and leaves the motion to the U-Net"""
+    'expected') and leaves the motion to the U-Net. The `small` preset's (quality bench, 10 CPU-min: explorer TF 30.1
+    dB against 27.7, physics/uniform 2.0x its velocity floor; docs/results.md)"""
     transport_gate: bool = False
     """with transport_keys_only: the frames (read by the transport network, each block by where it is) give the
     probability that the keys' move happens, the rest of the weight going to 'no displacement': a move into a wall

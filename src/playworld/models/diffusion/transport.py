@@ -13,6 +13,12 @@ nothing. Pixels brought in from beyond the frame's edge are unknown: `move` also
 share of its weight that came from inside the frame, which the denoiser sees beside the moved frame
 (where it is low, new content must be drawn).
 
+A global transport (`transport_global`) gives the whole frame one displacement, as a camera moves a view. Read
+from the frames, it also follows what moves inside them (on a blank background the best frame-wide shift is a
+ball's); read from the keys alone (`transport_keys_only`, the `small` preset's) and scored by the error of the one
+move play makes (`transport_score: expected`), it learns each key's move where the keys move the view and 'stay'
+where they do not, and leaves what moves inside the frame to the U-Net.
+
 The transport net is trained by its own loss, the mean squared error of the transported frame against the
 true next frame (`DiffusionConfig.transport_loss`); the denoiser's target takes it as a constant.
 
@@ -31,10 +37,10 @@ from torch import Tensor, nn
 from playworld.models.interface import WorldSpec
 from playworld.models.nn import ActionEmbedding, ResBlock
 
-
 # the keys' logits are a table (or a linear map) read at this gain: Adam moves each entry by about the learning rate a
 # step, so at 1e-3 a logit read at gain 1 moves by about 1 in the ~1,000 steps of 10 CPU-minutes, too little to leave
-# 'stay'; read through the transport network's 64-wide condition it moved some 10-60 times as fast
+# 'stay' (a linear map of a 64-wide condition moves each logit through 64 weights at once). At 16 the keys of both
+# explorer seeds measured learned their moves (docs/results.md, `tkt`)
 KEY_GAIN = 16.0
 
 

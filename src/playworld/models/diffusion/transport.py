@@ -85,7 +85,8 @@ class Transport(nn.Module):
         self.spec_blocks = spec.resolution // self.patch  # blocks along each side
         k, c, n = spec.context, spec.channels, (2 * radius + 1) ** 2
         space = spec.action_space
-        if not keys_only or gate:  # the network's condition (a transport of the keys alone reads the newest key only)
+        self.action_embed = None  # the network's condition (a transport of the keys alone reads the newest key only)
+        if not keys_only or gate:
             self.action_embed = ActionEmbedding(
                 space.kind, space.n, space.dim, space.low, space.high, steps=k + 1, emb=action_dim, out_dim=channels
             )
@@ -146,7 +147,7 @@ class Transport(nn.Module):
 
     def weights(self, context: Tensor, actions: Tensor) -> Tensor:
         """Softmax weights over the displacements, (B, (2r+1)^2, H/patch, W/patch)."""
-        cond = self.action_embed(actions) if hasattr(self, "action_embed") else None
+        cond = None if self.action_embed is None else self.action_embed(actions)
         if self.keys_only:
             keys, happens = self._keys(context, actions, cond)
             return self._gated(keys, happens)
@@ -289,7 +290,8 @@ class Transport(nn.Module):
         direction every step. The expected error is lowest for the one shift that is best on average ('stay', there)."""
         return (self.scored(frame.float() ** 2, weights) - mixed**2).clamp_min(0).mean()
 
-    def both(self, context: Tensor, actions: Tensor, newest: Tensor, target: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def both(self, context: Tensor, actions: Tensor, newest: Tensor, target: Tensor | None = None
+             ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Training with `hard_always` or `flow`: the mixture (B, 3, H, W), which the transport's own loss scores (its
         gradient reaches every displacement), and, without gradient, the frame moved by each block's most likely
         displacement (or warped by its expected one) with its inside share, the origin the denoiser learns to

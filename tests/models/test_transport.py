@@ -450,13 +450,19 @@ def test_the_expected_score_keeps_a_frame_still_where_balls_fly_every_way_and_th
 
 def test_the_gate_learns_when_the_keys_move_is_blocked_which_the_keys_alone_cannot():
     """transport_gate: the keys propose the move, the frames say whether it happens. On `_wall_batch` (the key always
-    moves the view 2 px left unless a wall block is white, a quarter of the frames) the gated transport's most likely
-    move is right on almost every frame; read from the keys alone it is one move for all, right on about 3 in 4."""
+    moves the view 2 px left unless a wall block is white, a quarter of the frames) the gated transport's move is
+    right on almost every frame, from a gate that starts open and from one that starts shut (its loss is a
+    cross-entropy, whose gradient does not vanish where the gate is confidently wrong: a gate scored by its expected
+    error closed on explorer and never reopened); read from the keys alone it is one move for all, right on about
+    3 in 4."""
     right = {}
-    for gate in (False, True):
+    for gate, start in ((False, None), (True, 3.0), (True, -6.0)):
         torch.manual_seed(0)
         t = Transport(SPEC, radius=2, patch=4, channels=16, action_dim=8, groups=4, global_=True, keys_only=True,
                       hard_always=True, expected=True, gate=gate)
+        if start is not None:
+            with torch.no_grad():
+                t.gate_out.bias.fill_(start)
         opt = torch.optim.Adam(t.parameters(), 3e-3)
         for _ in range(300):
             context, actions, nxt = _wall_batch(walls=0.25)
@@ -468,8 +474,28 @@ def test_the_gate_learns_when_the_keys_move_is_blocked_which_the_keys_alone_cann
         context, actions, nxt = _wall_batch(64, walls=0.25)
         with torch.no_grad():
             moved = t.train()._move_hard(context[:, -1], t.weights(context, actions))[0]
-        right[gate] = ((moved - nxt).abs().flatten(1).amax(1) < 1e-5).float().mean().item()
-    assert right[True] > 0.95 and right[False] < 0.9, right
+        right[start] = ((moved - nxt).abs().flatten(1).amax(1) < 1e-5).float().mean().item()
+    assert right[3.0] > 0.95 and right[-6.0] > 0.95 and right[None] < 0.9, right
+
+
+def test_the_gate_is_indifferent_while_the_keys_say_stay():
+    """The gate's loss compares the keys' most likely move with 'stay': while the keys are untrained (their most
+    likely move is 'stay') it is 0 and pushes the gate nowhere; where the keys' move is the next frame it pushes the
+    gate open, where 'stay' is, shut."""
+    torch.manual_seed(0)
+    t = Transport(SPEC, radius=2, patch=4, channels=16, action_dim=8, groups=4, global_=True, keys_only=True,
+                  hard_always=True, expected=True, gate=True)
+    context, actions, nxt = _wall_batch(32, walls=0.5)
+    keys, happens = t._keys(context, actions, t.action_embed(actions))
+    happens = happens.detach().requires_grad_(True)
+    loss = t.gate_loss(context[:, -1], keys, happens, nxt)
+    assert loss.item() == 0.0
+    left = F.one_hot(torch.full((32,), 2 * 5 + 4), 25).float()  # (dy, dx) = (0, +2): the 2-px move the key makes
+    t.gate_loss(context[:, -1], left, happens, nxt).backward()
+    wall = (nxt == context[:, -1]).flatten(1).all(1)
+    assert (happens.grad[wall] > 0).all() and (happens.grad[~wall] < 0).all()  # descent: shut at walls, open elsewhere
+
+
     with pytest.raises(ValueError, match="needs keys_only"):
         Transport(SPEC, radius=2, patch=4, channels=16, action_dim=8, groups=4, global_=True, gate=True)
     with pytest.raises(PlayworldError, match="needs transport_keys_only"):

@@ -87,10 +87,10 @@ class DiffusionConfig:
     'expected') and leaves the motion to the U-Net. The `small` preset's (quality bench, 10 CPU-min: explorer TF 30.1
     dB against 27.7, physics/uniform 2.0x its velocity floor; docs/results.md)"""
     transport_gate: bool = False
-    """with transport_keys_only: the frames (read by the transport network, each block by where it is) give the
-    probability that the keys' move happens, the rest of the weight going to 'no displacement': a move into a wall
-    leaves the view where it was. The frames can only stop the keys' move, never make another, so a world whose keys
-    do not move the view keeps 'stay'"""
+    """with transport_keys_only: the frames (read by the transport network, each block by where it is) say whether
+    the keys' most likely move happens or the view stays: a move into a wall leaves the view where it was. Trained as
+    a classifier of which of the two is nearer the next frame (weighted by how much). The frames can only stop the
+    keys' move, never make another, so a world whose keys do not move the view keeps 'stay'"""
     transport_score: str = "mixture"
     """the transport's own loss with transport_hard_train or transport_flow: 'mixture' (the MSE of the frame mixed
     by the softmax weights) or 'expected' (the squared error expected when one displacement is drawn from them, the

@@ -166,8 +166,8 @@ class Transport(nn.Module):
         return logits.softmax(dim=1)
 
     def _keys(self, context: Tensor, actions: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """keys_only: the softmax over the displacements the keys say (B, N), and with `gate` the probability that
-        their move happens, read from the frames (B, 1); else None."""
+        """keys_only: the softmax over the displacements the keys say (B, N), and with `gate` the logit of the
+        probability that their move happens, read from the frames (B, 1); else None."""
         newest = actions[:, -1]
         if self.continuous:
             keys = self.action_logits((newest.float() - self.center) / self.half_range)
@@ -179,16 +179,38 @@ class Transport(nn.Module):
         h = self.stem(F.pixel_unshuffle(context.flatten(1, 2), self.patch))
         for block in self.blocks:
             h = block(h, cond)
-        return keys, torch.sigmoid(self.gate_out(h.flatten(1)).float())
+        return keys, self.gate_out(h.flatten(1)).float()
 
     def _gated(self, keys: Tensor, happens: Tensor | None) -> Tensor:
-        """The keys' weights (B, N), with the share 1 - `happens` moved to 'no displacement', as every block's
-        weights (B, N, H/p, W/p)."""
+        """The keys' weights (B, N), or with the gate's logit `happens` (B, 1) the keys' most likely move where the
+        gate says it happens (logit > 0) and 'no displacement' where not (one-hot), as every block's weights
+        (B, N, H/p, W/p)."""
         if happens is not None:
-            stay = F.one_hot(torch.tensor(keys.shape[1] // 2, device=keys.device), keys.shape[1]).to(keys.dtype)
-            keys = happens * keys + (1 - happens) * stay
+            stay = torch.full_like(happens, keys.shape[1] // 2, dtype=torch.long).squeeze(1)
+            move = torch.where(happens.squeeze(1) > 0, keys.argmax(dim=1), stay)
+            keys = F.one_hot(move, keys.shape[1]).to(keys.dtype)
         grid = self.spec_blocks
         return keys[:, :, None, None].expand(-1, -1, grid, grid)
+
+    def gate_loss(self, newest: Tensor, keys: Tensor, happens: Tensor, target: Tensor) -> Tensor:
+        """The gate's own loss: a classifier between the keys' most likely move and 'no displacement', each frame's
+        label the one nearer the next frame (`target`), its binary cross-entropy weighted by how much nearer (the
+        two squared errors' difference, so a frame where both are the same, a noop or an untrained key that says
+        'stay', counts nothing, and the loss is in the units of an MSE).
+
+        Scored as the expected error of a mixture of the gate's two outcomes (or of the keys' spread weights and
+        'stay') the gate is linear in the error: while the keys are untrained every shift they spread their weight
+        over is worse than 'stay', the gate is pushed shut, and a saturated sigmoid has no gradient left to reopen
+        it (explorer: 'stay' on all 520 windows, docs/results.md `tkg2`). Against the most likely move it starts
+        indifferent (the untrained keys' most likely move is 'stay'), and the cross-entropy's gradient does not
+        vanish where the gate is confidently wrong."""
+        with torch.no_grad():
+            moved = self.scored(newest, self._gated(most_likely_keys(keys), None))
+            err_move = (moved - target.float()).pow(2).flatten(1).mean(1)
+            err_stay = (newest.float() - target.float()).pow(2).flatten(1).mean(1)
+            label = (err_move < err_stay).to(happens.dtype)
+            weight = (err_move - err_stay).abs()
+        return (weight * F.binary_cross_entropy_with_logits(happens.squeeze(1), label, reduction="none")).mean()
 
     def move(self, frame: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
         """frame (B, C, H, W) shifted by every displacement and mixed by `weights` -> the moved frame
@@ -296,24 +318,21 @@ class Transport(nn.Module):
         gradient reaches every displacement), and, without gradient, the frame moved by each block's most likely
         displacement (or warped by its expected one) with its inside share, the origin the denoiser learns to
         continue from as it will in play; fourth, what the own loss adds to the mixture's MSE against the next frame:
-        with `expected` the `spread`, and with `gate` (given `target`) the gate's own expected error (else 0).
+        with `expected` the `spread`, and with `gate` (given `target`) the gate's own loss (`gate_loss`; else 0).
 
         With `gate` the mixture is the keys' alone: scored through the gate, the keys' weights would learn only as
         fast as the gate lets their move through, and a gate that closes early (every shift the untrained keys
-        spread their weight over is worse than 'stay') never opens again. The gate is scored on its own, the keys'
-        weights taken as given."""
+        spread their weight over is worse than 'stay') never opens again. The gate is scored on its own (`gate_loss`),
+        the keys' weights taken as given."""
         if self.gate:
             keys, happens = self._keys(context, actions, self.action_embed(actions))  # (the gate has the embedding)
-            weights = self._gated(keys, happens)
             keys_weights = self._gated(keys, None)
             mixed = self.scored(newest, keys_weights)
             spread = self.spread(newest, keys_weights, mixed)
             if target is not None:
-                gated = self._gated(keys.detach(), happens)
-                gated_mixed = self.scored(newest, gated)
-                spread = spread + F.mse_loss(gated_mixed, target) + self.spread(newest, gated, gated_mixed)
+                spread = spread + self.gate_loss(newest, keys.detach(), happens, target)
             with torch.no_grad():
-                moved, inside = self._move_hard(newest, weights)
+                moved, inside = self._move_hard(newest, self._gated(keys, happens))
             return mixed, moved, inside, spread
         weights = self.weights(context, actions)
         mixed = self.scored(newest, weights)
@@ -330,6 +349,11 @@ def expected_displacement(weights: Tensor) -> tuple[Tensor, Tensor]:
     offsets = torch.arange(n, device=weights.device, dtype=weights.dtype).view(1, n, 1, 1) - (n - 1) // 2
     grid = weights.view(b, n, n, h, w)  # (B, dy, dx, h, w)
     return (grid.sum(2) * offsets).sum(1), (grid.sum(1) * offsets).sum(1)
+
+
+def most_likely_keys(keys: Tensor) -> Tensor:
+    """The keys' weights (B, N) -> one-hot weights on their most likely displacement."""
+    return F.one_hot(keys.argmax(dim=1), keys.shape[1]).to(keys.dtype)
 
 
 def most_likely(weights: Tensor) -> Tensor:

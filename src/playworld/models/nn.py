@@ -48,6 +48,20 @@ class FourierFeatures(nn.Module):
         return torch.cat([f.cos(), f.sin()], dim=-1)
 
 
+class ActionScale(nn.Module):
+    """A continuous action (..., dim) scaled to [-1, 1] by its bounds (a bound pair of equal values maps to 0). The
+    bounds are buffers that are not saved: they come from the world's action space, so a checkpoint is unchanged."""
+
+    def __init__(self, low, high):
+        super().__init__()
+        low_t, high_t = torch.tensor(low, dtype=torch.float32), torch.tensor(high, dtype=torch.float32)
+        self.register_buffer("center", (high_t + low_t) / 2, persistent=False)
+        self.register_buffer("half_range", ((high_t - low_t) / 2).clamp_min(1e-6), persistent=False)
+
+    def forward(self, actions: Tensor) -> Tensor:
+        return (actions.float() - self.center) / self.half_range
+
+
 class ActionEmbedding(nn.Module):
     """Actions (B, T) int64 or (B, T, dim) float -> (B, out_dim).
 
@@ -60,9 +74,7 @@ class ActionEmbedding(nn.Module):
         super().__init__()
         self.continuous = kind == "continuous"
         if self.continuous:
-            low_t, high_t = torch.tensor(low, dtype=torch.float32), torch.tensor(high, dtype=torch.float32)
-            self.register_buffer("center", (high_t + low_t) / 2, persistent=False)
-            self.register_buffer("half_range", ((high_t - low_t) / 2).clamp_min(1e-6), persistent=False)
+            self.scale = ActionScale(low, high)
             self.embed = nn.Linear(dim, emb)
         else:
             self.embed = nn.Embedding(max(n, 1), emb)
@@ -70,7 +82,7 @@ class ActionEmbedding(nn.Module):
 
     def forward(self, actions: Tensor) -> Tensor:
         if self.continuous:
-            e = self.embed((actions.float() - self.center) / self.half_range)  # (B, T, emb)
+            e = self.embed(self.scale(actions))  # (B, T, emb)
         else:
             e = self.embed(actions.long())  # (B, T, emb)
         return self.proj(e.flatten(1))

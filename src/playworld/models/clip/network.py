@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from playworld.models.clip.config import ClipConfig
 from playworld.models.interface import WorldSpec
+from playworld.models.nn import ActionScale
 
 
 def transformer_config(config: ClipConfig, spec: WorldSpec) -> dict:
@@ -53,9 +54,7 @@ class FrameCondition(nn.Module):
         space = spec.action_space
         self.continuous = space.kind == "continuous"
         if self.continuous:
-            low, high = torch.tensor(space.low, dtype=torch.float32), torch.tensor(space.high, dtype=torch.float32)
-            self.register_buffer("center", (high + low) / 2, persistent=False)
-            self.register_buffer("half_range", ((high - low) / 2).clamp_min(1e-6), persistent=False)
+            self.scale = ActionScale(space.low, space.high)
             self.action = nn.Linear(space.dim, emb)
         else:
             self.action = nn.Embedding(max(space.n, 1), emb)
@@ -65,7 +64,7 @@ class FrameCondition(nn.Module):
     def forward(self, actions: Tensor, context: int) -> Tensor:
         """actions (B, F) int64 or (B, F, dim) float; the first `context` frames are context."""
         f = actions.shape[1]
-        a = self.action((actions.float() - self.center) / self.half_range) if self.continuous else self.action(actions.long())
+        a = self.action(self.scale(actions)) if self.continuous else self.action(actions.long())
         role = (torch.arange(f, device=actions.device) >= context).long()
         return self.mlp(a + self.role(role)[None])  # (B, F, width)
 

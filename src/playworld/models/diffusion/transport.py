@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from playworld.models.interface import WorldSpec
-from playworld.models.nn import ActionEmbedding, ResBlock
+from playworld.models.nn import ActionEmbedding, ActionScale, ResBlock
 
 # the keys' logits are a table (or a linear map) read at this gain: Adam moves each entry by about the learning rate a
 # step, so at 1e-3 a logit read at gain 1 moves by about 1 in the ~1,000 steps of 10 CPU-minutes, too little to leave
@@ -97,9 +97,7 @@ class Transport(nn.Module):
             # (explorer, seed 0: 'right' moved 3 px, not 4) where they share weights with the others
             self.continuous = space.kind == "continuous"
             if self.continuous:
-                low, high = torch.tensor(space.low, dtype=torch.float32), torch.tensor(space.high, dtype=torch.float32)
-                self.register_buffer("center", (high + low) / 2, persistent=False)
-                self.register_buffer("half_range", ((high - low) / 2).clamp_min(1e-6), persistent=False)
+                self.scale = ActionScale(space.low, space.high)
                 self.action_logits = nn.Linear(space.dim, n)
                 self.action_logits.weight.data.zero_()
                 table = self.action_logits.bias
@@ -170,7 +168,7 @@ class Transport(nn.Module):
         probability that their move happens, read from the frames (B, 1); else None."""
         newest = actions[:, -1]
         if self.continuous:
-            keys = self.action_logits((newest.float() - self.center) / self.half_range)
+            keys = self.action_logits(self.scale(newest))
         else:
             keys = self.action_logits(newest.long())
         keys = (KEY_GAIN * keys.float()).softmax(dim=1)

@@ -16,6 +16,7 @@ from playworld.models.genie.lam import LatentActionModel
 from playworld.models.genie.loss import genie_loss
 from playworld.models.genie.tokenizer import Tokenizer
 from playworld.models.interface import WorldSpec
+from playworld.models.nn import ActionScale
 
 
 def resolve_actions(config: GenieConfig, spec: WorldSpec) -> str:
@@ -39,9 +40,7 @@ class ActionTokens(nn.Module):
         space = spec.action_space
         self.continuous = mode == "true" and space.kind == "continuous"
         if self.continuous:
-            low, high = torch.tensor(space.low), torch.tensor(space.high)
-            self.register_buffer("center", (high + low) / 2, persistent=False)
-            self.register_buffer("half_range", ((high - low) / 2).clamp_min(1e-6), persistent=False)
+            self.scale = ActionScale(space.low, space.high)
             self.embed = nn.Linear(space.dim, dim)
         else:
             # latent: codebook entries plus one 'unknown' entry for a window's first frame, whose
@@ -50,7 +49,7 @@ class ActionTokens(nn.Module):
 
     def forward(self, actions: Tensor) -> Tensor:
         if self.continuous:
-            return self.embed((actions.float() - self.center) / self.half_range)
+            return self.embed(self.scale(actions))
         return self.embed(actions.long())
 
 

@@ -30,6 +30,7 @@ from playworld.metrics import pooled_psnr
 from playworld.models import get_family
 from playworld.models.interface import WorldSpec
 from playworld.models.nn import SelfAttention
+from playworld.options import parse_sets
 from playworld.runs.presets import load_preset, make_model_config, resolve_context
 from playworld.spaces import ActionSpace
 from playworld.train.loop import train
@@ -96,6 +97,20 @@ def test_diamond_reference_attends_in_its_mid_block_only():
     assert len(unet.down) == 4 and all(len(level) == 2 for level in unet.down) and unet.patch == 1
     small = make_model_config(get_family("diffusion"), load_preset("small"))
     assert (small.steps, small.patch) == (1, 2) and (REFERENCE["steps"], REFERENCE["patch"]) == (3, 1)
+
+
+def test_the_quality_bench_diamond_row_builds_on_the_presets_it_trains_from():
+    """The DIAMOND row's sets on top of the `small` preset (the bench's) and `debug` (its --tiny) make a network:
+    a preset setting the DIAMOND recipe does not undo (a transport, which needs a residual) fails here, not after
+    10 CPU-minutes of the default row."""
+    q = _load_script("repro/quality.py")
+    sets = parse_sets(q.DIAMOND)["model"]
+    spec = WorldSpec(resolution=64, action_space=ActionSpace.discrete(5), context=4)
+    family = get_family("diffusion")
+    for preset in ("small", "debug"):
+        config = make_model_config(family, load_preset(preset), {k: v for k, v in sets.items() if k != "context"})
+        assert config.transport == 0 and not config.residual and config.steps == 3, preset
+        family.build(config, spec)
 
 
 @pytest.mark.slow

@@ -496,6 +496,34 @@ def test_the_gate_is_indifferent_while_the_keys_say_stay():
     assert (happens.grad[wall] > 0).all() and (happens.grad[~wall] < 0).all()  # descent: shut at walls, open elsewhere
 
 
+def test_the_gate_reads_the_frames_by_the_key_discrete_or_continuous():
+    """Each key has its own readout of the frames (which block stops a move depends on the key): open at the start
+    for every key, and a change to one discrete key's readout leaves the others' gates alone. A continuous action
+    weighs a readout per dimension."""
+    torch.manual_seed(0)
+    context, actions, _ = _wall_batch(6)
+    kwargs = {"radius": 2, "patch": 4, "channels": 16, "action_dim": 8, "groups": 4, "global_": True, "keys_only": True,
+              "hard_always": True, "expected": True, "gate": True}
+    t = Transport(SPEC, **kwargs)
+    actions[:, -1] = torch.tensor([0, 1, 2, 0, 2, 1])
+    _, happens = t._keys(context, actions, t.action_embed(actions))
+    assert happens.shape == (6, 1) and torch.allclose(happens, torch.full((6, 1), 3.0))
+    with torch.no_grad():
+        t.gate_out.bias[1] = -5.0
+    _, happens = t._keys(context, actions, t.action_embed(actions))
+    assert happens[:, 0].tolist() == [3.0, -5.0, 3.0, 3.0, 3.0, -5.0]  # key 1's gate alone
+    spec = WorldSpec(16, ActionSpace.continuous([-1.0, -1.0], [1.0, 1.0]), context=2)
+    t = Transport(spec, **kwargs)
+    moves = torch.tensor([[0.5, -1.0], [1.0, 1.0]])
+    acts = moves[:, None].expand(2, 3, 2).clone()
+    _, happens = t._keys(context[:2], acts, t.action_embed(acts))
+    assert torch.allclose(happens, torch.full((2, 1), 3.0))
+    with torch.no_grad():
+        t.gate_out.bias[:2] = torch.tensor([2.0, 1.0])
+    _, happens = t._keys(context[:2], acts, t.action_embed(acts))
+    assert torch.allclose(happens[:, 0], torch.tensor([3.0 + 1.0 - 1.0, 3.0 + 2.0 + 1.0]))
+
+
     with pytest.raises(ValueError, match="needs keys_only"):
         Transport(SPEC, radius=2, patch=4, channels=16, action_dim=8, groups=4, global_=True, gate=True)
     with pytest.raises(PlayworldError, match="needs transport_keys_only"):

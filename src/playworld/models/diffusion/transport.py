@@ -115,11 +115,18 @@ class Transport(nn.Module):
         self.blocks = nn.ModuleList(
             [ResBlock(channels, channels, channels, groups, attention=True), ResBlock(channels, channels, channels, groups, False)]
         )
-        if self.gate:  # one logit read from the whole block grid, each block by where it is (the agent facing a wall)
-            self.gate_out = nn.Linear(channels * self.spec_blocks**2, 1)
+        if self.gate:  # a logit read from the whole block grid, each block by where it is (the agent facing a wall),
+            # one readout per key (a discrete key picks its row; a continuous action weighs one row per dimension, a
+            # last row its bias): which block decides that a move is blocked depends on the key (the wall on the left
+            # stops 'left'), a choice a linear readout shared by every key could make only through the blocks' adaptive
+            # norms (explorer, a probe of the gate alone, 1,500 steps: 0.2% of free moves stopped, not 1%, and three in
+            # four blocked moves stopped, not two in three)
+            rows = space.dim + 1 if self.continuous else max(space.n, 1)
+            self.gate_out = nn.Linear(channels * self.spec_blocks**2, rows)
             with torch.no_grad():  # the keys' move at the start (sigmoid(3) = 0.95), as without the gate
                 self.gate_out.weight.zero_()
-                self.gate_out.bias.fill_(3.0)
+                self.gate_out.bias.zero_()
+                self.gate_out.bias[-1 if self.continuous else slice(None)] = 3.0
             return
         self.out = nn.Conv2d(channels, n, 1)
         # the keys' own say over the move, beside what the blocks read: a linear map of the actions' embedding to a logit
@@ -177,7 +184,11 @@ class Transport(nn.Module):
         h = self.stem(F.pixel_unshuffle(context.flatten(1, 2), self.patch))
         for block in self.blocks:
             h = block(h, cond)
-        return keys, self.gate_out(h.flatten(1)).float()
+        rows = self.gate_out(h.flatten(1)).float()
+        if self.continuous:  # the dimensions' rows weighed by the scaled action, plus the bias row
+            scaled = self.scale(newest)
+            return keys, (rows[:, :-1] * scaled).sum(1, keepdim=True) + rows[:, -1:]
+        return keys, rows.gather(1, newest.long().view(-1, 1))
 
     def _gated(self, keys: Tensor, happens: Tensor | None) -> Tensor:
         """The keys' weights (B, N), or with the gate's logit `happens` (B, 1) the keys' most likely move where the

@@ -711,6 +711,26 @@ def test_quality_bench_measures_each_row_against_copy_last_and_reuses_what_it_me
     assert seeds["targets"]["physics_velocity_within_2.5x_floor"] == (spread["median"] <= 2.5)
 
 
+def test_gate_probe_trains_the_keys_transport_alone_and_reports_its_stops(tmp_path):
+    """Untrained, the keys say 'stay' everywhere (every free move stopped); trained for a few hundred steps on
+    explorer they move the view, and the gate stops few free moves (the blocked ones are too few here to judge)."""
+    collect("explorer", tmp_path / "data", episodes=20, steps=40, resolution=32, progress=False)
+    out = _bench("diagnose/gate_probe.py", tmp_path / "data", "--steps", 200, "--every", 100, "--pool", 2000,
+                 "--windows", 400)
+    assert [c["step"] for c in out["curve"]] == [0, 100, 200] and out["gate"] is True and out["context"] == 4
+    first, last = out["curve"][0]["raw"], out["curve"][-1]["raw"]
+    assert first["keys_move"] == 0.0 and first["stops_free"] == 1.0
+    assert last["keys_move"] > 0.8 and last["stops_free"] < 0.2, last
+    assert 0 < out["flagged_share"] < 0.5
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, str(ROOT / "bench/diagnose/gate_probe.py"), str(tmp_path / "data"), "--steps", "1",
+                          "--set", "model.transport=0", "--set", "model.transport_global=false",
+                          "--set", "model.transport_keys_only=false", "--set", "model.transport_gate=false",
+                          "--set", "model.transport_hard_train=false", "--set", "model.transport_score=mixture"],
+                         check=False, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert res.returncode != 0 and "trains the keys' transport" in res.stderr, res.stderr[-500:]
+
+
 def test_transport_moves_reports_the_move_a_global_transport_makes(tmp_path):
     collect("explorer", tmp_path / "data", episodes=20, steps=40, resolution=32, progress=False)
     sets = ["model.transport=4", "model.transport_global=true", "model.transport_keys_only=true", "model.transport_hard_train=true",

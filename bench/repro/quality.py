@@ -74,7 +74,7 @@ DIAMOND = [  # DIAMOND's Atari denoiser and sampler (Alonso et al. 2024), as pla
     "model.residual=false", "model.sigma_data=0.5", "model.p_mean=-0.4", "model.p_std=1.2",
     "model.sampler=euler", "model.steps=3", "model.context=4",
     # no transport: DIAMOND denoises the frame itself (residual=false), and a transport moves a residual's origin
-    "model.transport=0", "model.transport_global=false", "model.transport_keys_only=false",
+    "model.transport=0", "model.transport_global=false", "model.transport_keys_only=false", "model.transport_gate=false",
     "model.transport_hard_train=false", "model.transport_score=mixture",
     # teacher forcing throughout, as DIAMOND trains (the small preset ramps self forcing in for diffusion)
     "train.regime=teacher_forcing", *ONE_REGIME,

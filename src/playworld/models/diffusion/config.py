@@ -88,9 +88,11 @@ class DiffusionConfig:
     dB against 27.7, physics/uniform 2.0x its velocity floor; docs/results.md)"""
     transport_gate: bool = False
     """with transport_keys_only: the frames (read by the transport network, each block by where it is) say whether
-    the keys' most likely move happens or the view stays: a move into a wall leaves the view where it was. Trained as
-    a classifier of which of the two is nearer the next frame (weighted by how much). The frames can only stop the
-    keys' move, never make another, so a world whose keys do not move the view keeps 'stay'"""
+    the keys' most likely move happens or the view stays: a move into a wall leaves the view where it was. One
+    readout of the frames per key, trained as a classifier of which of the two is nearer the next frame (weighted by
+    how much). The frames can only stop the keys' move, never make another, so a world whose keys do not move the
+    view keeps 'stay'. The `small` preset's (quality bench, 10 CPU-min: explorer PSNR at step 4 26.8 / 26.6 dB
+    against 24.2 / 25.2 without it, physics/uniform unchanged; docs/results.md)"""
     transport_score: str = "mixture"
     """the transport's own loss with transport_hard_train or transport_flow: 'mixture' (the MSE of the frame mixed
     by the softmax weights) or 'expected' (the squared error expected when one displacement is drawn from them, the

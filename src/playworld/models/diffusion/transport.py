@@ -17,7 +17,8 @@ A global transport (`transport_global`) gives the whole frame one displacement, 
 from the frames, it also follows what moves inside them (on a blank background the best frame-wide shift is a
 ball's); read from the keys alone (`transport_keys_only`, the `small` preset's) and scored by the error of the one
 move play makes (`transport_score: expected`), it learns each key's move where the keys move the view and 'stay'
-where they do not, and leaves what moves inside the frame to the U-Net.
+where they do not, and leaves what moves inside the frame to the U-Net. With `transport_gate` (also the preset's)
+the frames say whether the keys' move happens: a move into a wall leaves the view where it was.
 
 The transport net is trained by its own loss, the mean squared error of the transported frame against the
 true next frame (`DiffusionConfig.transport_loss`); the denoiser's target takes it as a constant.

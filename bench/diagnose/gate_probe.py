@@ -7,8 +7,8 @@ loss does not depend on the U-Net, so the transport can be trained on its own in
 quality bench's ten per row: a quick instrument for changes to the gate. The transport is built as the `small`
 preset's diffusion model builds it (with `--set` changes), trained with the preset's learning rate and batch on
 random windows of DATA's train split (K real context frames, as teacher forcing sees them: no context noise or
-blur), and every `--every` steps measured on test windows (a start every frame, up to `--windows`), raw and as an
-exponential moving average with the preset's `ema_decay` (the weights a run is played with):
+blur), and every `--every` steps measured on test windows (random starts, up to `--windows`), raw and as the
+exponential moving average training keeps (the preset's `ema_decay` and warm-up: the weights a run is played with):
 
 - `keys_move`: the share of the frames led into by a key other than the first (explorer's noop) where the keys'
   most likely move is not 'stay' (the keys have learned to move the view);
@@ -21,7 +21,6 @@ exponential moving average with the preset's `ema_decay` (the weights a run is p
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel
 
 from playworld.data.store import Dataset
 from playworld.eval.api import Windows
@@ -37,6 +37,8 @@ from playworld.models.diffusion.transport import Transport
 from playworld.models.interface import WorldSpec
 from playworld.options import parse_sets
 from playworld.runs.presets import load_preset, make_model_config, resolve_context
+from playworld.train.config import make_train_config
+from playworld.train.loop import ema_update
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the repo root, for bench.common
 from bench import common
@@ -105,20 +107,15 @@ def main() -> None:
     if not (config.transport > 0 and config.transport_keys_only):
         raise SystemExit("the probe trains the keys' transport: set model.transport > 0 and model.transport_keys_only=true")
     K = resolve_context(preset, sets["model"].get("context"))
-    train_cfg = preset.get("train") or {}
-    lr = float(sets["train"].get("lr", train_cfg.get("lr", 1e-3)))
-    batch = int(sets["train"].get("batch_size", train_cfg.get("batch_size", 16)))
-    decay = float(sets["train"].get("ema_decay", train_cfg.get("ema_decay", 0.995)))
+    cfg = make_train_config(preset, sets["train"], "diffusion")
+    lr, batch = float(cfg.lr), int(cfg.batch_size)
     spec = WorldSpec(ds.resolution, ds.action_space, context=K, world=ds.world)
     rng = np.random.default_rng(args.seed)
     train, test = (windows(ds, split, K, n, rng, args.flag) for split, n in (("train", args.pool), ("test", args.windows)))
-    t = Transport(spec, int(config.transport), int(config.transport_patch), int(config.transport_channels),
-                  int(config.action_dim), int(config.groups), hard_always=bool(config.transport_hard_train),
-                  edge=config.transport_edge, global_=True, keys_only=True,
-                  expected=config.transport_score == "expected", gate=bool(config.transport_gate))
-    ema = copy.deepcopy(t)
+    t = get_family("diffusion").build(config, spec).transport  # the transport as the diffusion network builds it
+    ema = AveragedModel(t, multi_avg_fn=ema_update(cfg.ema_decay, cfg.ema_warmup), use_buffers=True)  # as training does
     opt = torch.optim.Adam(t.parameters(), lr)
-    curve = [{"step": 0, "raw": measure(t, test), "ema": measure(ema, test)}]
+    curve = [{"step": 0, "raw": measure(t, test), "ema": measure(ema.module, test)}]
     started = time.process_time()
     for step in range(1, args.steps + 1):
         i = torch.randint(0, len(train["frames"]), (batch,))
@@ -129,11 +126,9 @@ def main() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(t.parameters(), 1.0)
         opt.step()
-        with torch.no_grad():
-            for e, p in zip(ema.parameters(), t.parameters()):
-                e.lerp_(p, 1 - decay)
+        ema.update_parameters(t)
         if step % args.every == 0 or step == args.steps:
-            curve.append({"step": step, "raw": measure(t, test), "ema": measure(ema, test)})
+            curve.append({"step": step, "raw": measure(t, test), "ema": measure(ema.module, test)})
             print(f"gate_probe: step {step}: {curve[-1]}", file=sys.stderr, flush=True)
     common.report("gate_probe", {
         "data": args.data, "context": K, "sets": args.set, "gate": bool(config.transport_gate), "lr": lr, "batch": batch,

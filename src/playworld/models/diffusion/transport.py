@@ -175,8 +175,9 @@ class Transport(nn.Module):
         """keys_only: the softmax over the displacements the keys say (B, N), and with `gate` the logit of the
         probability that their move happens, read from the frames (B, 1); else None."""
         newest = actions[:, -1]
+        scaled = self.scale(newest) if self.continuous else None
         if self.continuous:
-            keys = self.action_logits(self.scale(newest))
+            keys = self.action_logits(scaled)
         else:
             keys = self.action_logits(newest.long())
         keys = (KEY_GAIN * keys.float()).softmax(dim=1)
@@ -187,7 +188,6 @@ class Transport(nn.Module):
             h = block(h, cond)
         rows = self.gate_out(h.flatten(1)).float()
         if self.continuous:  # the dimensions' rows weighed by the scaled action, plus the bias row
-            scaled = self.scale(newest)
             return keys, (rows[:, :-1] * scaled).sum(1, keepdim=True) + rows[:, -1:]
         return keys, rows.gather(1, newest.long().view(-1, 1))
 
@@ -196,8 +196,7 @@ class Transport(nn.Module):
         gate says it happens (logit > 0) and 'no displacement' where not (one-hot), as every block's weights
         (B, N, H/p, W/p)."""
         if happens is not None:
-            stay = torch.full_like(happens, keys.shape[1] // 2, dtype=torch.long).squeeze(1)
-            move = torch.where(happens.squeeze(1) > 0, keys.argmax(dim=1), stay)
+            move = keys.argmax(dim=1).masked_fill(happens.squeeze(1) <= 0, keys.shape[1] // 2)
             keys = F.one_hot(move, keys.shape[1]).to(keys.dtype)
         grid = self.spec_blocks
         return keys[:, :, None, None].expand(-1, -1, grid, grid)
@@ -215,7 +214,7 @@ class Transport(nn.Module):
         indifferent (the untrained keys' most likely move is 'stay'), and the cross-entropy's gradient does not
         vanish where the gate is confidently wrong."""
         with torch.no_grad():
-            moved = self.scored(newest, self._gated(most_likely_keys(keys), None))
+            moved = self.scored(newest, most_likely(self._gated(keys, None)))
             err_move = (moved - target.float()).pow(2).flatten(1).mean(1)
             err_stay = (newest.float() - target.float()).pow(2).flatten(1).mean(1)
             label = (err_move < err_stay).to(happens.dtype)
@@ -359,11 +358,6 @@ def expected_displacement(weights: Tensor) -> tuple[Tensor, Tensor]:
     offsets = torch.arange(n, device=weights.device, dtype=weights.dtype).view(1, n, 1, 1) - (n - 1) // 2
     grid = weights.view(b, n, n, h, w)  # (B, dy, dx, h, w)
     return (grid.sum(2) * offsets).sum(1), (grid.sum(1) * offsets).sum(1)
-
-
-def most_likely_keys(keys: Tensor) -> Tensor:
-    """The keys' weights (B, N) -> one-hot weights on their most likely displacement."""
-    return F.one_hot(keys.argmax(dim=1), keys.shape[1]).to(keys.dtype)
 
 
 def most_likely(weights: Tensor) -> Tensor:
